@@ -1,0 +1,300 @@
+//! The files of one contract and `$ref` resolution across them.
+//!
+//! A contract may reference other files (`./common/messages.yaml#/components/messages/X`); they
+//! are read when first referenced and kept with their source maps, so a problem anywhere can be
+//! reported at its own file, line and column. Reference chains (a `$ref` to a `$ref`) are
+//! followed with cycle detection; cycles *through* schemas are fine and handled by the schema
+//! registry, which names each referenced schema once.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::yaml::{self, SourceMap};
+use crate::error::{Diagnostic, Error};
+
+/// A node in one of the contract's files.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct Loc {
+    pub file: usize,
+    pub pointer: String,
+}
+
+impl Loc {
+    pub fn child(&self, token: &str) -> Loc {
+        Loc {
+            file: self.file,
+            pointer: yaml::push_token(&self.pointer, token),
+        }
+    }
+
+    pub fn index(&self, index: usize) -> Loc {
+        self.child(&index.to_string())
+    }
+}
+
+struct SourceFile {
+    /// The path as the user named it (root) or as resolved from the referencing file.
+    path: PathBuf,
+    canonical: PathBuf,
+    value: Value,
+    map: SourceMap,
+}
+
+/// All files read for one contract, the root first.
+pub(crate) struct Sources {
+    files: Vec<SourceFile>,
+    /// Problems found so far, in the order found.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Sources {
+    /// Reads and parses the root document.
+    pub fn open(path: &Path) -> Result<Sources, Error> {
+        let mut sources = Sources {
+            files: Vec::new(),
+            diagnostics: Vec::new(),
+        };
+        match sources.read(path.to_path_buf()) {
+            Ok(_) => Ok(sources),
+            Err(ReadFailure::Io(source)) => Err(Error::Read {
+                path: path.to_path_buf(),
+                source,
+            }),
+            Err(ReadFailure::Syntax(diagnostic)) => Err(Error::Contract(vec![diagnostic])),
+        }
+    }
+
+    /// Parses a root document from text; `path` is only used to name it in diagnostics.
+    pub fn from_text(path: &Path, text: &str) -> Result<Sources, Error> {
+        let mut sources = Sources {
+            files: Vec::new(),
+            diagnostics: Vec::new(),
+        };
+        sources
+            .parse(path.to_path_buf(), path.to_path_buf(), text)
+            .map_err(|diagnostic| Error::Contract(vec![diagnostic]))?;
+        Ok(sources)
+    }
+
+    pub fn root(&self) -> Loc {
+        Loc {
+            file: 0,
+            pointer: String::new(),
+        }
+    }
+
+    /// Every file read, root first, as named in diagnostics.
+    pub fn paths(&self) -> Vec<PathBuf> {
+        self.files.iter().map(|file| file.path.clone()).collect()
+    }
+
+    pub fn path(&self, file: usize) -> &Path {
+        &self.files[file].path
+    }
+
+    pub fn get(&self, loc: &Loc) -> Option<&Value> {
+        self.files[loc.file].value.pointer(&loc.pointer)
+    }
+
+    /// Records a problem at `loc` (or its nearest existing ancestor).
+    pub fn error(&mut self, loc: &Loc, message: impl Into<String>) {
+        let diagnostic = self.diagnostic(loc, message.into());
+        self.diagnostics.push(diagnostic);
+    }
+
+    pub fn diagnostic(&self, loc: &Loc, message: String) -> Diagnostic {
+        let file = &self.files[loc.file];
+        let position = file.map.nearest(&loc.pointer);
+        Diagnostic {
+            file: file.path.clone(),
+            line: position.line,
+            column: position.column,
+            pointer: loc.pointer.clone(),
+            message,
+        }
+    }
+
+    /// Follows `$ref` chains from `loc` until a node that is not a reference.
+    ///
+    /// Returns `None` (with a diagnostic recorded) when a reference is broken or loops.
+    pub fn deref(&mut self, loc: &Loc) -> Option<Loc> {
+        let mut current = loc.clone();
+        let mut seen = HashSet::new();
+        loop {
+            let Some(reference) = self.reference_at(&current) else {
+                return Some(current);
+            };
+            if !seen.insert(current.clone()) {
+                self.error(
+                    loc,
+                    format!("`$ref` cycle: `{reference}` leads back to itself"),
+                );
+                return None;
+            }
+            current = self.resolve(&current, &reference)?;
+        }
+    }
+
+    /// The `$ref` string of the node at `loc`, if it is a reference object.
+    pub fn reference_at(&self, loc: &Loc) -> Option<String> {
+        match self.get(loc)? {
+            Value::Object(map) => map.get("$ref").and_then(Value::as_str).map(str::to_owned),
+            _ => None,
+        }
+    }
+
+    /// Resolves one `$ref` string written at `at` (the reference object) to the node it names.
+    pub fn resolve(&mut self, at: &Loc, reference: &str) -> Option<Loc> {
+        let ref_loc = at.child("$ref");
+        let (file_part, fragment) = match reference.split_once('#') {
+            Some((file, fragment)) => (file, fragment),
+            None => (reference, ""),
+        };
+        let file = if file_part.is_empty() {
+            at.file
+        } else if file_part.contains("://") {
+            self.error(
+                &ref_loc,
+                format!(
+                    "remote reference `{reference}` is not supported: save the document beside \
+                     this one and reference it by a relative path"
+                ),
+            );
+            return None;
+        } else {
+            let base = self.files[at.file]
+                .path
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default();
+            match self.read(base.join(file_part)) {
+                Ok(file) => file,
+                Err(ReadFailure::Io(error)) => {
+                    self.error(
+                        &ref_loc,
+                        format!("`$ref` to `{file_part}`, which cannot be read: {error}"),
+                    );
+                    return None;
+                }
+                Err(ReadFailure::Syntax(diagnostic)) => {
+                    self.diagnostics.push(diagnostic);
+                    return None;
+                }
+            }
+        };
+        let pointer = match decode_fragment(fragment) {
+            Some(pointer) => pointer,
+            None => {
+                self.error(
+                    &ref_loc,
+                    format!("`$ref` `{reference}` has a fragment that is not a JSON pointer"),
+                );
+                return None;
+            }
+        };
+        let target = Loc { file, pointer };
+        if self.get(&target).is_none() {
+            let file_name = self.files[file].path.display().to_string();
+            self.error(
+                &ref_loc,
+                format!(
+                    "`$ref` `{reference}` points to nothing: `{file_name}` has no `#{}`",
+                    target.pointer
+                ),
+            );
+            return None;
+        }
+        Some(target)
+    }
+
+    fn read(&mut self, path: PathBuf) -> Result<usize, ReadFailure> {
+        let canonical = path.canonicalize().map_err(ReadFailure::Io)?;
+        if let Some(index) = self.files.iter().position(|f| f.canonical == canonical) {
+            return Ok(index);
+        }
+        let text = std::fs::read_to_string(&path).map_err(ReadFailure::Io)?;
+        self.parse(path, canonical, &text)
+            .map_err(ReadFailure::Syntax)
+    }
+
+    fn parse(
+        &mut self,
+        path: PathBuf,
+        canonical: PathBuf,
+        text: &str,
+    ) -> Result<usize, Diagnostic> {
+        match yaml::parse(text) {
+            Ok((value, map)) => {
+                self.files.push(SourceFile {
+                    path,
+                    canonical,
+                    value,
+                    map,
+                });
+                Ok(self.files.len() - 1)
+            }
+            Err(error) => Err(Diagnostic {
+                file: path,
+                line: error.position.line,
+                column: error.position.column,
+                pointer: String::new(),
+                message: format!("not valid YAML: {}", error.message),
+            }),
+        }
+    }
+}
+
+enum ReadFailure {
+    Io(std::io::Error),
+    Syntax(Diagnostic),
+}
+
+/// Turns a URI fragment (`/components/schemas/A%20B`) into a JSON pointer.
+fn decode_fragment(fragment: &str) -> Option<String> {
+    if !fragment.is_empty() && !fragment.starts_with('/') {
+        return None;
+    }
+    let bytes = fragment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        if bytes[index] == b'%' && index + 2 < bytes.len() {
+            let hex = std::str::from_utf8(&bytes[index + 1..index + 3]).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            index += 3;
+        } else {
+            out.push(bytes[index]);
+            index += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The reference tokens of a JSON pointer, unescaped.
+pub(crate) fn pointer_tokens(pointer: &str) -> impl Iterator<Item = String> + '_ {
+    pointer
+        .split('/')
+        .skip(1)
+        .map(|token| token.replace("~1", "/").replace("~0", "~"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fragments_decode_percent_escapes() {
+        assert_eq!(decode_fragment("/a%20b/c").as_deref(), Some("/a b/c"));
+        assert_eq!(decode_fragment("").as_deref(), Some(""));
+        assert_eq!(decode_fragment("a/b"), None);
+        assert_eq!(decode_fragment("/bad%zz"), None);
+    }
+
+    #[test]
+    fn pointer_tokens_unescape() {
+        let tokens: Vec<_> = pointer_tokens("/channels/~1ws~1v1~1echo/a~0b").collect();
+        assert_eq!(tokens, ["channels", "/ws/v1/echo", "a~b"]);
+    }
+}

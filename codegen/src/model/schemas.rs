@@ -1,0 +1,248 @@
+//! The schema registry: every referenced schema becomes one named [`Schema`].
+//!
+//! Naming each `$ref` target once (whatever file or depth it is at) is what makes cycles finite
+//! and gives typify one definition list whose references it understands
+//! (`#/definitions/<name>`); the same list, bundled per message, feeds the run-time validators.
+
+use std::collections::{BTreeSet, HashMap};
+
+use serde_json::{Map, Value, json};
+
+use super::files::{Loc, Sources, pointer_tokens};
+use super::{Origin, Position, Schema, SchemaId, heck_pascal};
+
+/// Keywords whose values are data, not schemas: a `$ref` inside them is not a reference.
+const DATA_KEYWORDS: &[&str] = &[
+    "examples",
+    "example",
+    "default",
+    "const",
+    "enum",
+    "x-examples",
+];
+
+/// Pointer tokens that say where a schema sits rather than what it is; skipped when naming.
+const STRUCTURAL_TOKENS: &[&str] = &[
+    "properties",
+    "items",
+    "additionalProperties",
+    "patternProperties",
+    "allOf",
+    "anyOf",
+    "oneOf",
+    "not",
+    "schema",
+    "schemas",
+    "definitions",
+    "$defs",
+    "components",
+    "payload",
+    "headers",
+    "messages",
+];
+
+#[derive(Default)]
+pub(crate) struct Registry {
+    by_loc: HashMap<Loc, SchemaId>,
+    schemas: Vec<Schema>,
+}
+
+impl Registry {
+    pub fn into_schemas(self) -> Vec<Schema> {
+        self.schemas
+    }
+
+    /// Names a `components/schemas` entry after its key.
+    pub fn intern_component(
+        &mut self,
+        sources: &mut Sources,
+        loc: &Loc,
+        key: &str,
+    ) -> Option<SchemaId> {
+        let id = self.intern(sources, loc, &heck_pascal(key))?;
+        if self.schemas[id].component.is_none() && sources.reference_at(loc).is_none() {
+            self.schemas[id].component = Some(key.to_owned());
+        }
+        Some(id)
+    }
+
+    /// The id of the schema at `loc` (following references), registering it under a name made
+    /// from `name_hint` the first time it is met.
+    pub fn intern(
+        &mut self,
+        sources: &mut Sources,
+        loc: &Loc,
+        name_hint: &str,
+    ) -> Option<SchemaId> {
+        let target = sources.deref(loc)?;
+        if let Some(&id) = self.by_loc.get(&target) {
+            return Some(id);
+        }
+        let name = self.unique_name(name_hint);
+        let diagnostic = sources.diagnostic(&target, String::new());
+        let id = self.schemas.len();
+        self.schemas.push(Schema {
+            name,
+            component: None,
+            value: Value::Null,
+            origin: Origin {
+                file: diagnostic.file,
+                pointer: diagnostic.pointer,
+                position: Position {
+                    line: diagnostic.line,
+                    column: diagnostic.column,
+                },
+            },
+        });
+        // Registered before its body is read, so a schema that refers to itself finds itself.
+        self.by_loc.insert(target.clone(), id);
+        let value = self.rewrite(sources, &target);
+        self.schemas[id].value = value;
+        Some(id)
+    }
+
+    /// A copy of the schema at `loc` with each nested `$ref` replaced by `#/definitions/<name>`.
+    fn rewrite(&mut self, sources: &mut Sources, loc: &Loc) -> Value {
+        let Some(value) = sources.get(loc).cloned() else {
+            return Value::Null;
+        };
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::String(reference)) = map.get("$ref") {
+                    let Some(target) = sources.resolve(loc, reference) else {
+                        return json!({});
+                    };
+                    let hint = name_hint(sources, &target);
+                    return match self.intern(sources, &target, &hint) {
+                        Some(id) => {
+                            let mut out = Map::new();
+                            out.insert(
+                                "$ref".to_owned(),
+                                Value::String(format!("#/definitions/{}", self.schemas[id].name)),
+                            );
+                            // Draft-07 ignores siblings of `$ref`; a description is still
+                            // worth keeping for the docs.
+                            if let Some(description) = map.get("description") {
+                                out.insert("description".to_owned(), description.clone());
+                            }
+                            Value::Object(out)
+                        }
+                        None => json!({}),
+                    };
+                }
+                let mut out = Map::new();
+                for (key, inner) in &map {
+                    let rewritten = if DATA_KEYWORDS.contains(&key.as_str()) {
+                        inner.clone()
+                    } else {
+                        self.rewrite(sources, &loc.child(key))
+                    };
+                    out.insert(key.clone(), rewritten);
+                }
+                Value::Object(out)
+            }
+            Value::Array(items) => Value::Array(
+                (0..items.len())
+                    .map(|index| self.rewrite(sources, &loc.index(index)))
+                    .collect(),
+            ),
+            scalar => scalar,
+        }
+    }
+
+    fn unique_name(&self, hint: &str) -> String {
+        let taken = |name: &str| self.schemas.iter().any(|schema| schema.name == name);
+        if !taken(hint) {
+            return hint.to_owned();
+        }
+        (2..)
+            .map(|counter| format!("{hint}{counter}"))
+            .find(|name| !taken(name))
+            .unwrap_or_else(|| hint.to_owned())
+    }
+}
+
+/// A name for a schema that is only known by where it is: the last meaningful pointer token,
+/// so `#/components/messages/ping/payload` gives `PingPayload`.
+fn name_hint(sources: &Sources, loc: &Loc) -> String {
+    let tokens: Vec<String> = pointer_tokens(&loc.pointer).collect();
+    let suffix = match tokens.last().map(String::as_str) {
+        Some("payload") => "Payload",
+        Some("headers") => "Headers",
+        _ => "",
+    };
+    let base = tokens
+        .iter()
+        .rev()
+        .find(|token| {
+            !STRUCTURAL_TOKENS.contains(&token.as_str())
+                && !token.chars().all(|c| c.is_ascii_digit())
+        })
+        .cloned()
+        .unwrap_or_else(|| {
+            sources
+                .path(loc.file)
+                .file_stem()
+                .map(|stem| stem.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "Schema".to_owned())
+        });
+    format!("{}{suffix}", heck_pascal(&base))
+}
+
+/// The schema `id` with every definition it reaches, as one draft-07 document.
+pub(crate) fn bundle(schemas: &[Schema], id: SchemaId) -> Value {
+    let mut reached = BTreeSet::new();
+    let mut pending = vec![id];
+    while let Some(next) = pending.pop() {
+        collect_refs(&schemas[next].value, &mut |name| {
+            if let Some(found) = schemas.iter().position(|schema| schema.name == name)
+                && reached.insert(found)
+            {
+                pending.push(found);
+            }
+        });
+    }
+    let mut root = match &schemas[id].value {
+        Value::Object(map) => map.clone(),
+        // `true`/`false` schemas: wrap so definitions can sit beside them.
+        other => {
+            let mut map = Map::new();
+            map.insert("allOf".to_owned(), Value::Array(vec![other.clone()]));
+            map
+        }
+    };
+    root.insert(
+        "$schema".to_owned(),
+        Value::String("http://json-schema.org/draft-07/schema#".to_owned()),
+    );
+    if !reached.is_empty() {
+        let definitions: Map<String, Value> = reached
+            .iter()
+            .map(|&index| (schemas[index].name.clone(), schemas[index].value.clone()))
+            .collect();
+        root.insert("definitions".to_owned(), Value::Object(definitions));
+    }
+    Value::Object(root)
+}
+
+/// Calls `found` with the name of every `#/definitions/<name>` reference in a schema value.
+pub(crate) fn collect_refs(value: &Value, found: &mut impl FnMut(&str)) {
+    match value {
+        Value::Object(map) => {
+            if let Some(name) = map
+                .get("$ref")
+                .and_then(Value::as_str)
+                .and_then(|reference| reference.strip_prefix("#/definitions/"))
+            {
+                found(name);
+            }
+            for (key, inner) in map {
+                if !DATA_KEYWORDS.contains(&key.as_str()) {
+                    collect_refs(inner, found);
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|item| collect_refs(item, found)),
+        _ => {}
+    }
+}

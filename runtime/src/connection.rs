@@ -1,0 +1,209 @@
+//! One accepted WebSocket connection as the application sees it: a cheap, cloneable handle.
+//!
+//! Sending never waits: frames go into a bounded queue drained by the connection's own task
+//! (see [`crate::socket::run`]). When the queue is full the client is not keeping up; the
+//! connection is closed (1013) instead of letting it slow the publisher or other clients.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use tokio::sync::{Notify, mpsc, watch};
+
+use crate::Payload;
+
+/// Close code used when a client does not read fast enough (RFC 6455 "Try Again Later").
+pub const CLOSE_TOO_SLOW: u16 = 1013;
+
+/// A message serialised once (compact JSON, non-ASCII kept as is) and shareable between
+/// connections: cloning a frame clones a reference, not the bytes.
+pub struct Frame<T> {
+    text: Bytes,
+    message: PhantomData<fn() -> T>,
+}
+
+impl<T: Payload> Frame<T> {
+    /// Serialises `message` to its wire form. Debug builds (and so the tests) also check it
+    /// against the contract, so a server that sends what the contract forbids fails loudly.
+    pub fn new(message: &T) -> Result<Frame<T>, SendError> {
+        let text =
+            serde_json::to_vec(message).map_err(|error| SendError::Serialize(error.to_string()))?;
+        if cfg!(debug_assertions) {
+            let value: serde_json::Value = serde_json::from_slice(&text)
+                .map_err(|error| SendError::Serialize(error.to_string()))?;
+            T::validator()
+                .check(&value)
+                .map_err(|violations| SendError::Contract(violations.to_string()))?;
+        }
+        Ok(Frame {
+            text: Bytes::from(text),
+            message: PhantomData,
+        })
+    }
+}
+
+impl<T> Frame<T> {
+    /// The JSON text of the frame.
+    pub fn as_str(&self) -> &str {
+        // Built from serde_json output only, which is UTF-8.
+        std::str::from_utf8(&self.text).unwrap_or_default()
+    }
+
+    pub(crate) fn bytes(&self) -> Bytes {
+        self.text.clone()
+    }
+}
+
+impl<T> Clone for Frame<T> {
+    fn clone(&self) -> Self {
+        Frame {
+            text: self.text.clone(),
+            message: PhantomData,
+        }
+    }
+}
+
+impl<T> fmt::Debug for Frame<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Frame").field(&self.as_str()).finish()
+    }
+}
+
+/// Why a frame could not be queued.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    #[error("the connection is closed")]
+    Closed,
+    #[error("the client is not reading fast enough; the connection is being closed")]
+    TooSlow,
+    #[error("the message could not be serialised: {0}")]
+    Serialize(String),
+    #[error("the message does not match the contract: {0}")]
+    Contract(String),
+}
+
+pub(crate) enum Outbound {
+    Text(Bytes),
+}
+
+struct Shared {
+    id: u64,
+    queue: mpsc::Sender<Outbound>,
+    /// The first close requested wins; the socket task reads it after draining the queue.
+    close_request: Mutex<Option<(u16, String)>>,
+    close_requested: AtomicBool,
+    wake: Notify,
+    closed: watch::Sender<bool>,
+}
+
+/// A handle on one open WebSocket connection.
+#[derive(Clone)]
+pub struct Connection {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("id", &self.shared.id)
+            .finish()
+    }
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+impl Connection {
+    pub(crate) fn new(queue_len: usize) -> (Connection, mpsc::Receiver<Outbound>) {
+        let (queue, receiver) = mpsc::channel(queue_len.max(1));
+        let (closed, _) = watch::channel(false);
+        let shared = Shared {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            queue,
+            close_request: Mutex::new(None),
+            close_requested: AtomicBool::new(false),
+            wake: Notify::new(),
+            closed,
+        };
+        (
+            Connection {
+                shared: Arc::new(shared),
+            },
+            receiver,
+        )
+    }
+
+    /// A process-unique id, for logs and registries.
+    pub fn id(&self) -> u64 {
+        self.shared.id
+    }
+
+    /// Queues a pre-serialised frame. Never waits.
+    pub fn send_frame<T>(&self, frame: &Frame<T>) -> Result<(), SendError> {
+        self.send_bytes(frame.bytes())
+    }
+
+    /// Queues JSON text. Never waits; a full queue closes the connection with 1013.
+    pub fn send_text(&self, text: impl Into<Bytes>) -> Result<(), SendError> {
+        self.send_bytes(text.into())
+    }
+
+    fn send_bytes(&self, bytes: Bytes) -> Result<(), SendError> {
+        if self.shared.close_requested.load(Ordering::Acquire) {
+            return Err(SendError::Closed);
+        }
+        match self.shared.queue.try_send(Outbound::Text(bytes)) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.close(CLOSE_TOO_SLOW, "Client is not reading fast enough.");
+                Err(SendError::TooSlow)
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(SendError::Closed),
+        }
+    }
+
+    /// Asks for the connection to close with `code` and `reason` once the frames already
+    /// queued are written. The first request wins.
+    pub fn close(&self, code: u16, reason: impl Into<String>) {
+        if let Ok(mut request) = self.shared.close_request.lock()
+            && request.is_none()
+        {
+            *request = Some((code, reason.into()));
+            self.shared.close_requested.store(true, Ordering::Release);
+            self.shared.wake.notify_one();
+        }
+    }
+
+    /// Whether a close was requested or the socket ended.
+    pub fn is_closed(&self) -> bool {
+        self.shared.close_requested.load(Ordering::Acquire) || *self.shared.closed.borrow()
+    }
+
+    /// Resolves once the socket has ended (for whatever reason).
+    pub async fn closed(&self) {
+        let mut receiver = self.shared.closed.subscribe();
+        // An error means the sender is gone, which also means closed.
+        let _ = receiver.wait_for(|closed| *closed).await;
+    }
+
+    pub(crate) fn take_close_request(&self) -> Option<(u16, String)> {
+        self.shared
+            .close_request
+            .lock()
+            .ok()
+            .and_then(|mut r| r.take())
+    }
+
+    pub(crate) async fn close_wanted(&self) {
+        if self.shared.close_requested.load(Ordering::Acquire) {
+            return;
+        }
+        self.shared.wake.notified().await;
+    }
+
+    pub(crate) fn mark_ended(&self) {
+        self.shared.close_requested.store(true, Ordering::Release);
+        self.shared.closed.send_replace(true);
+    }
+}

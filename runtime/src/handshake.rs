@@ -1,0 +1,313 @@
+//! The WebSocket handshake as the application sees it, and how it refuses one.
+
+use std::fmt;
+use std::net::SocketAddr;
+
+use poem::Request;
+use poem::http::HeaderMap;
+
+/// What a client sent to open a connection: path parameters, query, headers, peer address.
+#[derive(Debug, Clone)]
+pub struct Handshake {
+    path: String,
+    query: Vec<(String, String)>,
+    path_params: Vec<(String, String)>,
+    headers: HeaderMap,
+    remote_addr: Option<SocketAddr>,
+}
+
+impl Handshake {
+    /// Reads the parts of `request` a handshake needs; `path_params` names the `{...}` of the
+    /// channel address.
+    pub fn from_request(request: &Request, path_params: &[&str]) -> Handshake {
+        let query = request
+            .uri()
+            .query()
+            .map(|query| url_decode_pairs(query))
+            .unwrap_or_default();
+        Handshake {
+            path: request.uri().path().to_owned(),
+            query,
+            path_params: path_params
+                .iter()
+                .filter_map(|name| {
+                    request
+                        .raw_path_param(name)
+                        .map(|value| ((*name).to_owned(), percent_decode(value)))
+                })
+                .collect(),
+            headers: request.headers().clone(),
+            remote_addr: request.remote_addr().as_socket_addr().copied(),
+        }
+    }
+
+    /// The request path.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The first value of a query parameter.
+    pub fn query(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// A `{name}` of the channel address.
+    pub fn path_param(&self, name: &str) -> Option<&str> {
+        self.path_params
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// A header value, if present and valid UTF-8.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|value| value.to_str().ok())
+    }
+
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    pub fn remote_addr(&self) -> Option<SocketAddr> {
+        self.remote_addr
+    }
+}
+
+fn url_decode_pairs(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (
+                percent_decode(&key.replace('+', " ")),
+                percent_decode(&value.replace('+', " ")),
+            )
+        })
+        .collect()
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        if bytes[index] == b'%'
+            && index + 2 < bytes.len()
+            && let Some(byte) = std::str::from_utf8(&bytes[index + 1..index + 3])
+                .ok()
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+        {
+            out.push(byte);
+            index += 3;
+            continue;
+        }
+        out.push(bytes[index]);
+        index += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// How a connection is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reject {
+    /// Refuse the upgrade with an HTTP status and a plain-text body.
+    Http { status: u16, body: String },
+    /// Accept the upgrade, then close at once with this code and reason (browsers can only
+    /// read a close reason, never the body of a refused upgrade).
+    Close { code: u16, reason: String },
+}
+
+impl Reject {
+    pub fn forbidden(body: impl Into<String>) -> Reject {
+        Reject::Http {
+            status: 403,
+            body: body.into(),
+        }
+    }
+
+    pub fn close(code: u16, reason: impl Into<String>) -> Reject {
+        Reject::Close {
+            code,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for Reject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reject::Http { status, body } => write!(f, "HTTP {status}: {body}"),
+            Reject::Close { code, reason } => write!(f, "close {code}: {reason}"),
+        }
+    }
+}
+
+/// Problems with a channel's parameters (path, query, headers), all of them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ParamsError {
+    pub problems: Vec<ParamProblem>,
+}
+
+/// One parameter's problem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParamProblem {
+    /// `query`, `path` or `header`.
+    pub location: &'static str,
+    pub name: String,
+    /// `None` when the parameter is missing.
+    pub invalid: Option<String>,
+}
+
+impl ParamsError {
+    /// Whether the parameter `name` is among the problems.
+    pub fn concerns(&self, name: &str) -> bool {
+        self.problems.iter().any(|problem| problem.name == name)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+impl fmt::Display for ParamsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (index, problem) in self.problems.iter().enumerate() {
+            if index > 0 {
+                f.write_str("; ")?;
+            }
+            match &problem.invalid {
+                None => write!(
+                    f,
+                    "{} parameter `{}` is missing",
+                    problem.location, problem.name
+                )?,
+                Some(why) => write!(
+                    f,
+                    "{} parameter `{}` is invalid: {why}",
+                    problem.location, problem.name
+                )?,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ParamsError {}
+
+/// Parsers for parameter values, shared by the generated `<Channel>Params::from_handshake`.
+pub mod params {
+    use super::{ParamProblem, ParamsError};
+
+    /// Parses one parameter; a problem is recorded in `errors` and `None` returned.
+    pub fn parse<T>(
+        errors: &mut ParamsError,
+        location: &'static str,
+        name: &str,
+        raw: Option<&str>,
+        required: bool,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        match raw {
+            None => {
+                if required {
+                    errors.problems.push(ParamProblem {
+                        location,
+                        name: name.to_owned(),
+                        invalid: None,
+                    });
+                }
+                None
+            }
+            Some(raw) => match parse(raw) {
+                Ok(value) => Some(value),
+                Err(why) => {
+                    errors.problems.push(ParamProblem {
+                        location,
+                        name: name.to_owned(),
+                        invalid: Some(why),
+                    });
+                    None
+                }
+            },
+        }
+    }
+
+    pub fn string(raw: &str) -> Result<String, String> {
+        Ok(raw.to_owned())
+    }
+
+    /// A UUID in its canonical hyphenated form only (either case): `1`, braces, URNs and the
+    /// hyphen-less form are refused, so a client and a publisher always name a city alike.
+    pub fn uuid(raw: &str) -> Result<uuid::Uuid, String> {
+        let canonical = raw.len() == 36
+            && raw
+                .char_indices()
+                .all(|(index, c)| matches!(index, 8 | 13 | 18 | 23) == (c == '-'));
+        if !canonical {
+            return Err(format!(
+                "`{raw}` is not a UUID (expected 8-4-4-4-12 hexadecimal digits)"
+            ));
+        }
+        uuid::Uuid::parse_str(raw).map_err(|error| format!("`{raw}` is not a UUID: {error}"))
+    }
+
+    pub fn integer(raw: &str) -> Result<i64, String> {
+        raw.parse()
+            .map_err(|_| format!("`{raw}` is not an integer"))
+    }
+
+    pub fn number(raw: &str) -> Result<f64, String> {
+        raw.parse::<f64>()
+            .ok()
+            .filter(|value| value.is_finite())
+            .ok_or_else(|| format!("`{raw}` is not a number"))
+    }
+
+    pub fn boolean(raw: &str) -> Result<bool, String> {
+        match raw {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(format!("`{raw}` is not `true` or `false`")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_canonical_uuids_parse() {
+        let canonical = "6ba7b810-9dad-11d1-80b4-00c04fd430c8";
+        assert!(params::uuid(canonical).is_ok());
+        assert_eq!(
+            params::uuid(&canonical.to_uppercase()).ok(),
+            params::uuid(canonical).ok()
+        );
+        for bad in [
+            "1",
+            "abc",
+            "6ba7b8109dad11d180b400c04fd430c8",
+            "{6ba7b810-9dad-11d1-80b4-00c04fd430c8}",
+            "6ba7b810-9dad-11d1-80b4-00c04fd430cg",
+        ] {
+            assert!(params::uuid(bad).is_err(), "{bad} should be refused");
+        }
+    }
+
+    #[test]
+    fn query_values_are_percent_decoded() {
+        assert_eq!(
+            url_decode_pairs("a=1%2B2&b=x+y&c"),
+            vec![
+                ("a".to_owned(), "1+2".to_owned()),
+                ("b".to_owned(), "x y".to_owned()),
+                ("c".to_owned(), String::new())
+            ]
+        );
+    }
+}

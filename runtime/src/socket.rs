@@ -1,0 +1,364 @@
+//! The life of one WebSocket connection: upgrade, read and write loop, keepalive, limits, close.
+//!
+//! One task per connection does everything (reads, drains the outbound queue, pings), which
+//! keeps the memory per idle connection small. Close codes follow RFC 6455 and the contract:
+//! 1003 for a frame that is not JSON text, 1007 for JSON that breaks the contract, 1009 for a
+//! frame over the size limit, 1013 for a client too slow to read, 1001 on idle timeout or
+//! shutdown, 1011 for an internal error.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use poem::web::websocket::{Message, WebSocket, WebSocketConfig, WebSocketStream};
+use poem::{FromRequest, IntoResponse, Request, Response};
+use serde_json::Value;
+use tokio::time::Instant;
+
+use crate::connection::{Connection, Outbound};
+use crate::{Reject, Violations};
+
+/// Limits and timings of every connection of a server.
+#[derive(Debug)]
+pub struct Config {
+    /// Largest message accepted, in bytes (larger: close 1009).
+    pub max_message_size: usize,
+    /// Largest single frame accepted, in bytes.
+    pub max_frame_size: usize,
+    /// Read buffer per connection. tungstenite's default (128 KiB) would cost over 1 GiB at
+    /// 10,000 connections; a few KiB is enough for small JSON frames.
+    pub read_buffer_size: usize,
+    /// Frames queued per connection before it counts as too slow (close 1013).
+    pub outbound_queue: usize,
+    /// How often an idle connection is pinged.
+    pub ping_interval: Duration,
+    /// A connection that sent nothing (not even a pong) for this long is closed (1001).
+    pub idle_timeout: Duration,
+    /// Open connections allowed; more are refused with HTTP 503.
+    pub max_connections: usize,
+    /// How long closing may take (flushing queued frames, waiting for the peer's close).
+    pub close_timeout: Duration,
+    active: AtomicUsize,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            max_message_size: 64 * 1024,
+            max_frame_size: 64 * 1024,
+            read_buffer_size: 4 * 1024,
+            outbound_queue: 256,
+            ping_interval: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(90),
+            max_connections: 10_000,
+            close_timeout: Duration::from_secs(2),
+            active: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl Config {
+    /// Connections open right now.
+    pub fn active_connections(&self) -> usize {
+        self.active.load(Ordering::Relaxed)
+    }
+
+    fn websocket(&self) -> WebSocketConfig {
+        let mut config = WebSocketConfig::default();
+        config.read_buffer_size = self.read_buffer_size;
+        config.write_buffer_size = 0;
+        config.max_message_size = Some(self.max_message_size);
+        config.max_frame_size = Some(self.max_frame_size);
+        config
+    }
+}
+
+/// A frame the contract does not allow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FrameError {
+    /// Not valid JSON text.
+    NotJson(String),
+    /// A binary frame: the contract speaks JSON text.
+    Binary,
+    /// Valid JSON that matches none of the messages this address receives.
+    Contract(Vec<Violations>),
+}
+
+impl FrameError {
+    /// The close code a server answers this with when it does not send an error message.
+    pub fn close_code(&self) -> u16 {
+        match self {
+            FrameError::NotJson(_) | FrameError::Binary => 1003,
+            FrameError::Contract(_) => 1007,
+        }
+    }
+
+    /// A short reason for the close frame (at most 123 bytes, as RFC 6455 allows).
+    pub fn close_reason(&self) -> String {
+        let reason = match self {
+            FrameError::NotJson(_) => "Frame is not valid JSON.".to_owned(),
+            FrameError::Binary => "Binary frames are not supported; send JSON text.".to_owned(),
+            FrameError::Contract(_) => format!("Message does not match the contract: {self}"),
+        };
+        truncate_reason(reason)
+    }
+}
+
+impl fmt::Display for FrameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FrameError::NotJson(error) => write!(f, "not valid JSON: {error}"),
+            FrameError::Binary => f.write_str("binary frame"),
+            FrameError::Contract(violations) => {
+                let lines: Vec<String> = violations.iter().map(ToString::to_string).collect();
+                f.write_str(&lines.join(" | "))
+            }
+        }
+    }
+}
+
+impl std::error::Error for FrameError {}
+
+/// Cuts a close reason to the 123 bytes a close frame can carry, on a character boundary.
+pub fn truncate_reason(mut reason: String) -> String {
+    if reason.len() > 123 {
+        let mut end = 120;
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        reason.truncate(end);
+        reason.push_str("...");
+    }
+    reason
+}
+
+/// What a handler tells the client when it fails: a close code and reason. The reason is what
+/// the client reads; anything internal belongs in the log, not here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelError {
+    pub code: u16,
+    pub reason: String,
+}
+
+impl ChannelError {
+    pub fn close(code: u16, reason: impl Into<String>) -> ChannelError {
+        ChannelError {
+            code,
+            reason: reason.into(),
+        }
+    }
+
+    /// 1011: something went wrong on the server; log the details, tell the client only this.
+    pub fn internal() -> ChannelError {
+        ChannelError::close(1011, "Internal server error.")
+    }
+}
+
+impl fmt::Display for ChannelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "close {}: {}", self.code, self.reason)
+    }
+}
+
+impl std::error::Error for ChannelError {}
+
+/// Parses a text frame as JSON.
+pub fn parse_json(text: &str) -> Result<Value, FrameError> {
+    serde_json::from_str(text).map_err(|error| FrameError::NotJson(error.to_string()))
+}
+
+/// What the generated code plugs into [`run`]: one per endpoint (channel address).
+pub trait SocketHandler: Send + Sync + 'static {
+    fn on_open(&self, connection: &Connection) -> impl Future<Output = ()> + Send;
+    fn on_text(&self, connection: &Connection, text: String) -> impl Future<Output = ()> + Send;
+    fn on_invalid(
+        &self,
+        connection: &Connection,
+        error: FrameError,
+    ) -> impl Future<Output = ()> + Send;
+    fn on_close(&self, connection: &Connection) -> impl Future<Output = ()> + Send;
+}
+
+/// Answers a handshake that was refused: an HTTP status, or an upgrade followed by a close.
+pub async fn refuse(request: &Request, config: Arc<Config>, reject: Reject) -> Response {
+    match reject {
+        Reject::Http { status, body } => plain_response(status, body),
+        Reject::Close { code, reason } => {
+            let websocket = match WebSocket::from_request_without_body(request).await {
+                Ok(websocket) => websocket,
+                Err(error) => return error.into_response(),
+            };
+            let reason = truncate_reason(reason);
+            websocket
+                .config(config.websocket())
+                .on_upgrade(move |stream| async move {
+                    let (mut sink, mut source) = stream.split();
+                    let _ = sink.send(Message::close_with(code, reason)).await;
+                    // Wait (bounded) for the client's close so it reads ours cleanly.
+                    let _ = tokio::time::timeout(config.close_timeout, async {
+                        while let Some(Ok(message)) = source.next().await {
+                            if message.is_close() {
+                                break;
+                            }
+                        }
+                    })
+                    .await;
+                })
+                .into_response()
+        }
+    }
+}
+
+fn plain_response(status: u16, body: String) -> Response {
+    let status =
+        poem::http::StatusCode::from_u16(status).unwrap_or(poem::http::StatusCode::FORBIDDEN);
+    Response::builder()
+        .status(status)
+        .content_type("text/plain; charset=utf-8")
+        .body(body)
+}
+
+/// Upgrades `request` and runs the connection with `handler` until it ends.
+pub async fn upgrade<H: SocketHandler>(
+    request: &Request,
+    config: Arc<Config>,
+    handler: H,
+) -> Response {
+    if config.active.load(Ordering::Relaxed) >= config.max_connections {
+        return plain_response(
+            503,
+            "Server is at its connection limit; try again later.".to_owned(),
+        );
+    }
+    let websocket = match WebSocket::from_request_without_body(request).await {
+        Ok(websocket) => websocket,
+        Err(error) => return error.into_response(),
+    };
+    config.active.fetch_add(1, Ordering::Relaxed);
+    let guard = ActiveGuard(config.clone());
+    websocket
+        .config(config.websocket())
+        .on_upgrade(move |stream| async move {
+            run(stream, &guard.0, handler).await;
+            drop(guard);
+        })
+        .into_response()
+}
+
+/// Counts an upgraded connection until dropped, whether or not the upgrade completes.
+struct ActiveGuard(Arc<Config>);
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+async fn run<H: SocketHandler>(stream: WebSocketStream, config: &Config, handler: H) {
+    let (connection, mut queue) = Connection::new(config.outbound_queue);
+    let (mut sink, mut source) = stream.split();
+    handler.on_open(&connection).await;
+    let mut keepalive =
+        tokio::time::interval_at(Instant::now() + config.ping_interval, config.ping_interval);
+    let mut last_seen = Instant::now();
+
+    let close = loop {
+        tokio::select! {
+            biased;
+            outbound = queue.recv() => match outbound {
+                Some(Outbound::Text(bytes)) => {
+                    if sink.send(Message::Text(String::from_utf8_lossy(&bytes).into_owned())).await.is_err() {
+                        break None;
+                    }
+                }
+                None => break None,
+            },
+            () = connection.close_wanted() => break connection.take_close_request(),
+            inbound = source.next() => {
+                last_seen = Instant::now();
+                match inbound {
+                    Some(Ok(Message::Text(text))) => handler.on_text(&connection, text).await,
+                    Some(Ok(Message::Binary(_))) => handler.on_invalid(&connection, FrameError::Binary).await,
+                    // tungstenite queues the pong itself; flushing sends it.
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
+                        if sink.flush().await.is_err() {
+                            break None;
+                        }
+                    }
+                    Some(Ok(Message::Close(_))) | None => break None,
+                    Some(Err(error)) => {
+                        // poem flattens tungstenite errors to text; capacity errors read so.
+                        if error.to_string().contains("Space limit exceeded") {
+                            break Some((1009, "Message too big.".to_owned()));
+                        }
+                        break None;
+                    }
+                }
+            }
+            _ = keepalive.tick() => {
+                if last_seen.elapsed() >= config.idle_timeout {
+                    break Some((1001, "Idle timeout.".to_owned()));
+                }
+                if sink.send(Message::Ping(Vec::new())).await.is_err() {
+                    break None;
+                }
+            }
+        }
+    };
+
+    match close {
+        Some((code, reason)) => {
+            let _ = tokio::time::timeout(config.close_timeout, async {
+                // Frames accepted before the close are still delivered.
+                while let Ok(Outbound::Text(bytes)) = queue.try_recv() {
+                    let text = String::from_utf8_lossy(&bytes).into_owned();
+                    if sink.send(Message::Text(text)).await.is_err() {
+                        return;
+                    }
+                }
+                if sink
+                    .send(Message::close_with(code, truncate_reason(reason)))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                while let Some(Ok(message)) = source.next().await {
+                    if message.is_close() {
+                        break;
+                    }
+                }
+            })
+            .await;
+        }
+        None => {
+            let _ = tokio::time::timeout(config.close_timeout, sink.close()).await;
+        }
+    }
+    connection.mark_ended();
+    handler.on_close(&connection).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn close_reasons_fit_a_close_frame() {
+        let long = "é".repeat(100);
+        let cut = truncate_reason(long);
+        assert!(cut.len() <= 123, "{}", cut.len());
+        assert!(cut.ends_with("..."));
+        assert_eq!(truncate_reason("short".to_owned()), "short");
+    }
+
+    #[test]
+    fn frame_errors_know_their_close_codes() {
+        assert_eq!(FrameError::NotJson(String::new()).close_code(), 1003);
+        assert_eq!(FrameError::Binary.close_code(), 1003);
+        assert_eq!(FrameError::Contract(Vec::new()).close_code(), 1007);
+    }
+}

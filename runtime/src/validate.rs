@@ -1,0 +1,139 @@
+//! The contract's JSON Schemas, compiled once and checked against frames.
+//!
+//! typify's types do not enforce every keyword (`minimum`, `maxLength`, `pattern` on some
+//! shapes...), so every inbound frame is checked against the schema itself before it is
+//! decoded; outbound frames are checked in debug builds and tests.
+
+use std::fmt;
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+/// A lazily compiled JSON Schema (draft-07, formats checked) embedded as text.
+pub struct Validator {
+    name: &'static str,
+    schema: &'static str,
+    compiled: OnceLock<Result<jsonschema::Validator, String>>,
+}
+
+impl fmt::Debug for Validator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Validator")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+/// Why a value does not match a schema: one line per violation, with where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violations {
+    pub schema: &'static str,
+    pub lines: Vec<String>,
+}
+
+impl fmt::Display for Violations {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "does not match `{}`: {}",
+            self.schema,
+            self.lines.join("; ")
+        )
+    }
+}
+
+impl std::error::Error for Violations {}
+
+impl Validator {
+    /// `schema` is the JSON text of a self-contained schema; `name` names it in errors.
+    pub const fn new(name: &'static str, schema: &'static str) -> Validator {
+        Validator {
+            name,
+            schema,
+            compiled: OnceLock::new(),
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Checks `value`; every violation is listed.
+    pub fn check(&self, value: &Value) -> Result<(), Violations> {
+        let compiled = self.compiled.get_or_init(|| {
+            let schema: Value =
+                serde_json::from_str(self.schema).map_err(|error| error.to_string())?;
+            jsonschema::options()
+                .with_draft(jsonschema::Draft::Draft7)
+                .should_validate_formats(true)
+                .build(&schema)
+                .map_err(|error| error.to_string())
+        });
+        match compiled {
+            Ok(validator) => {
+                let lines: Vec<String> = validator
+                    .iter_errors(value)
+                    .map(|error| {
+                        let path = error.instance_path().to_string();
+                        if path.is_empty() {
+                            error.to_string()
+                        } else {
+                            format!("{path}: {error}")
+                        }
+                    })
+                    .collect();
+                if lines.is_empty() {
+                    Ok(())
+                } else {
+                    Err(Violations {
+                        schema: self.name,
+                        lines,
+                    })
+                }
+            }
+            // A schema that does not compile is a generator bug; refuse rather than panic.
+            Err(error) => Err(Violations {
+                schema: self.name,
+                lines: vec![format!("the contract's schema does not compile: {error}")],
+            }),
+        }
+    }
+
+    /// Whether `value` matches.
+    pub fn matches(&self, value: &Value) -> bool {
+        self.check(value).is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    static MESSAGE: Validator = Validator::new(
+        "Message",
+        r#"{"type":"object","required":["message"],"properties":{"message":{"type":"string","maxLength":3},"id":{"type":"string","format":"uuid"}}}"#,
+    );
+
+    #[test]
+    fn reports_every_violation_with_its_path() {
+        assert!(MESSAGE.check(&json!({"message": "hi"})).is_ok());
+        let violations = MESSAGE
+            .check(&json!({"message": "toolong", "id": "nope"}))
+            .unwrap_err();
+        assert_eq!(violations.lines.len(), 2, "{violations}");
+        assert!(
+            violations
+                .lines
+                .iter()
+                .any(|line| line.starts_with("/message"))
+        );
+        assert!(violations.lines.iter().any(|line| line.starts_with("/id")));
+    }
+
+    #[test]
+    fn a_broken_schema_refuses_instead_of_panicking() {
+        static BROKEN: Validator = Validator::new("Broken", "{not json");
+        assert!(BROKEN.check(&json!({})).is_err());
+    }
+}
