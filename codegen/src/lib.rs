@@ -17,4 +17,4 @@ pub mod rust;
 
 pub use error::{Diagnostic, Error, Result};
 pub use model::Contract;
-// pub use rust::{Generator, Settings};
+pub use rust::{Generator, Settings};

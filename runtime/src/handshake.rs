@@ -163,6 +163,19 @@ pub struct ParamProblem {
 }
 
 impl ParamsError {
+    /// A parameter that is present but wrong.
+    pub fn invalid(
+        location: &'static str,
+        name: impl Into<String>,
+        why: impl Into<String>,
+    ) -> ParamProblem {
+        ParamProblem {
+            location,
+            name: name.into(),
+            invalid: Some(why.into()),
+        }
+    }
+
     /// Whether the parameter `name` is among the problems.
     pub fn concerns(&self, name: &str) -> bool {
         self.problems.iter().any(|problem| problem.name == name)

@@ -19,9 +19,9 @@ pub mod socket;
 mod validate;
 
 pub use connection::{Connection, Frame, SendError};
-pub use handshake::{Handshake, ParamsError, Reject, params};
+pub use handshake::{Handshake, ParamProblem, ParamsError, Reject, params};
 pub use socket::{ChannelError, Config, FrameError};
-pub use validate::{Validator, Violations};
+pub use validate::{Validator, Violation, Violations};
 
 pub use poem;
 pub use serde_json;

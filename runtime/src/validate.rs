@@ -24,21 +24,54 @@ impl fmt::Debug for Validator {
     }
 }
 
-/// Why a value does not match a schema: one line per violation, with where it is.
+/// Why a value does not match a schema: every violation, with where it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Violations {
     pub schema: &'static str,
-    pub lines: Vec<String>,
+    pub problems: Vec<Violation>,
+}
+
+/// One violation: the JSON pointer of the offending value (empty for the whole value) and what
+/// is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    pub path: String,
+    pub message: String,
+}
+
+impl Violations {
+    /// A single violation of the whole value.
+    pub fn single(schema: &'static str, message: impl Into<String>) -> Violations {
+        Violations {
+            schema,
+            problems: vec![Violation {
+                path: String::new(),
+                message: message.into(),
+            }],
+        }
+    }
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
 }
 
 impl fmt::Display for Violations {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "does not match `{}`: {}",
-            self.schema,
-            self.lines.join("; ")
-        )
+        write!(f, "{}: ", self.schema)?;
+        for (index, problem) in self.problems.iter().enumerate() {
+            if index > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{problem}")?;
+        }
+        Ok(())
     }
 }
 
@@ -71,37 +104,35 @@ impl Validator {
         });
         match compiled {
             Ok(validator) => {
-                let lines: Vec<String> = validator
+                let problems: Vec<Violation> = validator
                     .iter_errors(value)
-                    .map(|error| {
-                        let path = error.instance_path().to_string();
-                        if path.is_empty() {
-                            error.to_string()
-                        } else {
-                            format!("{path}: {error}")
-                        }
+                    .map(|error| Violation {
+                        path: error.instance_path().to_string(),
+                        message: error.to_string(),
                     })
                     .collect();
-                if lines.is_empty() {
+                if problems.is_empty() {
                     Ok(())
                 } else {
                     Err(Violations {
                         schema: self.name,
-                        lines,
+                        problems,
                     })
                 }
             }
             // A schema that does not compile is a generator bug; refuse rather than panic.
-            Err(error) => Err(Violations {
-                schema: self.name,
-                lines: vec![format!("the contract's schema does not compile: {error}")],
-            }),
+            Err(error) => Err(Violations::single(
+                self.name,
+                format!("the contract's schema does not compile: {error}"),
+            )),
         }
     }
 
-    /// Whether `value` matches.
-    pub fn matches(&self, value: &Value) -> bool {
-        self.check(value).is_ok()
+    /// Checks `value`, then decodes it as `T` (typify's types may be stricter than the schema,
+    /// so a decoding failure is a violation too).
+    pub fn decode<T: serde::de::DeserializeOwned>(&self, value: &Value) -> Result<T, Violations> {
+        self.check(value)?;
+        T::deserialize(value).map_err(|error| Violations::single(self.name, error.to_string()))
     }
 }
 

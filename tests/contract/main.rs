@@ -1,1 +1,7 @@
-fn main() {}
+//! Contract tests: a real `wfs` server on 127.0.0.1:0, driven by the clients generated from the
+//! contract, so every frame the server sends is also checked against the contract's schemas.
+//!
+//! One test binary (as DESIGN.md asks); each module covers one channel or concern.
+
+mod echo;
+mod server;

@@ -90,6 +90,14 @@ impl Sources {
         self.files.iter().map(|file| file.path.clone()).collect()
     }
 
+    /// The source maps of every file, for locating nodes after loading.
+    pub fn maps(&self) -> Vec<(PathBuf, SourceMap)> {
+        self.files
+            .iter()
+            .map(|file| (file.path.clone(), file.map.clone()))
+            .collect()
+    }
+
     pub fn path(&self, file: usize) -> &Path {
         &self.files[file].path
     }

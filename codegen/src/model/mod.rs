@@ -50,6 +50,8 @@ pub struct Contract {
     /// some `$ref` points at, in the order first met.
     pub schemas: Vec<Schema>,
     pub security_schemes: Vec<SecurityScheme>,
+    /// Where every node of every file is, to locate problems found after loading.
+    maps: Vec<(PathBuf, yaml::SourceMap)>,
 }
 
 /// Where a part of the contract was written.
@@ -287,6 +289,27 @@ impl Contract {
             .and_then(|name| self.schema_by_name(name))
     }
 
+    /// The line and column of `pointer` in `file` (or of its nearest existing ancestor).
+    pub fn locate(&self, file: &Path, pointer: &str) -> Position {
+        self.maps
+            .iter()
+            .find(|(path, _)| path == file)
+            .map(|(_, map)| map.nearest(pointer))
+            .unwrap_or(Position { line: 1, column: 1 })
+    }
+
+    /// A diagnostic at `pointer` in `file`.
+    pub fn diagnostic(&self, file: &Path, pointer: &str, message: impl Into<String>) -> Diagnostic {
+        let position = self.locate(file, pointer);
+        Diagnostic {
+            file: file.to_path_buf(),
+            line: position.line,
+            column: position.column,
+            pointer: pointer.to_owned(),
+            message: message.into(),
+        }
+    }
+
     /// The operations on a channel, in document order.
     pub fn operations_on(&self, channel: ChannelId) -> impl Iterator<Item = &Operation> {
         self.operations
@@ -381,6 +404,7 @@ impl Builder {
     fn finish(self, asyncapi: String, root_parts: RootParts) -> Contract {
         Contract {
             files: self.sources.paths(),
+            maps: self.sources.maps(),
             asyncapi,
             id: root_parts.id,
             info: root_parts.info,

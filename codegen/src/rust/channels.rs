@@ -1,0 +1,1204 @@
+//! Channels: per channel a module with its parameters, message enums, handler trait and typed
+//! connection handle; per address an endpoint that dispatches frames; and `routes`.
+//!
+//! Several channels may share one address (one WebSocket carries them all, as in Kraken's
+//! API), so endpoints are made per address and try each of its channels in turn.
+
+use heck::{ToSnakeCase, ToUpperCamelCase};
+use proc_macro2::{Ident, TokenStream};
+use quote::{format_ident, quote};
+use serde_json::{Value, json};
+
+use super::names::{field_ident, method_ident, unique};
+use crate::error::Diagnostic;
+use crate::model::{Action, Channel, ChannelId, Contract, MessageId, Operation, heck_pascal};
+
+/// Everything named for one channel.
+pub(crate) struct ChannelPlan {
+    pub id: ChannelId,
+    pub module: Ident,
+    pub pascal: String,
+    pub params: Vec<ParamField>,
+    /// Messages the server receives on this channel, in order.
+    pub inbound: Vec<MessageId>,
+    /// Messages the server sends on this channel (send operations and replies), in order.
+    pub outbound: Vec<MessageId>,
+}
+
+impl ChannelPlan {
+    pub fn ident(&self, suffix: &str) -> Ident {
+        format_ident!("{}{}", self.pascal, suffix)
+    }
+}
+
+/// One field of a `<Channel>Params` struct.
+pub(crate) struct ParamField {
+    pub ident: Ident,
+    /// The name on the wire (path parameter, query parameter or header name).
+    pub name: String,
+    /// `path`, `query` or `header`.
+    pub location: &'static str,
+    pub kind: ParamKind,
+    pub required: bool,
+    pub description: Option<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ParamKind {
+    String,
+    Uuid,
+    Integer,
+    Number,
+    Boolean,
+}
+
+impl ParamKind {
+    fn of(schema: Option<&Value>) -> ParamKind {
+        let schema = schema.and_then(Value::as_object);
+        let kind = schema.and_then(|s| s.get("type")).and_then(Value::as_str);
+        let format = schema.and_then(|s| s.get("format")).and_then(Value::as_str);
+        match (kind, format) {
+            (Some("string"), Some("uuid")) => ParamKind::Uuid,
+            (Some("integer"), _) => ParamKind::Integer,
+            (Some("number"), _) => ParamKind::Number,
+            (Some("boolean"), _) => ParamKind::Boolean,
+            _ => ParamKind::String,
+        }
+    }
+
+    fn rust_type(self) -> TokenStream {
+        match self {
+            ParamKind::String => quote!(::std::string::String),
+            ParamKind::Uuid => quote!(::uuid::Uuid),
+            ParamKind::Integer => quote!(i64),
+            ParamKind::Number => quote!(f64),
+            ParamKind::Boolean => quote!(bool),
+        }
+    }
+
+    fn parser(self) -> TokenStream {
+        match self {
+            ParamKind::String => quote!(::wfs_runtime::params::string),
+            ParamKind::Uuid => quote!(::wfs_runtime::params::uuid),
+            ParamKind::Integer => quote!(::wfs_runtime::params::integer),
+            ParamKind::Number => quote!(::wfs_runtime::params::number),
+            ParamKind::Boolean => quote!(::wfs_runtime::params::boolean),
+        }
+    }
+}
+
+/// Plans every channel: names, parameters, inbound and outbound messages.
+pub(crate) fn plan(contract: &Contract) -> Vec<ChannelPlan> {
+    let mut modules = vec![
+        "types".to_owned(),
+        "schemas".to_owned(),
+        "endpoints".to_owned(),
+    ];
+    contract
+        .channels
+        .iter()
+        .enumerate()
+        .map(|(id, channel)| {
+            let module = unique(&mut modules, &channel.key.to_snake_case());
+            let mut inbound = Vec::new();
+            let mut outbound = Vec::new();
+            for operation in contract.operations_on(id) {
+                let target = match operation.action {
+                    Action::Receive => &mut inbound,
+                    Action::Send => &mut outbound,
+                };
+                push_unique(target, &operation.messages);
+                if operation.action == Action::Receive
+                    && let Some(reply) = &operation.reply
+                {
+                    push_unique(&mut outbound, &reply.messages);
+                }
+            }
+            ChannelPlan {
+                id,
+                module: field_ident(&module),
+                pascal: heck_pascal(&channel.key),
+                params: param_fields(channel),
+                inbound,
+                outbound,
+            }
+        })
+        .collect()
+}
+
+fn push_unique(target: &mut Vec<MessageId>, ids: &[MessageId]) {
+    for id in ids {
+        if !target.contains(id) {
+            target.push(*id);
+        }
+    }
+}
+
+fn param_fields(channel: &Channel) -> Vec<ParamField> {
+    let mut taken = Vec::new();
+    let mut fields = Vec::new();
+    for parameter in &channel.parameters {
+        let ident = unique(&mut taken, &parameter.name.to_snake_case());
+        let kind = match &parameter.schema {
+            Some(schema) => ParamKind::of(Some(schema)),
+            None => ParamKind::String,
+        };
+        fields.push(ParamField {
+            ident: field_ident(&ident),
+            name: parameter.name.clone(),
+            location: "path",
+            kind,
+            required: true,
+            description: parameter.description.clone(),
+        });
+    }
+    if let Some(ws) = &channel.ws {
+        for (location, schema) in [("query", &ws.query), ("header", &ws.headers)] {
+            let Some(schema) = schema else { continue };
+            let required: Vec<&str> = schema
+                .get("required")
+                .and_then(Value::as_array)
+                .map(|names| names.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let Some(properties) = schema.get("properties").and_then(Value::as_object) else {
+                continue;
+            };
+            for (name, property) in properties {
+                let ident = unique(&mut taken, &name.to_snake_case());
+                fields.push(ParamField {
+                    ident: field_ident(&ident),
+                    name: name.clone(),
+                    location,
+                    kind: ParamKind::of(Some(property)),
+                    required: required.contains(&name.as_str()),
+                    description: property
+                        .get("description")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
+                });
+            }
+        }
+    }
+    fields
+}
+
+/// The JSON Schema all of a channel's parameters are checked against, as one object.
+fn params_schema(channel: &Channel, fields: &[ParamField]) -> Value {
+    let mut properties = serde_json::Map::new();
+    let mut required = Vec::new();
+    for parameter in &channel.parameters {
+        let schema = match &parameter.schema {
+            Some(schema) => schema.clone(),
+            None if !parameter.enum_values.is_empty() => {
+                json!({"type": "string", "enum": parameter.enum_values})
+            }
+            None => json!({"type": "string"}),
+        };
+        properties.insert(parameter.name.clone(), schema);
+    }
+    if let Some(ws) = &channel.ws {
+        for schema in [&ws.query, &ws.headers].into_iter().flatten() {
+            if let Some(listed) = schema.get("properties").and_then(Value::as_object) {
+                for (name, property) in listed {
+                    properties.insert(name.clone(), property.clone());
+                }
+            }
+        }
+    }
+    for field in fields.iter().filter(|field| field.required) {
+        required.push(Value::String(field.name.clone()));
+    }
+    json!({
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "type": "object",
+        "properties": properties,
+        "required": required,
+    })
+}
+
+/// The Rust type of a message's payload.
+pub(crate) fn payload_type(contract: &Contract, message: MessageId) -> TokenStream {
+    match contract.messages[message].payload {
+        Some(schema) => {
+            let name = format_ident!("{}", contract.schemas[schema].name);
+            quote!(super::types::#name)
+        }
+        None => quote!(::serde_json::Value),
+    }
+}
+
+pub(crate) fn variant_ident(contract: &Contract, message: MessageId) -> Ident {
+    format_ident!("{}", heck_pascal(&contract.messages[message].key))
+}
+
+/// A discriminator shared by `messages`: a property that is a distinct string constant in each
+/// payload, giving a direct match instead of trying each schema in turn.
+pub(crate) fn discriminator(
+    contract: &Contract,
+    messages: &[MessageId],
+) -> Option<(String, Vec<String>)> {
+    if messages.len() < 2 {
+        return None;
+    }
+    let payloads: Vec<&Value> = messages
+        .iter()
+        .map(|&id| {
+            contract.messages[id]
+                .payload
+                .map(|schema| resolve(contract, &contract.schemas[schema].value))
+        })
+        .collect::<Option<_>>()?;
+    let explicit = payloads[0]
+        .get("discriminator")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let candidates: Vec<String> = match explicit {
+        Some(name) => vec![name],
+        None => payloads[0]
+            .get("properties")?
+            .as_object()?
+            .keys()
+            .cloned()
+            .collect(),
+    };
+    'candidates: for property in candidates {
+        let mut values = Vec::new();
+        for payload in &payloads {
+            let Some(schema) = payload.get("properties").and_then(|p| p.get(&property)) else {
+                continue 'candidates;
+            };
+            let schema = resolve(contract, schema);
+            let constant = schema.get("const").and_then(Value::as_str).or_else(|| {
+                match schema
+                    .get("enum")
+                    .and_then(Value::as_array)
+                    .map(Vec::as_slice)
+                {
+                    Some([single]) => single.as_str(),
+                    _ => None,
+                }
+            });
+            match constant {
+                Some(value) if !values.iter().any(|v| v == value) => values.push(value.to_owned()),
+                _ => continue 'candidates,
+            }
+        }
+        return Some((property, values));
+    }
+    None
+}
+
+/// Follows `#/definitions/<name>` aliases to the schema they name.
+fn resolve<'a>(contract: &'a Contract, mut value: &'a Value) -> &'a Value {
+    for _ in 0..16 {
+        match value
+            .get("$ref")
+            .and_then(Value::as_str)
+            .and_then(|r| contract.schema_by_ref(r))
+        {
+            Some(schema) => value = &schema.value,
+            None => break,
+        }
+    }
+    value
+}
+
+/// A message enum: one variant per message, serialised untagged (each payload carries its own
+/// discriminator, if any), decoded by discriminator or by checking each schema in turn.
+pub(crate) fn message_enum(
+    contract: &Contract,
+    name: &Ident,
+    doc: &str,
+    messages: &[MessageId],
+) -> TokenStream {
+    let label = name.to_string();
+    if messages.is_empty() {
+        return quote! {
+            #[doc = #doc]
+            #[derive(Debug, Clone, PartialEq)]
+            pub enum #name {}
+
+            impl #name {
+                /// No message is allowed here: every value is refused.
+                pub fn decode(_value: &::serde_json::Value) -> ::std::result::Result<Self, ::std::vec::Vec<::wfs_runtime::Violations>> {
+                    ::std::result::Result::Err(::std::vec![::wfs_runtime::Violations::single(#label, "no message is expected here")])
+                }
+            }
+        };
+    }
+    let variants: Vec<TokenStream> = messages
+        .iter()
+        .map(|&id| {
+            let variant = variant_ident(contract, id);
+            let payload = payload_type(contract, id);
+            let doc = message_doc(contract, id);
+            quote! {
+                #[doc = #doc]
+                #variant(#payload)
+            }
+        })
+        .collect();
+    let decode_one = |id: MessageId| -> TokenStream {
+        let variant = variant_ident(contract, id);
+        match contract.messages[id].payload {
+            Some(schema) => {
+                let validator = super::types::validator_ident(&contract.schemas[schema]);
+                quote!(super::schemas::#validator.decode(value).map(Self::#variant))
+            }
+            None => quote!(::std::result::Result::Ok(Self::#variant(value.clone()))),
+        }
+    };
+    let body = match discriminator(contract, messages) {
+        Some((property, values)) => {
+            let arms = messages.iter().zip(&values).map(|(&id, value)| {
+                let decode = decode_one(id);
+                quote!(::std::option::Option::Some(#value) => #decode.map_err(|violations| ::std::vec![violations]),)
+            });
+            let expected = format!(
+                "`{property}` must be one of {}",
+                values
+                    .iter()
+                    .map(|v| format!("`{v}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            quote! {
+                match value.get(#property).and_then(::serde_json::Value::as_str) {
+                    #(#arms)*
+                    _ => ::std::result::Result::Err(::std::vec![::wfs_runtime::Violations::single(#label, #expected)]),
+                }
+            }
+        }
+        None => {
+            let attempts = messages.iter().map(|&id| {
+                let decode = decode_one(id);
+                quote! {
+                    match #decode {
+                        ::std::result::Result::Ok(message) => return ::std::result::Result::Ok(message),
+                        ::std::result::Result::Err(found) => violations.push(found),
+                    }
+                }
+            });
+            quote! {
+                let mut violations = ::std::vec::Vec::new();
+                #(#attempts)*
+                ::std::result::Result::Err(violations)
+            }
+        }
+    };
+    quote! {
+        #[doc = #doc]
+        #[derive(Debug, Clone, PartialEq, ::serde::Serialize)]
+        #[serde(untagged)]
+        pub enum #name {
+            #(#variants,)*
+        }
+
+        impl #name {
+            /// Decodes a JSON value into the message it is, checked against the contract.
+            pub fn decode(value: &::serde_json::Value) -> ::std::result::Result<Self, ::std::vec::Vec<::wfs_runtime::Violations>> {
+                #body
+            }
+        }
+    }
+}
+
+fn message_doc(contract: &Contract, id: MessageId) -> String {
+    let message = &contract.messages[id];
+    let mut doc = format!("Message `{}`", message.key);
+    if let Some(summary) = message.summary.as_ref().or(message.title.as_ref()) {
+        doc.push_str(": ");
+        doc.push_str(summary);
+    }
+    doc
+}
+
+fn operation_doc(operation: &Operation) -> String {
+    let mut doc = format!("operationId `{}`", operation.key);
+    if let Some(summary) = operation.summary.as_ref().or(operation.title.as_ref()) {
+        doc.push_str(": ");
+        doc.push_str(summary);
+    }
+    if let Some(description) = &operation.description {
+        doc.push_str("\n\n");
+        doc.push_str(description.trim());
+    }
+    doc
+}
+
+/// The Rust type a receive operation's handler takes, and the enum it needs when it carries
+/// several messages.
+fn operation_message_type(
+    contract: &Contract,
+    operation: &Operation,
+    suffix: &str,
+    messages: &[MessageId],
+) -> (TokenStream, Option<TokenStream>) {
+    match messages {
+        [single] => (payload_type(contract, *single), None),
+        [] => (quote!(::serde_json::Value), None),
+        several => {
+            let name = format_ident!("{}{}", operation.key.to_upper_camel_case(), suffix);
+            let doc = format!("The messages of operation `{}`.", operation.key);
+            let definition = message_enum(contract, &name, &doc, several);
+            (quote!(#name), Some(definition))
+        }
+    }
+}
+
+/// The module of one channel: params, enums, trait, connection handle.
+pub(crate) fn channel_module(
+    contract: &Contract,
+    plan: &ChannelPlan,
+    with_client: bool,
+) -> Result<TokenStream, Diagnostic> {
+    let channel = &contract.channels[plan.id];
+    let module = &plan.module;
+    let trait_name = plan.ident("Channel");
+    let connection = plan.ident("Connection");
+    let params = plan.ident("Params");
+    let inbound = plan.ident("Inbound");
+    let outbound = plan.ident("Outbound");
+
+    let module_doc = {
+        let mut doc = format!(
+            "Channel `{}` at `{}`.",
+            channel.key,
+            channel.address.as_deref().unwrap_or("(no address)")
+        );
+        if let Some(text) = channel.description.as_ref().or(channel.summary.as_ref()) {
+            doc.push_str("\n\n");
+            doc.push_str(text.trim());
+        }
+        doc
+    };
+
+    let params_struct = params_struct(channel, plan);
+    let inbound_enum = message_enum(
+        contract,
+        &inbound,
+        "Every message a client may send on this channel (what the server receives).",
+        &plan.inbound,
+    );
+    let outbound_enum = message_enum(
+        contract,
+        &outbound,
+        "Every message the server may send on this channel.",
+        &plan.outbound,
+    );
+
+    let mut extra_types = Vec::new();
+    let mut trait_methods = Vec::new();
+    for operation in contract
+        .operations_on(plan.id)
+        .filter(|o| o.action == Action::Receive)
+    {
+        let method = method_ident(&operation.key);
+        let doc = operation_doc(operation);
+        let (message_type, message_enum) =
+            operation_message_type(contract, operation, "Message", &operation.messages);
+        extra_types.extend(message_enum);
+        let reply_type = match &operation.reply {
+            Some(reply) => {
+                let (reply_type, reply_enum) =
+                    operation_message_type(contract, operation, "Reply", &reply.messages);
+                extra_types.extend(reply_enum);
+                reply_type
+            }
+            None => quote!(()),
+        };
+        let reply_doc = if operation.reply.is_some() {
+            "\n\nThe value returned is sent back as the reply."
+        } else {
+            ""
+        };
+        let doc = format!("{doc}{reply_doc}");
+        trait_methods.push(quote! {
+            #[doc = #doc]
+            fn #method(&self, connection: &#connection, state: &Self::State, message: #message_type)
+                -> impl ::std::future::Future<Output = ::std::result::Result<#reply_type, ::wfs_runtime::ChannelError>> + ::std::marker::Send;
+        });
+    }
+
+    let mut send_methods = Vec::new();
+    for operation in contract
+        .operations_on(plan.id)
+        .filter(|o| o.action == Action::Send)
+    {
+        let doc = operation_doc(operation);
+        for &message in &operation.messages {
+            let method_base = if operation.messages.len() == 1 {
+                operation.key.to_snake_case()
+            } else {
+                format!(
+                    "{}_{}",
+                    operation.key.to_snake_case(),
+                    contract.messages[message].key.to_snake_case()
+                )
+            };
+            let method = method_ident(&method_base);
+            let frame_method = method_ident(&format!("{method_base}_frame"));
+            let message_doc = format!("{doc}\n\nSends {}.", message_doc(contract, message));
+            send_methods.push(match contract.messages[message].payload {
+                Some(_) => {
+                    let payload = payload_type(contract, message);
+                    let frame_doc = format!(
+                        "Like [`Self::{method}`] with a frame serialised once, to send the same message to many connections."
+                    );
+                    quote! {
+                        #[doc = #message_doc]
+                        pub fn #method(&self, message: &#payload) -> ::std::result::Result<(), ::wfs_runtime::SendError> {
+                            self.connection.send_frame(&::wfs_runtime::Frame::new(message)?)
+                        }
+
+                        #[doc = #frame_doc]
+                        pub fn #frame_method(&self, frame: &::wfs_runtime::Frame<#payload>) -> ::std::result::Result<(), ::wfs_runtime::SendError> {
+                            self.connection.send_frame(frame)
+                        }
+                    }
+                }
+                None => quote! {
+                    #[doc = #message_doc]
+                    pub fn #method(&self, message: &::serde_json::Value) -> ::std::result::Result<(), ::wfs_runtime::SendError> {
+                        self.connection.send_text(message.to_string())
+                    }
+                },
+            });
+        }
+    }
+
+    let client = if with_client && contract.channels[plan.id].address.is_some() {
+        super::client::channel_client(contract, plan)
+    } else {
+        TokenStream::new()
+    };
+
+    Ok(quote! {
+        #[doc = #module_doc]
+        pub mod #module {
+            #params_struct
+            #inbound_enum
+            #outbound_enum
+            #(#extra_types)*
+
+            /// The server side of this channel: implement it, and `routes` serves it.
+            pub trait #trait_name: ::std::marker::Send + ::std::marker::Sync + 'static {
+                /// Per-connection state, made by `on_connect` and handed to every other method.
+                type State: ::std::marker::Send + ::std::marker::Sync + 'static;
+
+                /// A client asks to connect. `params` holds the checked channel parameters, or
+                /// every problem with them; the handshake gives the raw request. Return the
+                /// connection's state to accept it, or a [`::wfs_runtime::Reject`].
+                fn on_connect(&self, handshake: &::wfs_runtime::Handshake, params: ::std::result::Result<#params, ::wfs_runtime::ParamsError>)
+                    -> impl ::std::future::Future<Output = ::std::result::Result<Self::State, ::wfs_runtime::Reject>> + ::std::marker::Send;
+
+                /// The connection is open (the place to greet or subscribe). Default: nothing.
+                fn on_open(&self, connection: &#connection, state: &Self::State) -> impl ::std::future::Future<Output = ()> + ::std::marker::Send {
+                    let _ = (connection, state);
+                    async {}
+                }
+
+                #(#trait_methods)*
+
+                /// A frame the contract does not allow arrived. Default: close with the
+                /// error's code (1003 not JSON text, 1007 not a message of this channel).
+                fn on_invalid_frame(&self, connection: &#connection, state: &Self::State, error: ::wfs_runtime::FrameError) -> impl ::std::future::Future<Output = ()> + ::std::marker::Send {
+                    let _ = state;
+                    connection.close(error.close_code(), error.close_reason());
+                    async {}
+                }
+
+                /// The connection has ended. Default: nothing.
+                fn on_close(&self, connection: &#connection, state: &Self::State) -> impl ::std::future::Future<Output = ()> + ::std::marker::Send {
+                    let _ = (connection, state);
+                    async {}
+                }
+            }
+
+            /// A connection on this channel: what the server may send on it, typed.
+            #[derive(Debug, Clone)]
+            pub struct #connection {
+                connection: ::wfs_runtime::Connection,
+            }
+
+            impl #connection {
+                /// Wraps an accepted connection.
+                pub fn new(connection: ::wfs_runtime::Connection) -> Self {
+                    Self { connection }
+                }
+
+                /// The untyped connection (id, closed state).
+                pub fn connection(&self) -> &::wfs_runtime::Connection {
+                    &self.connection
+                }
+
+                /// Closes the connection with `code` and `reason` after the frames already queued.
+                pub fn close(&self, code: u16, reason: impl ::std::convert::Into<::std::string::String>) {
+                    self.connection.close(code, reason);
+                }
+
+                #(#send_methods)*
+            }
+
+            #client
+        }
+    })
+}
+
+fn params_struct(channel: &Channel, plan: &ChannelPlan) -> TokenStream {
+    let name = plan.ident("Params");
+    let fields = plan.params.iter().map(|field| {
+        let ident = &field.ident;
+        let rust_type = field.kind.rust_type();
+        let rust_type = if field.required {
+            rust_type
+        } else {
+            quote!(::std::option::Option<#rust_type>)
+        };
+        let doc = format!(
+            "{} parameter `{}`{}{}",
+            capitalise(field.location),
+            field.name,
+            if field.required { " (required)" } else { "" },
+            field
+                .description
+                .as_deref()
+                .map(|d| format!(": {}", d.trim()))
+                .unwrap_or_default()
+        );
+        quote! {
+            #[doc = #doc]
+            pub #ident: #rust_type
+        }
+    });
+    let parses = plan.params.iter().map(|field| {
+        let ident = &field.ident;
+        let name = &field.name;
+        let location = field.location;
+        let required = field.required;
+        let parser = field.kind.parser();
+        let raw = match field.location {
+            "path" => quote!(handshake.path_param(#name)),
+            "query" => quote!(handshake.query(#name)),
+            _ => quote!(handshake.header(#name)),
+        };
+        quote! {
+            let #ident = ::wfs_runtime::params::parse(&mut errors, #location, #name, #raw, #required, #parser);
+        }
+    });
+    let required: Vec<&Ident> = plan
+        .params
+        .iter()
+        .filter(|f| f.required)
+        .map(|f| &f.ident)
+        .collect();
+    let unwrap_required = if required.is_empty() {
+        TokenStream::new()
+    } else {
+        quote! {
+            let (#(::std::option::Option::Some(#required),)*) = (#(#required,)*) else {
+                return ::std::result::Result::Err(errors);
+            };
+        }
+    };
+    let to_json = plan.params.iter().map(|field| {
+        let ident = &field.ident;
+        let name = &field.name;
+        if field.required {
+            quote!(checked.insert(#name.to_owned(), ::serde_json::json!(#ident));)
+        } else {
+            quote! {
+                if let ::std::option::Option::Some(value) = &#ident {
+                    checked.insert(#name.to_owned(), ::serde_json::json!(value));
+                }
+            }
+        }
+    });
+    let locations = plan.params.iter().map(|field| {
+        let name = &field.name;
+        let location = field.location;
+        quote!(#name => #location,)
+    });
+    let field_idents: Vec<&Ident> = plan.params.iter().map(|f| &f.ident).collect();
+    let pairs = |location: &str| {
+        if !plan.params.iter().any(|f| f.location == location) {
+            return quote!(::std::vec::Vec::new());
+        }
+        let pushes = plan
+            .params
+            .iter()
+            .filter(|f| f.location == location)
+            .map(|field| {
+                let ident = &field.ident;
+                let name = &field.name;
+                if field.required {
+                    quote!(pairs.push((#name, self.#ident.to_string()));)
+                } else {
+                    quote! {
+                        if let ::std::option::Option::Some(value) = &self.#ident {
+                            pairs.push((#name, value.to_string()));
+                        }
+                    }
+                }
+            });
+        quote! {
+            let mut pairs = ::std::vec::Vec::new();
+            #(#pushes)*
+            pairs
+        }
+    };
+    let query_pairs = pairs("query");
+    let header_pairs = pairs("header");
+    let address = channel.address.clone().unwrap_or_default();
+    let path_replacements = plan.params.iter().filter(|f| f.location == "path").map(|field| {
+        let ident = &field.ident;
+        let placeholder = format!("{{{}}}", field.name);
+        quote!(path = path.replace(#placeholder, &::wfs_runtime::client::encode(&self.#ident.to_string()));)
+    });
+    let schema = params_schema(channel, &plan.params).to_string();
+    let label = format!("{} parameters", channel.key);
+    let unused = if plan.params.is_empty() {
+        quote!(let _ = handshake;)
+    } else {
+        TokenStream::new()
+    };
+    let mutable = if plan.params.iter().any(|f| f.location == "path") {
+        quote!(mut)
+    } else {
+        TokenStream::new()
+    };
+    let mutable_checked = if plan.params.is_empty() {
+        TokenStream::new()
+    } else {
+        quote!(mut)
+    };
+    let doc = format!(
+        "The parameters of channel `{}`: path, query and headers of the handshake.",
+        channel.key
+    );
+    quote! {
+        #[doc = #doc]
+        #[derive(Debug, Clone, PartialEq, Default)]
+        pub struct #name {
+            #(#fields,)*
+        }
+
+        static PARAMS_SCHEMA: ::wfs_runtime::Validator = ::wfs_runtime::Validator::new(#label, #schema);
+
+        impl #name {
+            /// Reads and checks the parameters of a handshake; every problem is reported.
+            pub fn from_handshake(handshake: &::wfs_runtime::Handshake) -> ::std::result::Result<Self, ::wfs_runtime::ParamsError> {
+                #unused
+                let mut errors = ::wfs_runtime::ParamsError::default();
+                #(#parses)*
+                #unwrap_required
+                let #mutable_checked checked = ::serde_json::Map::new();
+                #(#to_json)*
+                if let ::std::result::Result::Err(violations) = PARAMS_SCHEMA.check(&::serde_json::Value::Object(checked)) {
+                    for problem in violations.problems {
+                        let name = problem.path.trim_start_matches('/').split('/').next().unwrap_or_default().to_owned();
+                        let location = match name.as_str() {
+                            #(#locations)*
+                            _ => "query",
+                        };
+                        errors.problems.push(::wfs_runtime::ParamsError::invalid(location, name, problem.message));
+                    }
+                }
+                if !errors.is_empty() {
+                    return ::std::result::Result::Err(errors);
+                }
+                ::std::result::Result::Ok(Self { #(#field_idents,)* })
+            }
+
+            /// The channel address with its `{...}` parameters filled in.
+            pub fn path(&self) -> ::std::string::String {
+                let #mutable path = ::std::string::String::from(#address);
+                #(#path_replacements)*
+                path
+            }
+
+            /// The query parameters, for a client's handshake.
+            pub fn query_pairs(&self) -> ::std::vec::Vec<(&'static str, ::std::string::String)> {
+                #query_pairs
+            }
+
+            /// The headers, for a client's handshake.
+            pub fn header_pairs(&self) -> ::std::vec::Vec<(&'static str, ::std::string::String)> {
+                #header_pairs
+            }
+        }
+    }
+}
+
+fn capitalise(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// Channels grouped by address, in the order first met; channels without an address are not
+/// served (AsyncAPI leaves such addresses to be found at run time).
+pub(crate) struct Endpoint {
+    pub address: String,
+    pub route: String,
+    pub name: Ident,
+    pub channels: Vec<usize>,
+}
+
+/// Groups planned channels by address and checks each address can be a route.
+pub(crate) fn endpoints(
+    contract: &Contract,
+    plans: &[ChannelPlan],
+) -> Result<Vec<Endpoint>, Vec<Diagnostic>> {
+    let mut endpoints: Vec<Endpoint> = Vec::new();
+    let mut problems = Vec::new();
+    let mut names = Vec::new();
+    for (index, plan) in plans.iter().enumerate() {
+        let channel = &contract.channels[plan.id];
+        let Some(address) = &channel.address else {
+            continue;
+        };
+        if let Some(endpoint) = endpoints.iter_mut().find(|e| &e.address == address) {
+            endpoint.channels.push(index);
+            continue;
+        }
+        let route = match route_of(address) {
+            Ok(route) => route,
+            Err(why) => {
+                problems.push(contract.diagnostic(
+                    &channel.origin.file,
+                    &format!("{}/address", channel.origin.pointer),
+                    why,
+                ));
+                continue;
+            }
+        };
+        if let Some(other) = endpoints.iter().find(|e| e.route == route) {
+            problems.push(contract.diagnostic(
+                &channel.origin.file,
+                &format!("{}/address", channel.origin.pointer),
+                format!(
+                    "address `{address}` is the same route as `{}` (only parameter names differ)",
+                    other.address
+                ),
+            ));
+            continue;
+        }
+        let base = address.trim_matches('/').to_snake_case();
+        let name = unique(&mut names, if base.is_empty() { "root" } else { &base });
+        endpoints.push(Endpoint {
+            address: address.clone(),
+            route,
+            name: format_ident!("{}", name.to_upper_camel_case()),
+            channels: vec![index],
+        });
+    }
+    if problems.is_empty() {
+        Ok(endpoints)
+    } else {
+        Err(problems)
+    }
+}
+
+/// The poem route of an address: `{name}` segments become `:name`.
+fn route_of(address: &str) -> Result<String, String> {
+    let mut route = String::new();
+    for segment in address.trim_start_matches('/').split('/') {
+        route.push('/');
+        if let Some(name) = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(format!(
+                    "parameter `{{{name}}}` must be a name of letters, digits and `_` to be served"
+                ));
+            }
+            route.push(':');
+            route.push_str(name);
+        } else if segment.contains('{') || segment.contains('}') {
+            return Err(format!(
+                "address segment `{segment}` mixes a parameter with text; only whole-segment parameters (`/{{id}}/`) can be served"
+            ));
+        } else if segment.contains(':') || segment.contains('*') || segment.contains('<') {
+            return Err(format!(
+                "address segment `{segment}` contains `:`, `*` or `<`, which routes cannot hold"
+            ));
+        } else {
+            route.push_str(segment);
+        }
+    }
+    Ok(route)
+}
+
+/// The endpoint functions and socket handlers, and `routes`.
+pub(crate) fn serving(
+    contract: &Contract,
+    plans: &[ChannelPlan],
+    endpoints: &[Endpoint],
+) -> TokenStream {
+    let mut items = Vec::new();
+    let mut mounts = Vec::new();
+    let mut mount_fns = Vec::new();
+    let mut all_bounds: Vec<TokenStream> = Vec::new();
+    for endpoint in endpoints {
+        let channels: Vec<&ChannelPlan> = endpoint.channels.iter().map(|&i| &plans[i]).collect();
+        let bounds: Vec<TokenStream> = channels
+            .iter()
+            .map(|plan| {
+                let module = &plan.module;
+                let trait_name = plan.ident("Channel");
+                quote!(super::#module::#trait_name)
+            })
+            .collect();
+        all_bounds.extend(channels.iter().map(|plan| {
+            let module = &plan.module;
+            let trait_name = plan.ident("Channel");
+            quote!(#module::#trait_name)
+        }));
+        let serve_fn = format_ident!("serve_{}", endpoint.name.to_string().to_snake_case());
+        let socket = format_ident!("{}Socket", endpoint.name);
+        let path_names: Vec<String> = contract.channels[channels[0].id]
+            .parameters
+            .iter()
+            .map(|p| p.name.clone())
+            .collect();
+        let state_fields: Vec<Ident> = channels
+            .iter()
+            .map(|plan| format_ident!("{}_state", plan.module.to_string().trim_start_matches("r#")))
+            .collect();
+        let connects = channels.iter().zip(&state_fields).map(|(plan, state)| {
+            let module = &plan.module;
+            let trait_name = plan.ident("Channel");
+            let params = plan.ident("Params");
+            quote! {
+                let #state = match <S as super::#module::#trait_name>::on_connect(&app, &handshake, super::#module::#params::from_handshake(&handshake)).await {
+                    ::std::result::Result::Ok(state) => state,
+                    ::std::result::Result::Err(reject) => return ::wfs_runtime::socket::refuse(&request, config, reject).await,
+                };
+            }
+        });
+        let state_types = channels.iter().zip(&state_fields).map(|(plan, state)| {
+            let module = &plan.module;
+            let trait_name = plan.ident("Channel");
+            quote!(#state: <S as super::#module::#trait_name>::State)
+        });
+        let opens = channels.iter().zip(&state_fields).map(|(plan, state)| {
+            let module = &plan.module;
+            let trait_name = plan.ident("Channel");
+            let connection = plan.ident("Connection");
+            quote!(<S as super::#module::#trait_name>::on_open(&self.app, &super::#module::#connection::new(connection.clone()), &self.#state).await;)
+        });
+        let closes = channels.iter().zip(&state_fields).map(|(plan, state)| {
+            let module = &plan.module;
+            let trait_name = plan.ident("Channel");
+            let connection = plan.ident("Connection");
+            quote!(<S as super::#module::#trait_name>::on_close(&self.app, &super::#module::#connection::new(connection.clone()), &self.#state).await;)
+        });
+        let dispatches: Vec<TokenStream> = channels
+            .iter()
+            .zip(&state_fields)
+            .filter(|(plan, _)| !plan.inbound.is_empty())
+            .map(|(plan, state)| dispatch(contract, plan, state))
+            .collect();
+        let on_text_body = if dispatches.is_empty() {
+            let label = format!("{} (receives no messages)", endpoint.address);
+            quote! {
+                let error = match ::wfs_runtime::socket::parse_json(&text) {
+                    ::std::result::Result::Ok(_) => ::wfs_runtime::FrameError::Contract(::std::vec![
+                        ::wfs_runtime::Violations::single(#label, "the server receives no messages here")
+                    ]),
+                    ::std::result::Result::Err(error) => error,
+                };
+                self.on_invalid(connection, error).await;
+            }
+        } else {
+            quote! {
+                let value = match ::wfs_runtime::socket::parse_json(&text) {
+                    ::std::result::Result::Ok(value) => value,
+                    ::std::result::Result::Err(error) => return self.on_invalid(connection, error).await,
+                };
+                let mut violations = ::std::vec::Vec::new();
+                #(#dispatches)*
+                self.on_invalid(connection, ::wfs_runtime::FrameError::Contract(violations)).await;
+            }
+        };
+        // Frames no channel accepts go to the first channel that receives anything.
+        let (invalid_plan, invalid_state) = channels
+            .iter()
+            .zip(&state_fields)
+            .find(|(plan, _)| !plan.inbound.is_empty())
+            .unwrap_or((&channels[0], &state_fields[0]));
+        let invalid = {
+            let module = &invalid_plan.module;
+            let trait_name = invalid_plan.ident("Channel");
+            let connection = invalid_plan.ident("Connection");
+            quote!(<S as super::#module::#trait_name>::on_invalid_frame(&self.app, &super::#module::#connection::new(connection.clone()), &self.#invalid_state, error).await;)
+        };
+        let path_names_lit = path_names.iter().map(String::as_str);
+        let doc = format!("Serves `{}`.", endpoint.address);
+        items.push(quote! {
+            #[doc = #doc]
+            pub(super) async fn #serve_fn<S>(app: ::std::sync::Arc<S>, config: ::std::sync::Arc<::wfs_runtime::Config>, request: ::wfs_runtime::poem::Request) -> ::wfs_runtime::poem::Response
+            where S: #(#bounds)+*
+            {
+                let handshake = ::wfs_runtime::Handshake::from_request(&request, &[#(#path_names_lit),*]);
+                #(#connects)*
+                ::wfs_runtime::socket::upgrade(&request, config, #socket { app, #(#state_fields,)* }).await
+            }
+
+            pub(super) struct #socket<S: #(#bounds)+*> {
+                app: ::std::sync::Arc<S>,
+                #(#state_types,)*
+            }
+
+            impl<S: #(#bounds)+*> ::wfs_runtime::socket::SocketHandler for #socket<S> {
+                async fn on_open(&self, connection: &::wfs_runtime::Connection) {
+                    #(#opens)*
+                }
+
+                async fn on_text(&self, connection: &::wfs_runtime::Connection, text: ::std::string::String) {
+                    #on_text_body
+                }
+
+                async fn on_invalid(&self, connection: &::wfs_runtime::Connection, error: ::wfs_runtime::FrameError) {
+                    #invalid
+                }
+
+                async fn on_close(&self, connection: &::wfs_runtime::Connection) {
+                    #(#closes)*
+                }
+            }
+        });
+        let route = &endpoint.route;
+        let mount_fn = format_ident!("mount_{}", endpoint.name.to_string().to_snake_case());
+        let channel_list = channels
+            .iter()
+            .map(|plan| format!("`{}`", contract.channels[plan.id].key))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mount_doc = format!(
+            "Mounts `{}` (channels {channel_list}) on `route`. [`routes`] mounts every address; \
+             this is for a server that serves only some of them.",
+            endpoint.address
+        );
+        let bounds_outer: Vec<TokenStream> = channels
+            .iter()
+            .map(|plan| {
+                let module = &plan.module;
+                let trait_name = plan.ident("Channel");
+                quote!(#module::#trait_name)
+            })
+            .collect();
+        mount_fns.push(quote! {
+            #[doc = #mount_doc]
+            pub fn #mount_fn<S>(route: ::wfs_runtime::poem::Route, app: ::std::sync::Arc<S>, config: ::std::sync::Arc<::wfs_runtime::Config>) -> ::wfs_runtime::poem::Route
+            where S: #(#bounds_outer)+*
+            {
+                route.at(#route, ::wfs_runtime::poem::get(::wfs_runtime::poem::endpoint::make(move |request| {
+                    endpoints::#serve_fn(app.clone(), config.clone(), request)
+                })))
+            }
+        });
+        mounts.push(quote! {
+            let route = #mount_fn(route, app.clone(), config.clone());
+        });
+    }
+    let bounds_clause = if all_bounds.is_empty() {
+        quote!(S: ::std::marker::Send + ::std::marker::Sync + 'static)
+    } else {
+        quote!(S: #(#all_bounds)+*)
+    };
+    let unused = if endpoints.is_empty() {
+        quote!(let _ = (&app, &config);)
+    } else {
+        TokenStream::new()
+    };
+    quote! {
+        /// One function and socket handler per channel address.
+        mod endpoints {
+            #(#items)*
+        }
+
+        #(#mount_fns)*
+
+        /// Mounts every channel with an address on a poem `Route`, each at its address.
+        pub fn routes<S>(app: ::std::sync::Arc<S>, config: ::std::sync::Arc<::wfs_runtime::Config>) -> ::wfs_runtime::poem::Route
+        where #bounds_clause
+        {
+            #unused
+            let route = ::wfs_runtime::poem::Route::new();
+            #(#mounts)*
+            route
+        }
+    }
+}
+
+/// Decoding a frame as one of a channel's inbound messages and calling the operation's method.
+fn dispatch(contract: &Contract, plan: &ChannelPlan, state: &Ident) -> TokenStream {
+    let module = &plan.module;
+    let trait_name = plan.ident("Channel");
+    let inbound = plan.ident("Inbound");
+    let connection_type = plan.ident("Connection");
+    let receive_ops: Vec<&Operation> = contract
+        .operations_on(plan.id)
+        .filter(|o| o.action == Action::Receive)
+        .collect();
+    let arms = plan.inbound.iter().map(|&message| {
+        let variant = variant_ident(contract, message);
+        let Some(operation) = receive_ops.iter().find(|o| o.messages.contains(&message)) else {
+            return quote!(super::#module::#inbound::#variant(_) => {});
+        };
+        let method = method_ident(&operation.key);
+        let argument = if operation.messages.len() > 1 {
+            let op_enum = format_ident!("{}Message", operation.key.to_upper_camel_case());
+            quote!(super::#module::#op_enum::#variant(message))
+        } else {
+            quote!(message)
+        };
+        let result_arms = match &operation.reply {
+            None => quote!(::std::result::Result::Ok(()) => {}),
+            Some(reply) if reply.messages.len() == 1 && contract.messages[reply.messages[0]].payload.is_some() => quote! {
+                ::std::result::Result::Ok(reply) => match ::wfs_runtime::Frame::new(&reply) {
+                    ::std::result::Result::Ok(frame) => {
+                        let _ = connection.send_frame(&frame);
+                    }
+                    ::std::result::Result::Err(error) => {
+                        ::wfs_runtime::tracing::error!(%error, "reply does not match the contract");
+                        connection.close(1011, "Internal server error.");
+                    }
+                },
+            },
+            Some(_) => quote! {
+                ::std::result::Result::Ok(reply) => match ::serde_json::to_string(&reply) {
+                    ::std::result::Result::Ok(text) => {
+                        let _ = connection.send_text(text);
+                    }
+                    ::std::result::Result::Err(error) => {
+                        ::wfs_runtime::tracing::error!(%error, "reply could not be serialised");
+                        connection.close(1011, "Internal server error.");
+                    }
+                },
+            },
+        };
+        quote! {
+            super::#module::#inbound::#variant(message) => {
+                let typed = super::#module::#connection_type::new(connection.clone());
+                match <S as super::#module::#trait_name>::#method(&self.app, &typed, &self.#state, #argument).await {
+                    #result_arms
+                    ::std::result::Result::Err(error) => connection.close(error.code, error.reason),
+                }
+            }
+        }
+    });
+    quote! {
+        match super::#module::#inbound::decode(&value) {
+            ::std::result::Result::Ok(decoded) => {
+                match decoded {
+                    #(#arms)*
+                }
+                return;
+            }
+            ::std::result::Result::Err(mut found) => violations.append(&mut found),
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! `cargo xtask codegen --input FILE [--out DIR]`: the generator on any AsyncAPI document.
+//!
+//! Writes the generated Rust to `DIR/<file stem>.rs` (or prints it when no `--out` is given);
+//! a broken document prints one located error per problem and exits 1.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+
+pub fn run(args: &[String]) -> anyhow::Result<ExitCode> {
+    let mut input = None;
+    let mut out = None;
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--input" => input = Some(PathBuf::from(args.next().context("--input needs a file")?)),
+            "--out" => {
+                out = Some(PathBuf::from(
+                    args.next().context("--out needs a directory")?,
+                ))
+            }
+            other => bail!("unknown argument `{other}` (expected --input FILE [--out DIR])"),
+        }
+    }
+    let input = input.context("--input FILE is required")?;
+    let settings = wfs_codegen::Settings::default().with_source_name(input.display().to_string());
+    match wfs_codegen::Generator::new(settings).generate_file(&input) {
+        Ok((_, code)) => {
+            match out {
+                Some(dir) => {
+                    std::fs::create_dir_all(&dir)
+                        .with_context(|| format!("cannot create {}", dir.display()))?;
+                    let stem = input
+                        .file_stem()
+                        .map(|s| s.to_string_lossy().into_owned())
+                        .unwrap_or_else(|| "contract".to_owned());
+                    let path = dir.join(format!("{stem}.rs"));
+                    std::fs::write(&path, code)
+                        .with_context(|| format!("cannot write {}", path.display()))?;
+                    println!("wrote {}", path.display());
+                }
+                None => print!("{code}"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(error) => {
+            match error.diagnostics() {
+                [] => eprintln!("error: {error}"),
+                problems => {
+                    for problem in problems {
+                        eprintln!("error: {problem}");
+                    }
+                }
+            }
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
