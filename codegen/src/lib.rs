@@ -11,6 +11,7 @@
 //! Every problem in a document is reported with its file, line, column and JSON pointer, all
 //! of them at once ([`Error::Contract`]); nothing in here panics on bad input.
 
+pub mod docs;
 mod error;
 pub mod model;
 pub mod rust;
