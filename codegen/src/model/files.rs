@@ -177,7 +177,7 @@ impl Sources {
                 .parent()
                 .map(Path::to_path_buf)
                 .unwrap_or_default();
-            match self.read(base.join(file_part)) {
+            match self.read(normalize(&base.join(file_part))) {
                 Ok(file) => file,
                 Err(ReadFailure::Io(error)) => {
                     self.error(
@@ -248,15 +248,50 @@ impl Sources {
                 line: error.position.line,
                 column: error.position.column,
                 pointer: String::new(),
-                message: format!("not valid YAML: {}", error.message),
+                message: format!(
+                    "not valid YAML: {}{}",
+                    error.message,
+                    syntax_hint(&error.message)
+                ),
             }),
         }
+    }
+}
+
+/// A hint for the YAML errors people meet most, which the scanner words for its own authors.
+fn syntax_hint(message: &str) -> &'static str {
+    if message.contains("mapping values are not allowed")
+        || message.contains("did not find expected key")
+    {
+        " (check the indentation: a key is probably indented more or less than the keys beside it)"
+    } else if message.contains("found character that cannot start any token") {
+        " (YAML indents with spaces, not tabs; or quote a value that starts with `@` or `` ` ``)"
+    } else {
+        ""
     }
 }
 
 enum ReadFailure {
     Io(std::io::Error),
     Syntax(Diagnostic),
+}
+
+/// Removes `.` and resolves `..` lexically, so `a/./b/../c.yaml` is named `a/c.yaml`.
+fn normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) =>
+            {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// Turns a URI fragment (`/components/schemas/A%20B`) into a JSON pointer.
@@ -298,6 +333,18 @@ mod tests {
         assert_eq!(decode_fragment("").as_deref(), Some(""));
         assert_eq!(decode_fragment("a/b"), None);
         assert_eq!(decode_fragment("/bad%zz"), None);
+    }
+
+    #[test]
+    fn paths_are_normalised_lexically() {
+        assert_eq!(
+            normalize(Path::new("a/./b/../c.yaml")),
+            PathBuf::from("a/c.yaml")
+        );
+        assert_eq!(
+            normalize(Path::new("../x/./y.yaml")),
+            PathBuf::from("../x/y.yaml")
+        );
     }
 
     #[test]

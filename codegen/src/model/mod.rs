@@ -16,6 +16,7 @@ mod v2;
 mod v3;
 pub mod yaml;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -668,7 +669,14 @@ impl Builder {
             return Some(index);
         }
         let (_, own) = self.object(&target, "a message")?;
-        let merged = self.apply_traits(&target, own, v2);
+        let (merged, field_locs) = self.apply_traits_located(&target, own, v2);
+        let owner = |key: &str| {
+            field_locs
+                .get(key)
+                .cloned()
+                .unwrap_or_else(|| target.clone())
+        };
+        let field_loc = |key: &str| owner(key).child(key);
         let key = self.unique_message_key(key_hint);
         let name = self.string(&target, &merged, "name");
         let type_hint = name.clone().unwrap_or_else(|| key.clone());
@@ -684,10 +692,10 @@ impl Builder {
             None => None,
         };
         let headers = match merged.get("headers") {
-            Some(_) => self.message_schema(&target.child("headers"), &type_hint, None, "Headers"),
+            Some(_) => self.message_schema(&field_loc("headers"), &type_hint, None, "Headers"),
             None => None,
         };
-        let examples = self.examples(&target, &merged);
+        let examples = self.examples(&owner("examples"), &merged);
         let message = Message {
             key,
             name,
@@ -698,7 +706,7 @@ impl Builder {
             payload,
             headers,
             correlation_id: match merged.get("correlationId") {
-                Some(_) => self.resolved(&target.child("correlationId")),
+                Some(_) => self.resolved(&field_loc("correlationId")),
                 None => None,
             },
             examples,
@@ -724,25 +732,44 @@ impl Builder {
         key
     }
 
-    /// Merges message traits (JSON merge patch). In 3.x the message's own fields win over its
-    /// traits; in 2.x the traits are applied over the message, in order.
+    /// Merges message or operation traits (JSON merge patch). In 3.x the object's own fields
+    /// win over its traits; in 2.x the traits are applied over the object, in order.
     fn apply_traits(
         &mut self,
         loc: &Loc,
         own: serde_json::Map<String, Value>,
         v2: bool,
     ) -> serde_json::Map<String, Value> {
+        self.apply_traits_located(loc, own, v2).0
+    }
+
+    /// [`Self::apply_traits`], also saying which object (the message or one of its traits) each
+    /// top-level field was taken from, so a `headers` schema that came from a trait is read (and
+    /// reported) at the trait.
+    fn apply_traits_located(
+        &mut self,
+        loc: &Loc,
+        own: serde_json::Map<String, Value>,
+        v2: bool,
+    ) -> (serde_json::Map<String, Value>, HashMap<String, Loc>) {
+        let mut sources: HashMap<String, Loc> =
+            own.keys().map(|key| (key.clone(), loc.clone())).collect();
         let Some(Value::Array(traits)) = own.get("traits") else {
-            return own;
+            return (own, sources);
         };
         let mut merged = serde_json::Map::new();
         if v2 {
             merged = own.clone();
         }
         for index in 0..traits.len() {
-            if let Some((_, trait_map)) =
-                self.object(&loc.child("traits").index(index), "a message trait")
+            if let Some((trait_loc, trait_map)) =
+                self.object(&loc.child("traits").index(index), "a trait")
             {
+                for key in trait_map.keys() {
+                    if v2 || !own.contains_key(key) {
+                        sources.insert(key.clone(), trait_loc.clone());
+                    }
+                }
                 merge_patch(&mut merged, &trait_map);
             }
         }
@@ -750,7 +777,7 @@ impl Builder {
             merge_patch(&mut merged, &own);
         }
         merged.remove("traits");
-        merged
+        (merged, sources)
     }
 
     /// A payload or headers schema: a multi-format schema object (3.x) or a plain schema.

@@ -75,7 +75,13 @@ fn walk(
         Value::Object(map) => {
             for (key, inner) in map {
                 let inner_path = crate::model::yaml::push_token(&path, key);
-                if let Some((_, why)) = UNSUPPORTED.iter().find(|(keyword, _)| keyword == key) {
+                // One problem per conditional: `then`/`else` are reported with their `if`.
+                let reported_with_if =
+                    matches!(key.as_str(), "then" | "else") && map.contains_key("if");
+                if let Some((_, why)) = UNSUPPORTED
+                    .iter()
+                    .find(|(keyword, _)| keyword == key && !reported_with_if)
+                {
                     // `properties` maps names to schemas: a property *named* `not` is fine.
                     if !path.ends_with("/properties") && !path.ends_with("/patternProperties") {
                         problems.push(diagnostic(

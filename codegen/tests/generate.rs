@@ -1,0 +1,79 @@
+//! Snapshots of the generated Rust for small fixtures (one concern each) and the real contract,
+//! and of the located errors for broken documents.
+//!
+//! Review changes with `cargo insta review`; CI runs with `INSTA_UPDATE=no`, so a changed or
+//! missing snapshot fails.
+
+use wfs_codegen::{Generator, Settings};
+
+fn generate(path: &str) -> String {
+    let settings = Settings::default().with_source_name(path);
+    match Generator::new(settings).generate_file(path) {
+        Ok((_, code)) => code,
+        Err(error) => panic!("{path} should generate:\n{error}"),
+    }
+}
+
+fn errors(path: &str) -> String {
+    match Generator::default().generate_file(path) {
+        Ok(_) => panic!("{path} should be refused"),
+        Err(error) => error.to_string(),
+    }
+}
+
+macro_rules! generated {
+    ($($name:ident => $path:literal,)*) => {$(
+        #[test]
+        fn $name() {
+            insta::assert_snapshot!(stringify!($name), generate($path));
+        }
+    )*};
+}
+
+generated! {
+    params => "tests/fixtures/generate/params.yaml",
+    reply => "tests/fixtures/generate/reply.yaml",
+    oneof => "tests/fixtures/generate/oneof.yaml",
+    discriminator => "tests/fixtures/generate/discriminator.yaml",
+    refs_across_files => "tests/fixtures/generate/refs/main.yaml",
+    asyncapi_2_6 => "tests/fixtures/generate/v2.yaml",
+    shared_address => "tests/fixtures/generate/shared-address.yaml",
+    v1_contract => "../asyncapi/v1-schema.yaml",
+}
+
+macro_rules! refused {
+    ($($name:ident => $path:literal,)*) => {$(
+        #[test]
+        fn $name() {
+            insta::assert_snapshot!(stringify!($name), errors($path));
+        }
+    )*};
+}
+
+refused! {
+    error_bad_indentation => "tests/fixtures/broken/bad-indentation.yaml",
+    error_ref_to_nothing => "tests/fixtures/broken/ref-to-nothing.yaml",
+    error_message_not_in_channel => "tests/fixtures/broken/message-not-in-channel.yaml",
+    error_unsupported_constructs => "tests/fixtures/broken/unsupported.yaml",
+    error_several_problems_at_once => "tests/fixtures/broken/several-problems.yaml",
+    error_remote_and_missing_refs => "tests/fixtures/broken/remote-and-missing-refs.yaml",
+}
+
+#[test]
+fn the_same_contract_gives_byte_identical_output() {
+    let first = generate("../asyncapi/v1-schema.yaml");
+    for _ in 0..3 {
+        assert_eq!(generate("../asyncapi/v1-schema.yaml"), first);
+    }
+}
+
+#[test]
+fn a_missing_file_is_a_read_error_naming_it() {
+    let error = Generator::default()
+        .generate_file("tests/fixtures/no-such.yaml")
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("tests/fixtures/no-such.yaml"),
+        "{error}"
+    );
+}
