@@ -229,8 +229,6 @@ struct OperationView {
     direction: &'static str,
     /// `in` or `out`, for styling.
     direction_class: &'static str,
-    /// What the application does: `receives` or `sends`.
-    verb: &'static str,
     title: Option<String>,
     summary: Option<Html>,
     description_html: Option<Html>,
@@ -675,14 +673,14 @@ impl<'a> Builder<'a> {
     fn operation(&mut self, index: usize) -> OperationView {
         let operation = &self.contract.operations[index];
         let id = self.operation_ids[index].clone();
-        let (direction, direction_class, verb) = direction(operation.action);
+        let (direction, direction_class) = direction(operation.action);
         let reply = operation.reply.as_ref().map(|reply| {
             // A reply goes the other way.
             let back = match operation.action {
                 Action::Receive => Action::Send,
                 Action::Send => Action::Receive,
             };
-            let (direction, direction_class, _) = self::direction(back);
+            let (direction, direction_class) = self::direction(back);
             ReplyView {
                 direction,
                 direction_class,
@@ -705,7 +703,6 @@ impl<'a> Builder<'a> {
             key: operation.key.clone(),
             direction,
             direction_class,
-            verb,
             title: operation.title.clone(),
             summary: self.inline(operation.summary.as_deref()),
             messages: operation
@@ -755,7 +752,7 @@ impl<'a> Builder<'a> {
         let id = self.message_ids[index].clone();
         let mut used_by = Vec::new();
         for (op_index, operation) in contract.operations.iter().enumerate() {
-            let (direction, _, _) = direction(operation.action);
+            let (direction, _) = direction(operation.action);
             if operation.messages.contains(&index) {
                 used_by.push(Ref {
                     id: self.operation_ids[op_index].clone(),
@@ -928,10 +925,10 @@ impl<'a> Builder<'a> {
 
 /// The direction of an operation, said plainly, for a server-side contract: what the
 /// application receives comes from a client.
-fn direction(action: Action) -> (&'static str, &'static str, &'static str) {
+fn direction(action: Action) -> (&'static str, &'static str) {
     match action {
-        Action::Receive => ("client → server", "in", "receives"),
-        Action::Send => ("server → client", "out", "sends"),
+        Action::Receive => ("client → server", "in"),
+        Action::Send => ("server → client", "out"),
     }
 }
 
