@@ -601,8 +601,17 @@ impl<'a> Builder<'a> {
                 }),
             })
             .collect();
-        let servers = channel
-            .servers
+        // No `servers` on a channel means every server: say which, as the reader cannot guess.
+        let server_keys: Vec<String> = if channel.servers.is_empty() {
+            contract
+                .servers
+                .iter()
+                .map(|server| server.key.clone())
+                .collect()
+        } else {
+            channel.servers.clone()
+        };
+        let servers = server_keys
             .iter()
             .map(|key| {
                 let position = contract

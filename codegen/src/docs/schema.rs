@@ -359,6 +359,13 @@ impl Tables<'_> {
                     let inner = self.type_label(&named.value);
                     match inner.as_str() {
                         "object" | "any" => named.name.clone(),
+                        // The variants are listed under it.
+                        _ if inner.starts_with("one of")
+                            || inner.starts_with("any of")
+                            || inner.starts_with("all of") =>
+                        {
+                            named.name.clone()
+                        }
                         _ if named.component.is_some() => format!("{} ({inner})", named.name),
                         _ => inner,
                     }
