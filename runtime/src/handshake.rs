@@ -23,7 +23,7 @@ impl Handshake {
         let query = request
             .uri()
             .query()
-            .map(|query| url_decode_pairs(query))
+            .map(url_decode_pairs)
             .unwrap_or_default();
         Handshake {
             path: request.uri().path().to_owned(),

@@ -152,14 +152,12 @@ mod tests {
         let violations = MESSAGE
             .check(&json!({"message": "toolong", "id": "nope"}))
             .unwrap_err();
-        assert_eq!(violations.lines.len(), 2, "{violations}");
-        assert!(
-            violations
-                .lines
-                .iter()
-                .any(|line| line.starts_with("/message"))
-        );
-        assert!(violations.lines.iter().any(|line| line.starts_with("/id")));
+        let paths: Vec<&str> = violations
+            .problems
+            .iter()
+            .map(|problem| problem.path.as_str())
+            .collect();
+        assert_eq!(paths, ["/message", "/id"], "{violations}");
     }
 
     #[test]

@@ -4,4 +4,5 @@
 //! One test binary (as DESIGN.md asks); each module covers one channel or concern.
 
 mod echo;
+mod official_parser;
 mod server;

@@ -1,20 +1,30 @@
 //! Project automation, run as `cargo xtask <command>`:
 //! - `codegen --input FILE [--out DIR]`: run the generator on any AsyncAPI document;
-//! - `docs [--input FILE] [--out DIR] [--check]`: render the HTML docs;
-//! - `ci`: everything CI runs (format, lints, every test, contract and docs checks).
+//! - `docs [--input FILE] [--out DIR] [--check]`: render the HTML docs of a contract;
+//! - `ci`: everything CI runs (installs, format, lints, docs check, every test).
 
+mod ci;
 mod codegen;
+mod docs;
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+const USAGE: &str = "usage: cargo xtask <command>
+
+  codegen --input FILE [--out DIR]       generate Rust from any AsyncAPI document
+  docs [--input FILE] [--out DIR] [--check]  render the HTML docs (default: the v1 contract into docs/)
+  ci                                     everything CI runs: format, clippy, docs check, all tests";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let rest = args.get(1..).unwrap_or_default();
     let result = match args.first().map(String::as_str) {
-        Some("codegen") => codegen::run(&args[1..]),
+        Some("codegen") => codegen::run(rest),
+        Some("docs") => docs::run(rest).map(|()| ExitCode::SUCCESS),
+        Some("ci") => ci::run(rest, &workspace_root()),
         _ => {
-            eprintln!(
-                "usage: cargo xtask <codegen|docs|ci> [options]\n\n  codegen --input FILE [--out DIR]   generate Rust from an AsyncAPI document"
-            );
+            eprintln!("{USAGE}");
             return ExitCode::from(2);
         }
     };
@@ -25,4 +35,12 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The repository root: xtask's manifest sits one level below it.
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }

@@ -721,30 +721,33 @@ fn params_struct(channel: &Channel, plan: &ChannelPlan) -> TokenStream {
     });
     let field_idents: Vec<&Ident> = plan.params.iter().map(|f| &f.ident).collect();
     let pairs = |location: &str| {
-        if !plan.params.iter().any(|f| f.location == location) {
-            return quote!(::std::vec::Vec::new());
-        }
-        let pushes = plan
+        let fields: Vec<&ParamField> = plan
             .params
             .iter()
             .filter(|f| f.location == location)
-            .map(|field| {
+            .collect();
+        if fields.iter().all(|field| field.required) {
+            let entries = fields.iter().map(|field| {
                 let ident = &field.ident;
                 let name = &field.name;
-                if field.required {
-                    quote!(pairs.push((#name, self.#ident.to_string()));)
-                } else {
-                    quote! {
-                        if let ::std::option::Option::Some(value) = &self.#ident {
-                            pairs.push((#name, value.to_string()));
-                        }
-                    }
-                }
+                quote!((#name, self.#ident.to_string()))
             });
+            return quote!(::std::vec![#(#entries),*]);
+        }
+        let entries = fields.iter().map(|field| {
+            let ident = &field.ident;
+            let name = &field.name;
+            if field.required {
+                quote!((#name, ::std::option::Option::Some(self.#ident.to_string())))
+            } else {
+                quote!((#name, self.#ident.as_ref().map(::std::string::ToString::to_string)))
+            }
+        });
         quote! {
-            let mut pairs = ::std::vec::Vec::new();
-            #(#pushes)*
-            pairs
+            [#(#entries),*]
+                .into_iter()
+                .filter_map(|(name, value)| value.map(|value| (name, value)))
+                .collect()
         }
     };
     let query_pairs = pairs("query");
@@ -755,44 +758,41 @@ fn params_struct(channel: &Channel, plan: &ChannelPlan) -> TokenStream {
         let placeholder = format!("{{{}}}", field.name);
         quote!(path = path.replace(#placeholder, &::wfs_runtime::client::encode(&self.#ident.to_string()));)
     });
+    let path_replacements: Vec<TokenStream> = path_replacements.collect();
+    let path_body = if path_replacements.is_empty() {
+        quote!(::std::string::String::from(#address))
+    } else {
+        quote! {
+            let mut path = ::std::string::String::from(#address);
+            #(#path_replacements)*
+            path
+        }
+    };
     let schema = params_schema(channel, &plan.params).to_string();
     let label = format!("{} parameters", channel.key);
-    let unused = if plan.params.is_empty() {
-        quote!(let _ = handshake;)
-    } else {
-        TokenStream::new()
-    };
-    let mutable = if plan.params.iter().any(|f| f.location == "path") {
-        quote!(mut)
-    } else {
-        TokenStream::new()
-    };
-    let mutable_checked = if plan.params.is_empty() {
-        TokenStream::new()
-    } else {
-        quote!(mut)
-    };
     let doc = format!(
         "The parameters of channel `{}`: path, query and headers of the handshake.",
         channel.key
     );
-    quote! {
-        #[doc = #doc]
-        #[derive(Debug, Clone, PartialEq, Default)]
-        pub struct #name {
-            #(#fields,)*
-        }
-
-        static PARAMS_SCHEMA: ::wfs_runtime::Validator = ::wfs_runtime::Validator::new(#label, #schema);
-
-        impl #name {
-            /// Reads and checks the parameters of a handshake; every problem is reported.
-            pub fn from_handshake(handshake: &::wfs_runtime::Handshake) -> ::std::result::Result<Self, ::wfs_runtime::ParamsError> {
-                #unused
+    // A channel without parameters has nothing to read or check.
+    let (params_schema_static, from_handshake_body) = if plan.params.is_empty() {
+        (
+            TokenStream::new(),
+            quote! {
+                let _ = handshake;
+                ::std::result::Result::Ok(Self {})
+            },
+        )
+    } else {
+        (
+            quote! {
+                static PARAMS_SCHEMA: ::wfs_runtime::Validator = ::wfs_runtime::Validator::new(#label, #schema);
+            },
+            quote! {
                 let mut errors = ::wfs_runtime::ParamsError::default();
                 #(#parses)*
                 #unwrap_required
-                let #mutable_checked checked = ::serde_json::Map::new();
+                let mut checked = ::serde_json::Map::new();
                 #(#to_json)*
                 if let ::std::result::Result::Err(violations) = PARAMS_SCHEMA.check(&::serde_json::Value::Object(checked)) {
                     for problem in violations.problems {
@@ -808,13 +808,27 @@ fn params_struct(channel: &Channel, plan: &ChannelPlan) -> TokenStream {
                     return ::std::result::Result::Err(errors);
                 }
                 ::std::result::Result::Ok(Self { #(#field_idents,)* })
+            },
+        )
+    };
+    quote! {
+        #[doc = #doc]
+        #[derive(Debug, Clone, PartialEq, Default)]
+        pub struct #name {
+            #(#fields,)*
+        }
+
+        #params_schema_static
+
+        impl #name {
+            /// Reads and checks the parameters of a handshake; every problem is reported.
+            pub fn from_handshake(handshake: &::wfs_runtime::Handshake) -> ::std::result::Result<Self, ::wfs_runtime::ParamsError> {
+                #from_handshake_body
             }
 
             /// The channel address with its `{...}` parameters filled in.
             pub fn path(&self) -> ::std::string::String {
-                let #mutable path = ::std::string::String::from(#address);
-                #(#path_replacements)*
-                path
+                #path_body
             }
 
             /// The query parameters, for a client's handshake.
@@ -1100,7 +1114,7 @@ pub(crate) fn serving(
             }
         });
         mounts.push(quote! {
-            let route = #mount_fn(route, app.clone(), config.clone());
+            route = #mount_fn(route, app.clone(), config.clone());
         });
     }
     let bounds_clause = if all_bounds.is_empty() {
@@ -1108,10 +1122,17 @@ pub(crate) fn serving(
     } else {
         quote!(S: #(#all_bounds)+*)
     };
-    let unused = if endpoints.is_empty() {
-        quote!(let _ = (&app, &config);)
+    let routes_body = if endpoints.is_empty() {
+        quote! {
+            let _ = (app, config);
+            ::wfs_runtime::poem::Route::new()
+        }
     } else {
-        TokenStream::new()
+        quote! {
+            let mut route = ::wfs_runtime::poem::Route::new();
+            #(#mounts)*
+            route
+        }
     };
     quote! {
         /// One function and socket handler per channel address.
@@ -1125,10 +1146,7 @@ pub(crate) fn serving(
         pub fn routes<S>(app: ::std::sync::Arc<S>, config: ::std::sync::Arc<::wfs_runtime::Config>) -> ::wfs_runtime::poem::Route
         where #bounds_clause
         {
-            #unused
-            let route = ::wfs_runtime::poem::Route::new();
-            #(#mounts)*
-            route
+            #routes_body
         }
     }
 }

@@ -1,0 +1,87 @@
+//! `cargo xtask ci`: everything CI runs, in the order that fails fastest.
+//!
+//! 1. installs what the tests need and a fresh machine may lack (Node.js and npm, for the
+//!    official AsyncAPI parser test);
+//! 2. `cargo fmt --check`, `cargo clippy --all-targets -D warnings`;
+//! 3. `cargo xtask docs --check` (the committed docs match the contract);
+//! 4. every test of the workspace with `INSTA_UPDATE=no`, last, so its summary closes the log.
+
+use std::path::Path;
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, bail};
+
+pub fn run(args: &[String], root: &Path) -> anyhow::Result<ExitCode> {
+    if let Some(other) = args.first() {
+        bail!("unknown argument `{other}` (ci takes none)");
+    }
+    ensure_node()?;
+    cargo(
+        root,
+        &["fmt", "--all", "--", "--check"],
+        "formatting (run `cargo fmt --all`)",
+    )?;
+    cargo(
+        root,
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+        "clippy",
+    )?;
+    println!("==> cargo xtask docs --check");
+    crate::docs::run(&["--check".to_owned()]).context("docs are stale (run `cargo xtask docs`)")?;
+    cargo(root, &["test", "--workspace"], "tests")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cargo(root: &Path, args: &[&str], what: &str) -> anyhow::Result<()> {
+    println!("==> cargo {}", args.join(" "));
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let status = Command::new(cargo)
+        .args(args)
+        .current_dir(root)
+        .env("INSTA_UPDATE", "no")
+        .status()
+        .with_context(|| format!("cannot run cargo for {what}"))?;
+    if !status.success() {
+        bail!("{what} failed");
+    }
+    Ok(())
+}
+
+/// The official-parser test needs `npm`; Debian's packages provide it where the image does not.
+fn ensure_node() -> anyhow::Result<()> {
+    if command_works("npm", &["--version"]) && command_works("node", &["--version"]) {
+        return Ok(());
+    }
+    println!("==> installing nodejs and npm (for the official AsyncAPI parser test)");
+    for args in [
+        &["update"][..],
+        &["install", "-y", "--no-install-recommends", "nodejs", "npm"][..],
+    ] {
+        let status = Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .context("npm is missing and apt-get cannot run: install Node.js and npm")?;
+        if !status.success() {
+            bail!(
+                "`apt-get {}` failed: install Node.js and npm",
+                args.join(" ")
+            );
+        }
+    }
+    Ok(())
+}
+
+fn command_works(program: &str, args: &[&str]) -> bool {
+    Command::new(program)
+        .args(args)
+        .output()
+        .is_ok_and(|output| output.status.success())
+}
