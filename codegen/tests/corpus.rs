@@ -39,7 +39,7 @@ fn fixture_documents() -> Vec<PathBuf> {
         .expect("fixtures folder")
         .flatten()
         .map(|entry| entry.path())
-        .filter(|path| path.extension().is_some_and(|e| e == "yaml"))
+        .filter(|path| path.extension().is_some_and(|e| e == "yaml" || e == "json"))
         .collect();
     documents.push(dir.join("refs/main.yaml"));
     documents.sort();

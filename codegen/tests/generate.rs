@@ -38,6 +38,7 @@ generated! {
     refs_across_files => "tests/fixtures/generate/refs/main.yaml",
     asyncapi_2_6 => "tests/fixtures/generate/v2.yaml",
     shared_address => "tests/fixtures/generate/shared-address.yaml",
+    json_and_3_1 => "tests/fixtures/generate/json-3-1.json",
     v1_contract => "../asyncapi/v1-schema.yaml",
 }
 

@@ -3,6 +3,7 @@
 //!
 //! One test binary (as DESIGN.md asks); each module covers one channel or concern.
 
+mod documents;
 mod echo;
 mod official_parser;
 mod server;
