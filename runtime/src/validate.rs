@@ -99,6 +99,9 @@ impl Validator {
             jsonschema::options()
                 .with_draft(jsonschema::Draft::Draft7)
                 .should_validate_formats(true)
+                // Draft-07 predates the `uuid` format that AsyncAPI contracts use; without this
+                // it would be ignored. Canonical form only, as at the handshake.
+                .with_format("uuid", |value: &str| crate::params::uuid(value).is_ok())
                 .build(&schema)
                 .map_err(|error| error.to_string())
         });
