@@ -6,8 +6,9 @@
 //! 3. `cargo xtask docs --check` (the committed docs match the contract);
 //! 4. every test of the workspace with `INSTA_UPDATE=no`, last, so its summary closes the log.
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, ExitCode};
+use std::process::{Command, ExitCode, Stdio};
 
 use anyhow::{Context, bail};
 
@@ -35,8 +36,51 @@ pub fn run(args: &[String], root: &Path) -> anyhow::Result<ExitCode> {
     )?;
     println!("==> cargo xtask docs --check");
     crate::docs::run(&["--check".to_owned()]).context("docs are stale (run `cargo xtask docs`)")?;
-    cargo(root, &["test", "--workspace"], "tests")?;
+    test(root)
+}
+
+/// Runs every test, echoing the output, and closes with one total line (`N passed, N failed`):
+/// cargo prints a line per test binary, and the last ones (doc tests) often read `0 passed`.
+fn test(root: &Path) -> anyhow::Result<ExitCode> {
+    println!("==> cargo test --workspace");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut child = Command::new(cargo)
+        .args(["test", "--workspace"])
+        .current_dir(root)
+        .env("INSTA_UPDATE", "no")
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("cannot run cargo test")?;
+    let (mut passed, mut failed) = (0u64, 0u64);
+    if let Some(stdout) = child.stdout.take() {
+        for line in BufReader::new(stdout).lines() {
+            let line = line.context("cannot read cargo test output")?;
+            println!("{line}");
+            if let Some(result) = line.strip_prefix("test result: ") {
+                passed += count(result, " passed");
+                failed += count(result, " failed");
+            }
+        }
+    }
+    let status = child.wait().context("cargo test did not finish")?;
+    println!("ci: {passed} passed, {failed} failed");
+    if !status.success() || failed > 0 {
+        bail!("tests failed");
+    }
+    if passed == 0 {
+        bail!("no test ran");
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The number before `label` in a cargo `test result:` line (`ok. 7 passed; 0 failed; ...`).
+fn count(result: &str, label: &str) -> u64 {
+    result
+        .split(';')
+        .find_map(|part| part.trim_end().strip_suffix(label))
+        .and_then(|number| number.rsplit(' ').next())
+        .and_then(|number| number.parse().ok())
+        .unwrap_or(0)
 }
 
 fn cargo(root: &Path, args: &[&str], what: &str) -> anyhow::Result<()> {
@@ -84,4 +128,15 @@ fn command_works(program: &str, args: &[&str]) -> bool {
         .args(args)
         .output()
         .is_ok_and(|output| output.status.success())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn counts_come_from_cargo_result_lines() {
+        let line =
+            "ok. 17 passed; 2 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.19s";
+        assert_eq!(super::count(line, " passed"), 17);
+        assert_eq!(super::count(line, " failed"), 2);
+    }
 }
