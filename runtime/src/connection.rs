@@ -51,7 +51,8 @@ impl<T> Frame<T> {
         std::str::from_utf8(&self.text).unwrap_or_default()
     }
 
-    pub(crate) fn bytes(&self) -> Bytes {
+    /// The wire bytes, shared (cloning is a reference count, not a copy).
+    pub fn bytes(&self) -> Bytes {
         self.text.clone()
     }
 }

@@ -16,6 +16,7 @@ use futures_util::{SinkExt, StreamExt};
 use poem::web::websocket::{Message, WebSocket, WebSocketConfig, WebSocketStream};
 use poem::{FromRequest, IntoResponse, Request, Response};
 use serde_json::Value;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::connection::{Connection, Outbound};
@@ -42,6 +43,8 @@ pub struct Config {
     /// How long closing may take (flushing queued frames, waiting for the peer's close).
     pub close_timeout: Duration,
     active: AtomicUsize,
+    /// Set once by [`Config::shut_down`]; every connection closes with 1001 when it flips.
+    shutdown: watch::Sender<bool>,
 }
 
 impl Default for Config {
@@ -56,6 +59,7 @@ impl Default for Config {
             max_connections: 10_000,
             close_timeout: Duration::from_secs(2),
             active: AtomicUsize::new(0),
+            shutdown: watch::channel(false).0,
         }
     }
 }
@@ -64,6 +68,20 @@ impl Config {
     /// Connections open right now.
     pub fn active_connections(&self) -> usize {
         self.active.load(Ordering::Relaxed)
+    }
+
+    /// Closes every connection with 1001 (after the frames already queued) and refuses new
+    /// ones with 503. Resolves when no connection is left, or after `close_timeout` twice over.
+    pub async fn shut_down(&self) {
+        self.shutdown.send_replace(true);
+        let deadline = Instant::now() + self.close_timeout * 2;
+        while self.active_connections() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    fn is_shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
     }
 
     fn websocket(&self) -> WebSocketConfig {
@@ -227,6 +245,9 @@ pub async fn upgrade<H: SocketHandler>(
     config: Arc<Config>,
     handler: H,
 ) -> Response {
+    if config.is_shutting_down() {
+        return plain_response(503, "Server is shutting down.".to_owned());
+    }
     if config.active.load(Ordering::Relaxed) >= config.max_connections {
         return plain_response(
             503,
@@ -264,6 +285,7 @@ async fn run<H: SocketHandler>(stream: WebSocketStream, config: &Config, handler
     let mut keepalive =
         tokio::time::interval_at(Instant::now() + config.ping_interval, config.ping_interval);
     let mut last_seen = Instant::now();
+    let mut shutdown = config.shutdown.subscribe();
 
     let close = loop {
         tokio::select! {
@@ -277,6 +299,7 @@ async fn run<H: SocketHandler>(stream: WebSocketStream, config: &Config, handler
                 None => break None,
             },
             () = connection.close_wanted() => break connection.take_close_request(),
+            _ = async { shutdown.wait_for(|down| *down).await.is_ok() } => break Some((1001, "Server is shutting down.".to_owned())),
             inbound = source.next() => {
                 last_seen = Instant::now();
                 match inbound {
