@@ -9,6 +9,7 @@
 
 pub mod contract;
 pub mod echo;
+pub mod store;
 
 use std::sync::Arc;
 
