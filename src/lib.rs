@@ -7,6 +7,7 @@
 //! - [`App`] and [`app`]: the application state and the poem route tree (the channels, the
 //!   contract at `/asyncapi.yaml` and its HTML docs at `/docs`); [`serve`] runs it.
 
+pub mod auth;
 pub mod contract;
 pub mod echo;
 pub mod store;
