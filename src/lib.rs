@@ -3,24 +3,33 @@
 //! # Layout
 //! - [`contract`]: the code `build.rs` generates from `asyncapi/v1-schema.yaml` (types, one
 //!   trait per channel, typed connections and clients, `routes`).
-//! - [`echo`]: the echo channel.
-//! - [`App`] and [`app`]: the application state and the poem route tree (the channels, the
-//!   contract at `/asyncapi.yaml` and its HTML docs at `/docs`); [`serve`] runs it.
+//! - [`echo`], [`alert`], [`chat`]: one file per channel, each implementing its trait for [`App`].
+//! - [`hub`]: per-city fan-out ([`hub::Hub`]) and the [`hub::Bus`] that carries publications.
+//! - [`store`]: cities, users and alerts (SQLite); [`auth`]: JWT tokens.
+//! - [`http`]: the Host/Origin gate, the token, alert and stats endpoints.
+//! - [`app`] builds the route tree; [`serve`] runs it until shutdown.
 
+pub mod alert;
 pub mod auth;
+pub mod chat;
+pub mod cli;
 pub mod contract;
 pub mod echo;
+pub mod http;
+pub mod hub;
 pub mod store;
 
 use std::sync::Arc;
 
 use poem::listener::TcpAcceptor;
 use poem::web::Html;
-use poem::{EndpointExt, IntoResponse, Route, Server, get, handler};
+use poem::{EndpointExt, IntoResponse, Server, get, handler, post};
+use uuid::Uuid;
+use wfs_runtime::{Frame, Handshake, ParamsError, Reject};
 
-/// The application: what every channel implementation shares.
-#[derive(Debug, Default)]
-pub struct App {}
+use crate::contract::types::Alert;
+use crate::hub::{Bus, BusError, Hub, LocalBus, Topic};
+use crate::store::{City, Store, StoreError, User};
 
 /// The contract as written: the single source of truth, served as is.
 pub const CONTRACT_YAML: &str = include_str!("../asyncapi/v1-schema.yaml");
@@ -28,15 +37,136 @@ pub const CONTRACT_YAML: &str = include_str!("../asyncapi/v1-schema.yaml");
 /// The contract's HTML docs, rendered by `cargo xtask docs` (kept fresh by `--check` in CI).
 pub const DOCS_HTML: &str = include_str!("../docs/index.html");
 
-/// The whole HTTP and WebSocket surface of the service.
-///
-/// Only echo is served so far; once alert and chat implement their traits this becomes
-/// `contract::routes`, which requires every channel of the contract.
-pub fn app(state: Arc<App>, config: Arc<wfs_runtime::Config>) -> Route {
-    let route = Route::new()
+/// What every channel implementation shares.
+pub struct App {
+    pub store: Store,
+    pub jwt: auth::Jwt,
+    pub hub: Arc<Hub>,
+    pub bus: Arc<dyn Bus>,
+    /// Alerts are published one at a time, so their ids and their delivery order agree.
+    /// Alerts are published by operators, rarely; this costs nothing.
+    alert_order: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("hub", &self.hub.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why an alert was not published. Nothing was sent when this is returned.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("the alert could not be stored: {0}")]
+    Store(#[from] StoreError),
+    #[error("the alert could not be sent: {0}")]
+    Bus(#[from] BusError),
+    #[error("the alert does not match the contract: {0}")]
+    Contract(#[from] wfs_runtime::SendError),
+}
+
+impl App {
+    /// An application on one instance (in-process fan-out).
+    pub fn new(store: Store, jwt: auth::Jwt) -> App {
+        let hub = Arc::new(Hub::default());
+        App {
+            store,
+            jwt,
+            bus: Arc::new(LocalBus::new(hub.clone())),
+            hub,
+            alert_order: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Stores an alert for `city` and pushes it to the city's subscribers. `None` when there is
+    /// no such city.
+    pub async fn publish_alert(
+        &self,
+        city: Uuid,
+        message: &str,
+    ) -> Result<Option<Alert>, PublishError> {
+        if self.store.city(city).await?.is_none() {
+            return Ok(None);
+        }
+        let _order = self.alert_order.lock().await;
+        let stored = self.store.insert_alert(city, message).await?;
+        let Some(id) = u64::try_from(stored.id)
+            .ok()
+            .and_then(std::num::NonZeroU64::new)
+        else {
+            return Err(PublishError::Contract(wfs_runtime::SendError::Contract(
+                format!("alert id {} is not positive", stored.id),
+            )));
+        };
+        let alert = Alert {
+            type_: "alert".to_owned(),
+            id,
+            city_uuid: stored.city_uuid,
+            message: stored.message,
+            created_at: stored.created_at,
+        };
+        let frame = Frame::new(&alert)?;
+        self.bus.publish(Topic::Alert(city), frame.bytes()).await?;
+        Ok(Some(alert))
+    }
+
+    /// The handshake of the alert and chat channels, in WIRE.md's order: the token (HTTP 403),
+    /// then `city_uuid` (accepted, then closed with 1008), then the city itself (1008).
+    pub async fn admit(
+        &self,
+        handshake: &Handshake,
+        city: Result<Uuid, ParamsError>,
+    ) -> Result<(User, City), Reject> {
+        let user = auth::authenticate(&self.jwt, &self.store, handshake.query("access_token"))
+            .await
+            .map_err(|error| Reject::forbidden(error.to_string()))?;
+        let city_uuid = match city {
+            Ok(city_uuid) => city_uuid,
+            Err(error) if error.concerns("city_uuid") => {
+                return Err(Reject::close(
+                    1008,
+                    "Query parameter city_uuid is missing or is invalid.",
+                ));
+            }
+            Err(error) => return Err(Reject::close(1008, error.to_string())),
+        };
+        match self.store.city(city_uuid).await {
+            Ok(Some(city)) => Ok((user, city)),
+            Ok(None) => Err(Reject::close(
+                1008,
+                format!(
+                    "City with {} doesn't exist.",
+                    handshake.query("city_uuid").unwrap_or_default()
+                ),
+            )),
+            Err(error) => {
+                tracing::error!(%error, "city lookup failed");
+                Err(Reject::Http {
+                    status: 503,
+                    body: "The city store is unavailable; try again later.".to_owned(),
+                })
+            }
+        }
+    }
+}
+
+/// The whole HTTP and WebSocket surface of the service, behind the Host/Origin gate.
+pub fn app(
+    state: Arc<App>,
+    config: Arc<wfs_runtime::Config>,
+    policy: http::AccessPolicy,
+) -> impl poem::Endpoint {
+    contract::routes(state.clone(), config.clone())
         .at("/asyncapi.yaml", get(contract_yaml))
-        .at("/docs", get(docs));
-    contract::mount_ws_v1_echo(route, state, config)
+        .at("/docs", get(docs))
+        .at("/api/jwt/obtain", post(http::obtain_token))
+        .at("/api/v1/cities/:city/alerts", post(http::publish_alert))
+        .at("/api/stats", get(http::stats))
+        .data(state)
+        .data(config)
+        .with(http::Gate::new(policy))
 }
 
 #[handler]
@@ -49,15 +179,26 @@ fn docs() -> Html<&'static str> {
     Html(DOCS_HTML)
 }
 
-/// Serves `app` on an already bound listener until `shutdown` resolves.
+/// Serves on an already bound listener until `shutdown` resolves; then every WebSocket is
+/// closed with 1001 after the frames already queued for it, and the server stops.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<App>,
     config: Arc<wfs_runtime::Config>,
+    policy: http::AccessPolicy,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let acceptor = TcpAcceptor::from_tokio(listener)?;
+    let sockets = config.clone();
+    let shutdown = async move {
+        shutdown.await;
+        sockets.shut_down().await;
+    };
     Server::new_with_acceptor(acceptor)
-        .run_with_graceful_shutdown(app(state, config).boxed(), shutdown, None)
+        .run_with_graceful_shutdown(
+            app(state, config.clone(), policy),
+            shutdown,
+            Some(config.close_timeout),
+        )
         .await
 }

@@ -332,6 +332,17 @@ impl Store {
         row.as_ref().map(user_from_row).transpose()
     }
 
+    /// The oldest administrator, whose identity `wfs alert` signs its token with.
+    pub async fn first_admin(&self) -> Result<Option<User>> {
+        let row = sqlx::query(
+            "SELECT id, username, is_admin FROM users WHERE is_admin = TRUE ORDER BY id LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_error("looking up the administrator"))?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
     /// The user if `password` is theirs; `None` for an unknown user or a wrong password.
     pub async fn verify_password(&self, username: &str, password: &str) -> Result<Option<User>> {
         let row = sqlx::query(

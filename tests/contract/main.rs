@@ -3,7 +3,12 @@
 //!
 //! One test binary (as DESIGN.md asks); each module covers one channel or concern.
 
+mod alert;
+mod chat;
+mod cli;
 mod documents;
 mod echo;
+mod handshake;
+mod limits;
 mod official_parser;
 mod server;

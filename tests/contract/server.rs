@@ -1,36 +1,128 @@
-//! A real server for one test: bound to 127.0.0.1:0, stopped when the handle is dropped.
+//! A real server for one test: its own data directory (SQLite file, JWT secret), bound to
+//! 127.0.0.1:0, stopped when the handle is dropped.
 
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use tokio::sync::oneshot;
+use wfs::auth::{Jwt, TokenKind};
+use wfs::http::AccessPolicy;
+use wfs::store::{City, Store, User};
 
 /// Every wait in these tests is bounded by this.
-pub const WAIT: Duration = Duration::from_secs(5);
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// The admin's password in every test server.
+pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
 
 pub struct TestServer {
+    /// `ws://127.0.0.1:<port>`
     pub base_url: String,
+    /// `http://127.0.0.1:<port>`
+    pub http_url: String,
+    pub address: std::net::SocketAddr,
+    pub data_dir: PathBuf,
+    pub app: Arc<wfs::App>,
+    pub config: Arc<wfs_runtime::Config>,
+    pub jwt: Jwt,
+    pub admin: User,
+    pub alice: User,
+    pub bob: User,
     stop: Option<oneshot::Sender<()>>,
+    stopped: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
 
 impl TestServer {
     pub async fn start() -> TestServer {
+        TestServer::start_with(wfs_runtime::Config::default()).await
+    }
+
+    pub async fn start_with(config: wfs_runtime::Config) -> TestServer {
+        let data_dir = std::env::temp_dir().join(format!(
+            "wfs-test-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&data_dir).expect("create the data directory");
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            data_dir.join("wfs.sqlite3").display()
+        );
+        let store = within("open the store", Store::open(&url))
+            .await
+            .expect("store opens");
+        within("admin", store.ensure_admin(Some(ADMIN_PASSWORD)))
+            .await
+            .expect("admin created");
+        let admin = within("admin", store.verify_password("admin", ADMIN_PASSWORD))
+            .await
+            .expect("store answers")
+            .expect("admin exists");
+        let alice = within("alice", store.create_user("alice", "alice-password", false))
+            .await
+            .expect("alice created");
+        let bob = within("bob", store.create_user("bob", "bob-password", false))
+            .await
+            .expect("bob created");
+        let secret = Jwt::load_or_create_secret(&data_dir, None).expect("JWT secret");
+        let jwt = Jwt::new(secret, Duration::from_secs(600), Duration::from_secs(3600));
+        let app = Arc::new(wfs::App::new(store, jwt.clone()));
+        let config = Arc::new(config);
+
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind 127.0.0.1:0");
         let address = listener.local_addr().expect("local address");
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(wfs::serve(
+        let (stop, stop_signal) = oneshot::channel::<()>();
+        let stopped = tokio::spawn(wfs::serve(
             listener,
-            Arc::new(wfs::App::default()),
-            Arc::new(wfs_runtime::Config::default()),
+            app.clone(),
+            config.clone(),
+            AccessPolicy::local(address.port(), false),
             async move {
-                let _ = stopped.await;
+                let _ = stop_signal.await;
             },
         ));
         TestServer {
             base_url: format!("ws://{address}"),
+            http_url: format!("http://{address}"),
+            address,
+            data_dir,
+            app,
+            config,
+            jwt,
+            admin,
+            alice,
+            bob,
             stop: Some(stop),
+            stopped: Some(stopped),
+        }
+    }
+
+    /// A fresh access token for `user`.
+    pub fn token(&self, user: &User) -> String {
+        self.jwt.issue(user.id, TokenKind::Access)
+    }
+
+    /// The seeded city called `name`.
+    pub async fn city(&self, name: &str) -> City {
+        within("find city", self.app.store.find_city(name))
+            .await
+            .expect("store answers")
+            .unwrap_or_else(|| panic!("no city {name}"))
+    }
+
+    /// Stops the server (SIGTERM's path) and waits for it to finish.
+    pub async fn shut_down(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(stopped) = self.stopped.take() {
+            let _ = within("server stops", stopped).await;
         }
     }
 }
@@ -40,6 +132,7 @@ impl Drop for TestServer {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+        let _ = std::fs::remove_dir_all(&self.data_dir);
     }
 }
 
@@ -48,4 +141,93 @@ pub async fn within<T>(what: &str, future: impl std::future::Future<Output = T>)
     tokio::time::timeout(WAIT, future)
         .await
         .unwrap_or_else(|_| panic!("timed out after {WAIT:?} waiting for {what}"))
+}
+
+/// Polls `condition` every 10 ms until it holds, for at most [`WAIT`].
+pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    within(what, async {
+        while !condition() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+}
+
+/// A plain HTTP/1.1 request on a fresh connection: (status, content type, body).
+pub async fn http(
+    server: &TestServer,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> (u16, String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = within("connect", tokio::net::TcpStream::connect(server.address))
+        .await
+        .expect("connect");
+    let mut request = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+    if !headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("host"))
+    {
+        request.push_str(&format!("Host: {}\r\n", server.address));
+    }
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if let Some(body) = body {
+        request.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    request.push_str("\r\n");
+    request.push_str(body.unwrap_or_default());
+    within("write", stream.write_all(request.as_bytes()))
+        .await
+        .expect("write");
+    let mut response = Vec::new();
+    within("read", stream.read_to_end(&mut response))
+        .await
+        .expect("read");
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let content_type = head
+        .lines()
+        .find_map(|line| {
+            line.to_ascii_lowercase()
+                .strip_prefix("content-type: ")
+                .map(str::to_owned)
+        })
+        .unwrap_or_default();
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    (status, content_type, body)
+}
+
+fn dechunk(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if size == 0 || after.len() < size {
+            break;
+        }
+        out.push_str(&after[..size]);
+        rest = after[size..].trim_start_matches("\r\n");
+    }
+    out
 }

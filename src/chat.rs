@@ -1,0 +1,114 @@
+//! The chat channel (`/ws/v1/chat`): one room per city.
+//!
+//! On open the member is welcomed (`Welcome in <City> chat.`) and joins the room's topic. Each
+//! message a member sends is serialised once, with the sender's name, and goes through the bus
+//! to every member of the room, the sender included.
+
+use chrono::Utc;
+use wfs_runtime::{ChannelError, Frame, FrameError, Handshake, ParamsError, Reject};
+
+use crate::App;
+use crate::contract::chat::{ChatChannel, ChatConnection, ChatParams};
+use crate::contract::types::{
+    ChatBroadcast, ChatMessage, ChatWelcome, Error as ErrorMessage, ErrorCode,
+};
+use crate::hub::Topic;
+use crate::store::{City, User};
+
+/// A member of one city's room.
+#[derive(Debug)]
+pub struct ChatSession {
+    pub user: User,
+    pub city: City,
+}
+
+fn error_message(code: ErrorCode, message: impl Into<String>) -> ErrorMessage {
+    ErrorMessage {
+        type_: "error".to_owned(),
+        code,
+        message: message.into(),
+    }
+}
+
+impl ChatChannel for App {
+    type State = ChatSession;
+
+    async fn on_connect(
+        &self,
+        handshake: &Handshake,
+        params: Result<ChatParams, ParamsError>,
+    ) -> Result<ChatSession, Reject> {
+        let (user, city) = self.admit(handshake, params.map(|p| p.city_uuid)).await?;
+        Ok(ChatSession { user, city })
+    }
+
+    async fn on_open(&self, connection: &ChatConnection, session: &ChatSession) {
+        let welcome = ChatWelcome {
+            type_: "welcome".to_owned(),
+            message: format!("Welcome in {} chat.", session.city.name),
+            city_uuid: session.city.uuid,
+        };
+        if let Err(error) = connection.send_chat_welcome(&welcome) {
+            tracing::warn!(%error, "welcome not sent");
+        }
+        self.hub
+            .subscribe(Topic::Chat(session.city.uuid), connection.connection());
+    }
+
+    async fn receive_chat(
+        &self,
+        connection: &ChatConnection,
+        session: &ChatSession,
+        message: ChatMessage,
+    ) -> Result<(), ChannelError> {
+        let broadcast = ChatBroadcast {
+            type_: "chat".to_owned(),
+            message: String::from(message.message),
+            user: session.user.username.clone(),
+            city_uuid: session.city.uuid,
+            sent_at: Utc::now(),
+        };
+        let frame = Frame::new(&broadcast).map_err(|error| {
+            tracing::error!(%error, "chat message does not match the contract");
+            ChannelError::internal()
+        })?;
+        if let Err(error) = self
+            .bus
+            .publish(Topic::Chat(session.city.uuid), frame.bytes())
+            .await
+        {
+            tracing::warn!(%error, "chat message not delivered");
+            let _ = connection.send_chat_error(&error_message(
+                ErrorCode::Internal,
+                "Your message could not be delivered; try again.",
+            ));
+        }
+        Ok(())
+    }
+
+    async fn on_invalid_frame(
+        &self,
+        connection: &ChatConnection,
+        _session: &ChatSession,
+        error: FrameError,
+    ) {
+        match error {
+            FrameError::NotJson(_) | FrameError::Binary => {
+                connection.close(error.close_code(), error.close_reason());
+            }
+            // Valid JSON that is not a chat message (not an object, no `message`, too long):
+            // tell the member why and keep the connection.
+            FrameError::Contract(_) => {
+                let _ = connection.send_chat_error(&error_message(
+                    ErrorCode::InvalidMessage,
+                    format!("Send {{\"message\": \"...\"}} with 1 to 4096 characters ({error})."),
+                ));
+            }
+        }
+    }
+
+    async fn on_close(&self, connection: &ChatConnection, session: &ChatSession) {
+        self.hub
+            .unsubscribe(Topic::Chat(session.city.uuid), connection.connection().id());
+    }
+}

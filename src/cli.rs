@@ -1,0 +1,355 @@
+//! The `wfs` command line: `serve`, `alert` and `cities`.
+//!
+//! `alert` and `cities` keep the old `manage.py app_alert` / `app_cities` outputs and errors
+//! word for word (WIRE.md). `alert` reaches the running server through its REST endpoint. It
+//! signs a short-lived admin token with the secret in the data directory, so an operator on the
+//! server's machine needs no password; `--server` names the server to reach.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::auth::{Jwt, TokenKind};
+use crate::http::AccessPolicy;
+use crate::store::Store;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "wfs",
+    version,
+    about = "Weather Forecast Service: the real-time WebSocket API"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log format.
+    #[arg(
+        long,
+        global = true,
+        env = "WFS_LOG_FORMAT",
+        value_enum,
+        default_value = "human"
+    )]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the service.
+    Serve(ServeArgs),
+    /// Publish an alert to every subscriber of a city on the running service.
+    Alert(AlertArgs),
+    /// List the cities (`<name> <uuid>`, sorted by name).
+    Cities(CitiesArgs),
+}
+
+/// Where the data lives; shared by every command.
+#[derive(Debug, Clone, Args)]
+pub struct DataArgs {
+    /// Directory for the SQLite database and the generated JWT secret.
+    #[arg(long, env = "WFS_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+    /// Database URL; default: the SQLite file `wfs.sqlite3` in the data directory.
+    #[arg(long, env = "WFS_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// JWT signing secret; default: one generated and kept in the data directory.
+    #[arg(long, env = "WFS_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+}
+
+impl DataArgs {
+    fn database_url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| {
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("wfs.sqlite3").display()
+            )
+        })
+    }
+
+    async fn open_store(&self) -> anyhow::Result<Store> {
+        std::fs::create_dir_all(&self.data_dir).with_context(|| {
+            format!(
+                "cannot create the data directory {}",
+                self.data_dir.display()
+            )
+        })?;
+        Store::open(&self.database_url())
+            .await
+            .with_context(|| format!("cannot open the database in {}", self.data_dir.display()))
+    }
+
+    fn jwt(&self, access_ttl: Duration, refresh_ttl: Duration) -> anyhow::Result<Jwt> {
+        let secret = Jwt::load_or_create_secret(&self.data_dir, self.jwt_secret.as_deref())
+            .with_context(|| {
+                format!(
+                    "cannot read or create the JWT secret in {}",
+                    self.data_dir.display()
+                )
+            })?;
+        Ok(Jwt::new(secret, access_ttl, refresh_ttl))
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "WFS_LISTEN", default_value = "127.0.0.1:8000")]
+    pub listen: String,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Accepted `Host` headers, comma-separated: `name` (any port), `name:port` or
+    /// `*.domain`. Default: localhost, 127.0.0.1, [::1].
+    #[arg(long, env = "WFS_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
+    /// Accepted `Origin` headers on WebSocket handshakes, comma-separated: `scheme://host:port`
+    /// or `scheme://*.domain`. Default: the server's own address. Requests without `Origin`
+    /// (non-browser clients) are always accepted.
+    #[arg(long, env = "WFS_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+    /// Largest WebSocket message accepted, in bytes (larger: close 1009).
+    #[arg(long, env = "WFS_MAX_MESSAGE_SIZE", default_value_t = 64 * 1024)]
+    pub max_message_size: usize,
+    /// Frames queued per connection before it counts as too slow (close 1013).
+    #[arg(long, env = "WFS_OUTBOUND_QUEUE", default_value_t = 256)]
+    pub outbound_queue: usize,
+    /// Read buffer per connection, in bytes.
+    #[arg(long, env = "WFS_READ_BUFFER", default_value_t = 4 * 1024)]
+    pub read_buffer: usize,
+    /// Seconds between keepalive pings.
+    #[arg(long, env = "WFS_PING_INTERVAL", default_value_t = 30)]
+    pub ping_interval: u64,
+    /// Seconds without a frame (or pong) before a connection is closed (1001).
+    #[arg(long, env = "WFS_IDLE_TIMEOUT", default_value_t = 90)]
+    pub idle_timeout: u64,
+    /// Open connections allowed; more are refused with HTTP 503.
+    #[arg(long, env = "WFS_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+    /// Lifetime of access tokens, in seconds.
+    #[arg(long, env = "WFS_ACCESS_TTL", default_value_t = 3600)]
+    pub access_ttl: u64,
+    /// Lifetime of refresh tokens, in seconds.
+    #[arg(long, env = "WFS_REFRESH_TTL", default_value_t = 86_400)]
+    pub refresh_ttl: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct AlertArgs {
+    /// The city's UUID (see `wfs cities`).
+    #[arg(long)]
+    pub city_uuid: String,
+    /// The alert text.
+    #[arg(long, default_value = "Hail storm is coming!")]
+    pub message: String,
+    /// The running server to publish through.
+    #[arg(long, env = "WFS_SERVER", default_value = "http://127.0.0.1:8000")]
+    pub server: String,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CitiesArgs {
+    /// Print only the first city whose name contains NAME (case-insensitive).
+    #[arg(long)]
+    pub city: Option<String>,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::Alert(args) => alert(args).await,
+        Command::Cities(args) => cities(args).await,
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let store = args.data.open_store().await?;
+    let admin_password = std::env::var("WFS_ADMIN_PASSWORD")
+        .ok()
+        .filter(|p| !p.is_empty());
+    if let Some(generated) = store
+        .ensure_admin(admin_password.as_deref())
+        .await
+        .context("cannot create the admin user")?
+    {
+        // Printed once, on the first start only, never logged.
+        println!(
+            "Created user `admin` with password: {generated}\nSet WFS_ADMIN_PASSWORD before the first start to choose it."
+        );
+    }
+    let jwt = args.data.jwt(
+        Duration::from_secs(args.access_ttl),
+        Duration::from_secs(args.refresh_ttl),
+    )?;
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let address = listener
+        .local_addr()
+        .context("the listener has no address")?;
+    let policy = AccessPolicy::local(address.port(), false)
+        .replacing(args.allowed_hosts, args.allowed_origins);
+    let mut config = wfs_runtime::Config::default();
+    config.max_message_size = args.max_message_size;
+    config.max_frame_size = args.max_message_size;
+    config.read_buffer_size = args.read_buffer;
+    config.outbound_queue = args.outbound_queue;
+    config.ping_interval = Duration::from_secs(args.ping_interval.max(1));
+    config.idle_timeout = Duration::from_secs(args.idle_timeout.max(1));
+    config.max_connections = args.max_connections;
+    tracing::info!(%address, "serving: pages on http://{address}/, channels on ws://{address}/ws/v1/{{echo,alert,chat}}");
+    crate::serve(
+        listener,
+        Arc::new(crate::App::new(store, jwt)),
+        Arc::new(config),
+        policy,
+        shutdown_signal(),
+    )
+    .await
+    .context("the server failed")?;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
+            Ok(signal) => signal,
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the server");
+                let _ = interrupt.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+    tracing::info!("shutting down: closing connections with 1001");
+}
+
+/// Prints WIRE.md's error text on stderr and exits 1.
+fn fail(message: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
+    eprintln!("{message}");
+    Ok(ExitCode::FAILURE)
+}
+
+async fn alert(args: AlertArgs) -> anyhow::Result<ExitCode> {
+    if wfs_runtime::params::uuid(&args.city_uuid).is_err() {
+        return fail(format!("City uuid '{}' is not valid!", args.city_uuid));
+    }
+    let store = args.data.open_store().await?;
+    let Some(admin) = store.first_admin().await.context("cannot read the users")? else {
+        return fail("There is no admin user yet: start `wfs serve` once to create it.");
+    };
+    let jwt = args
+        .data
+        .jwt(Duration::from_secs(60), Duration::from_secs(60))?;
+    let token = jwt.issue(admin.id, TokenKind::Access);
+    let url = format!(
+        "{}/api/v1/cities/{}/alerts",
+        args.server.trim_end_matches('/'),
+        args.city_uuid.to_ascii_lowercase()
+    );
+    let body = serde_json::json!({ "message": args.message }).to_string();
+    let (status, answer) = post_json(&url, &token, body).await.with_context(|| {
+        format!(
+            "cannot reach the wfs server at {} (is `wfs serve` running? set --server or WFS_SERVER)",
+            args.server
+        )
+    })?;
+    match status {
+        201 => {
+            println!(
+                "Alert '{}' sent to '{}' channel.",
+                args.message, args.city_uuid
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        404 => fail(format!(
+            "City with uuid '{}' does not exist!",
+            args.city_uuid
+        )),
+        _ => {
+            let detail = serde_json::from_str::<serde_json::Value>(&answer)
+                .ok()
+                .and_then(|value| {
+                    value
+                        .get("detail")
+                        .and_then(|d| d.as_str())
+                        .map(str::to_owned)
+                })
+                .unwrap_or(answer);
+            fail(format!(
+                "The server refused the alert (HTTP {status}): {detail}"
+            ))
+        }
+    }
+}
+
+/// POSTs JSON with a bearer token; answers the status and the body. Bounded to 10 seconds.
+async fn post_json(url: &str, token: &str, body: String) -> anyhow::Result<(u16, String)> {
+    use http_body_util::{BodyExt, Full};
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Full<bytes::Bytes>>();
+    let request = hyper::Request::post(url)
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {token}"))
+        .body(Full::new(bytes::Bytes::from(body)))
+        .with_context(|| format!("`{url}` is not a valid URL"))?;
+    let exchange = async {
+        let response = client.request(request).await?;
+        let status = response.status().as_u16();
+        let bytes = response.into_body().collect().await?.to_bytes();
+        anyhow::Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
+    };
+    tokio::time::timeout(Duration::from_secs(10), exchange)
+        .await
+        .context("no answer within 10 seconds")?
+}
+
+async fn cities(args: CitiesArgs) -> anyhow::Result<ExitCode> {
+    let store = args.data.open_store().await?;
+    match &args.city {
+        Some(fragment) => match store
+            .find_city(fragment)
+            .await
+            .context("cannot read the cities")?
+        {
+            Some(city) => println!("{} {}", city.name, city.uuid),
+            None => return fail("City not found."),
+        },
+        None => {
+            let cities = store.cities().await.context("cannot read the cities")?;
+            if cities.is_empty() {
+                return fail("No cities in the database");
+            }
+            for city in cities {
+                println!("{} {}", city.name, city.uuid);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,360 @@
+//! The HTTP side of the service: the Host/Origin gate in front of everything, the token
+//! endpoint, the alert publishing endpoint (used by `wfs alert`) and the stats endpoint.
+//!
+//! Host and Origin are matched exactly (the old service matched substrings, so
+//! `evil-localhost:8000.example` passed). A `*.` prefix allows sub-domains only where an
+//! operator configured it. A request without `Origin` comes from a non-browser client (browsers
+//! always send it on WebSocket handshakes) and is allowed.
+
+use std::sync::Arc;
+
+use poem::http::StatusCode;
+use poem::web::{Data, Json, Path};
+use poem::{Endpoint, IntoResponse, Middleware, Request, Response, handler};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::App;
+use crate::auth::TokenKind;
+
+/// Which `Host` and `Origin` values are accepted.
+#[derive(Debug, Clone)]
+pub struct AccessPolicy {
+    hosts: Vec<String>,
+    origins: Vec<String>,
+}
+
+impl AccessPolicy {
+    /// `hosts`: `name` (any port), `name:port`, or `*.domain`; `origins`: `scheme://host[:port]`
+    /// or `scheme://*.domain[:port]`. Compared case-insensitively.
+    pub fn new(hosts: Vec<String>, origins: Vec<String>) -> AccessPolicy {
+        let lower = |list: Vec<String>| {
+            list.into_iter()
+                .map(|item| item.trim().to_ascii_lowercase())
+                .collect()
+        };
+        AccessPolicy {
+            hosts: lower(hosts),
+            origins: lower(origins),
+        }
+    }
+
+    /// The defaults for a server on `port`: loopback names as hosts, the server's own pages as
+    /// origins.
+    pub fn local(port: u16, tls: bool) -> AccessPolicy {
+        let scheme = if tls { "https" } else { "http" };
+        let names = ["localhost", "127.0.0.1", "[::1]"];
+        AccessPolicy::new(
+            names.iter().map(|name| (*name).to_owned()).collect(),
+            names
+                .iter()
+                .map(|name| format!("{scheme}://{name}:{port}"))
+                .collect(),
+        )
+    }
+
+    /// This policy with the hosts and origins replaced by those given, where any are given.
+    pub fn replacing(self, hosts: Vec<String>, origins: Vec<String>) -> AccessPolicy {
+        let replaced = AccessPolicy::new(hosts, origins);
+        AccessPolicy {
+            hosts: if replaced.hosts.is_empty() {
+                self.hosts
+            } else {
+                replaced.hosts
+            },
+            origins: if replaced.origins.is_empty() {
+                self.origins
+            } else {
+                replaced.origins
+            },
+        }
+    }
+
+    pub fn host_allowed(&self, host: &str) -> bool {
+        let host = host.trim().to_ascii_lowercase();
+        let name = strip_port(&host);
+        self.hosts.iter().any(|allowed| {
+            if let Some(domain) = allowed.strip_prefix("*.") {
+                name.len() > domain.len() + 1
+                    && name.ends_with(domain)
+                    && name[..name.len() - domain.len()].ends_with('.')
+            } else if allowed.contains(':') && !allowed.starts_with('[') || allowed.contains("]:") {
+                *allowed == host
+            } else {
+                *allowed == name
+            }
+        })
+    }
+
+    pub fn origin_allowed(&self, origin: &str) -> bool {
+        let origin = origin.trim().to_ascii_lowercase();
+        self.origins
+            .iter()
+            .any(|allowed| match allowed.split_once("://*.") {
+                Some((scheme, domain)) => {
+                    origin
+                        .strip_prefix(&format!("{scheme}://"))
+                        .is_some_and(|rest| {
+                            rest.len() > domain.len() + 1
+                                && rest.ends_with(domain)
+                                && rest[..rest.len() - domain.len()].ends_with('.')
+                        })
+                }
+                None => *allowed == origin,
+            })
+    }
+}
+
+/// `host:port` -> `host`; `[::1]:80` -> `[::1]`.
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host
+            .split_once(']')
+            .map_or(host, |(name, _)| &host[..=name.len()]);
+    }
+    host.rsplit_once(':').map_or(host, |(name, port)| {
+        if port.chars().all(|c| c.is_ascii_digit()) {
+            name
+        } else {
+            host
+        }
+    })
+}
+
+/// Middleware: `Host` on every request, `Origin` on WebSocket handshakes, both answered with
+/// WIRE.md's plain-text 403s.
+#[derive(Debug, Clone)]
+pub struct Gate {
+    policy: Arc<AccessPolicy>,
+}
+
+impl Gate {
+    pub fn new(policy: AccessPolicy) -> Gate {
+        Gate {
+            policy: Arc::new(policy),
+        }
+    }
+}
+
+impl<E: Endpoint> Middleware<E> for Gate {
+    type Output = GateEndpoint<E>;
+
+    fn transform(&self, inner: E) -> Self::Output {
+        GateEndpoint {
+            inner,
+            policy: self.policy.clone(),
+        }
+    }
+}
+
+pub struct GateEndpoint<E> {
+    inner: E,
+    policy: Arc<AccessPolicy>,
+}
+
+impl<E: Endpoint> Endpoint for GateEndpoint<E> {
+    type Output = Response;
+
+    async fn call(&self, request: Request) -> poem::Result<Response> {
+        let host = request.header("host").unwrap_or_default();
+        if !self.policy.host_allowed(host) {
+            return Ok(forbidden("Host not allowed"));
+        }
+        let is_handshake = request
+            .header("upgrade")
+            .is_some_and(|upgrade| upgrade.eq_ignore_ascii_case("websocket"));
+        if is_handshake
+            && let Some(origin) = request.header("origin")
+            && !self.policy.origin_allowed(origin)
+        {
+            return Ok(forbidden("Origin not allowed"));
+        }
+        self.inner
+            .call(request)
+            .await
+            .map(IntoResponse::into_response)
+    }
+}
+
+fn forbidden(body: &'static str) -> Response {
+    Response::builder()
+        .status(StatusCode::FORBIDDEN)
+        .content_type("text/plain; charset=utf-8")
+        .body(body)
+}
+
+/// A JSON error body: `{"detail": "..."}` (the shape the old service's clients read).
+pub fn json_error(status: StatusCode, detail: impl Into<String>) -> Response {
+    Json(json!({ "detail": detail.into() }))
+        .with_status(status)
+        .into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Credentials {
+    username: String,
+    password: String,
+}
+
+#[derive(Debug, Serialize)]
+struct TokenPair {
+    refresh: String,
+    access: String,
+}
+
+/// `POST /api/jwt/obtain` `{"username", "password"}` -> `{"refresh", "access"}`.
+#[handler]
+pub async fn obtain_token(app: Data<&Arc<App>>, body: poem::Result<Json<Credentials>>) -> Response {
+    let Ok(Json(credentials)) = body else {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "Send JSON {\"username\": \"...\", \"password\": \"...\"}.",
+        );
+    };
+    match app
+        .store
+        .verify_password(&credentials.username, &credentials.password)
+        .await
+    {
+        Ok(Some(user)) => Json(TokenPair {
+            refresh: app.jwt.issue(user.id, TokenKind::Refresh),
+            access: app.jwt.issue(user.id, TokenKind::Access),
+        })
+        .into_response(),
+        Ok(None) => json_error(
+            StatusCode::UNAUTHORIZED,
+            "No active account found with the given credentials",
+        ),
+        Err(error) => {
+            tracing::error!(%error, "token request failed");
+            json_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The user store is unavailable; try again later.",
+            )
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct NewAlert {
+    message: String,
+}
+
+/// `POST /api/v1/cities/{uuid}/alerts` `{"message"}` with an admin's `Authorization: Bearer`
+/// token: stores the alert and pushes it to the city's subscribers. Answers the stored alert.
+#[handler]
+pub async fn publish_alert(
+    app: Data<&Arc<App>>,
+    Path(city): Path<String>,
+    request: &Request,
+    body: poem::Result<Json<NewAlert>>,
+) -> Response {
+    let token = request.header("authorization").and_then(|value| {
+        value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+    });
+    let user = match crate::auth::authenticate(&app.jwt, &app.store, token).await {
+        Ok(user) => user,
+        Err(error) => return json_error(StatusCode::UNAUTHORIZED, error.to_string()),
+    };
+    if !user.is_admin {
+        return json_error(
+            StatusCode::FORBIDDEN,
+            "Only administrators may publish alerts.",
+        );
+    }
+    let Ok(city) = wfs_runtime::params::uuid(&city) else {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            format!("City uuid '{city}' is not valid!"),
+        );
+    };
+    let Ok(Json(alert)) = body else {
+        return json_error(StatusCode::BAD_REQUEST, "Send JSON {\"message\": \"...\"}.");
+    };
+    if alert.message.trim().is_empty() {
+        return json_error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "The alert message is empty.",
+        );
+    }
+    match app.publish_alert(city, &alert.message).await {
+        Ok(Some(stored)) => Json(stored)
+            .with_status(StatusCode::CREATED)
+            .into_response(),
+        Ok(None) => json_error(
+            StatusCode::NOT_FOUND,
+            format!("City with uuid '{city}' does not exist!"),
+        ),
+        Err(error) => {
+            tracing::error!(%error, "alert could not be published");
+            json_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The alert could not be stored or sent; it was not published.",
+            )
+        }
+    }
+}
+
+/// `GET /api/stats`: open connections and the hub's topics and subscribers.
+#[handler]
+pub fn stats(
+    app: Data<&Arc<App>>,
+    config: Data<&Arc<wfs_runtime::Config>>,
+) -> Json<serde_json::Value> {
+    let hub = app.hub.stats();
+    Json(json!({
+        "connections": config.active_connections(),
+        "topics": hub.topics,
+        "subscribers": hub.subscribers,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_match_exactly_or_by_configured_wildcard() {
+        let policy = AccessPolicy::new(
+            vec![
+                "localhost".into(),
+                "127.0.0.1:8000".into(),
+                "*.example.com".into(),
+                "[::1]".into(),
+            ],
+            vec![],
+        );
+        assert!(policy.host_allowed("localhost:8000"));
+        assert!(policy.host_allowed("LOCALHOST"));
+        assert!(policy.host_allowed("127.0.0.1:8000"));
+        assert!(!policy.host_allowed("127.0.0.1:9000"));
+        assert!(policy.host_allowed("api.example.com"));
+        assert!(!policy.host_allowed("example.com"));
+        assert!(!policy.host_allowed("evilexample.com"));
+        assert!(policy.host_allowed("[::1]:8000"));
+        assert!(!policy.host_allowed("evil-localhost:8000.example"));
+        assert!(!policy.host_allowed("localhost.evil.com"));
+        assert!(!policy.host_allowed(""));
+    }
+
+    #[test]
+    fn origins_match_exactly_or_by_configured_wildcard() {
+        let policy = AccessPolicy::new(
+            vec![],
+            vec![
+                "http://localhost:8000".into(),
+                "https://*.example.com".into(),
+            ],
+        );
+        assert!(policy.origin_allowed("http://localhost:8000"));
+        assert!(!policy.origin_allowed("http://localhost:8001"));
+        assert!(!policy.origin_allowed("http://evil-localhost:8000.example"));
+        assert!(!policy.origin_allowed("http://localhost:8000.evil.com"));
+        assert!(policy.origin_allowed("https://app.example.com"));
+        assert!(!policy.origin_allowed("http://app.example.com"));
+        assert!(!policy.origin_allowed("https://example.com"));
+        assert!(!policy.origin_allowed("null"));
+    }
+}

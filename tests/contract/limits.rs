@@ -1,0 +1,91 @@
+//! Limits and shutdown: messages over the size limit (1009), the connection limit (503), and a
+//! graceful shutdown that closes every connection with 1001.
+
+use wfs::contract::alert::{AlertClient, AlertParams};
+use wfs::contract::echo::{EchoClient, EchoParams};
+use wfs_runtime::client::ClientError;
+
+use crate::server::{TestServer, eventually, within};
+
+#[tokio::test]
+async fn a_message_over_the_size_limit_is_closed_with_1009() {
+    let mut config = wfs_runtime::Config::default();
+    config.max_message_size = 1024;
+    config.max_frame_size = 1024;
+    let server = TestServer::start_with(config).await;
+    let mut client = within(
+        "echo",
+        EchoClient::connect(&server.base_url, &EchoParams::default()),
+    )
+    .await
+    .unwrap();
+    let big = format!(r#"{{"message":"{}"}}"#, "x".repeat(2000));
+    within("send", client.raw().send_text(big)).await.unwrap();
+    match within("close", client.recv()).await {
+        Err(ClientError::Closed { code, .. }) => assert_eq!(code, 1009),
+        other => panic!("expected close 1009, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn connections_over_the_limit_are_refused_with_503() {
+    let mut config = wfs_runtime::Config::default();
+    config.max_connections = 2;
+    let server = TestServer::start_with(config).await;
+    let _first = within(
+        "1",
+        EchoClient::connect(&server.base_url, &EchoParams::default()),
+    )
+    .await
+    .unwrap();
+    let _second = within(
+        "2",
+        EchoClient::connect(&server.base_url, &EchoParams::default()),
+    )
+    .await
+    .unwrap();
+    match within(
+        "3",
+        EchoClient::connect(&server.base_url, &EchoParams::default()),
+    )
+    .await
+    {
+        Err(ClientError::Rejected { status, .. }) => assert_eq!(status, 503),
+        other => panic!("expected 503, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn shutdown_closes_every_connection_with_1001_after_queued_alerts() {
+    let server = TestServer::start().await;
+    let cairo = server.city("Cairo").await.uuid;
+    let mut echo = within(
+        "echo",
+        EchoClient::connect(&server.base_url, &EchoParams::default()),
+    )
+    .await
+    .unwrap();
+    let params = AlertParams {
+        city_uuid: cairo,
+        access_token: server.token(&server.alice),
+    };
+    let mut alert = within("alert", AlertClient::connect(&server.base_url, &params))
+        .await
+        .unwrap();
+    eventually("subscribed", || server.app.hub.stats().subscribers == 1).await;
+    server.app.publish_alert(cairo, "last words").await.unwrap();
+    server.shut_down().await;
+    let text = within("queued alert", alert.raw().recv_text())
+        .await
+        .expect("the accepted alert is delivered");
+    assert!(text.contains("last words"));
+    for result in [
+        within("alert close", alert.recv()).await.map(|_| ()),
+        within("echo close", echo.recv()).await.map(|_| ()),
+    ] {
+        match result {
+            Err(ClientError::Closed { code, .. }) => assert_eq!(code, 1001),
+            other => panic!("expected close 1001, got {other:?}"),
+        }
+    }
+}
