@@ -274,11 +274,19 @@ impl Tables<'_> {
                     );
                 }
             }
-            Some(item @ Value::Object(_)) if self.is_plain_object(item, stack) => {
+            Some(item @ Value::Object(_))
+                if self.is_plain_object(item, stack)
+                    && !has_own_facts(item, self.resolve(item).0) =>
+            {
                 // An array of plain objects: its item's fields sit right under the array.
                 self.children(item, depth, stack, rows, ids);
             }
-            Some(item @ Value::Object(_)) if has_children(self.resolve(item).0) => {
+            // An item with something to say (fields, or a pattern, enum, description ... of
+            // its own) gets its own row: `array of string` alone would lose it.
+            Some(item @ Value::Object(_))
+                if has_children(self.resolve(item).0)
+                    || has_own_facts(item, self.resolve(item).0) =>
+            {
                 self.push(
                     rows,
                     "[items]".to_owned(),
@@ -581,6 +589,25 @@ fn has_children(schema: &Value) -> bool {
     .iter()
     .any(|keyword| schema.get(keyword).is_some())
         || matches!(schema.get("additionalProperties"), Some(Value::Object(_)))
+}
+
+/// True when a schema says more about its values than its type: a description or title,
+/// constraints, `const`/`enum`, a default or examples. `schema` is the schema as written (a
+/// description may sit beside a `$ref`), `target` what it resolves to.
+fn has_own_facts(schema: &Value, target: &Value) -> bool {
+    schema.get("description").is_some()
+        || [
+            "description",
+            "title",
+            "const",
+            "enum",
+            "default",
+            "examples",
+            "example",
+        ]
+        .iter()
+        .any(|keyword| target.get(keyword).is_some())
+        || !constraints(target).is_empty()
 }
 
 fn constraints(schema: &Value) -> Vec<String> {
