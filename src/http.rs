@@ -156,6 +156,24 @@ impl<E: Endpoint> Endpoint for GateEndpoint<E> {
     type Output = Response;
 
     async fn call(&self, request: Request) -> poem::Result<Response> {
+        // The access log names the path only: query strings carry `access_token`.
+        let method = request.method().clone();
+        let path = request.uri().path().to_owned();
+        let response = self.gate(request).await;
+        match &response {
+            Ok(response) => {
+                tracing::info!(%method, %path, status = response.status().as_u16(), "request")
+            }
+            Err(error) => {
+                tracing::info!(%method, %path, status = error.status().as_u16(), "request")
+            }
+        }
+        response
+    }
+}
+
+impl<E: Endpoint> GateEndpoint<E> {
+    async fn gate(&self, request: Request) -> poem::Result<Response> {
         let host = request.header("host").unwrap_or_default();
         if !self.policy.host_allowed(host) {
             return Ok(forbidden("Host not allowed"));

@@ -238,3 +238,69 @@ async fn connection_churn_leaves_no_subscriber_or_connection_behind() {
         serde_json::json!({"connections": 0, "topics": 0, "subscribers": 0})
     );
 }
+
+#[tokio::test]
+async fn a_subscriber_that_does_not_read_is_closed_with_1013_and_slows_no_one() {
+    const ALERTS: usize = 300;
+    let mut config = wfs_runtime::Config::default();
+    config.outbound_queue = 8;
+    let server = TestServer::start_with(config).await;
+    let cairo = server.city("Cairo").await.uuid;
+    let mut slow = subscribe(&server, cairo).await;
+    let mut fast = subscribe(&server, cairo).await;
+    eventually("subscribed", || server.app.hub.stats().subscribers == 2).await;
+
+    // Large alerts fill the slow client's socket buffers, then its queue of 8.
+    let filler = "x".repeat(32 * 1024);
+    let publisher = {
+        let app = server.app.clone();
+        tokio::spawn(async move {
+            for index in 0..ALERTS {
+                app.publish_alert(cairo, &format!("{index} {filler}"))
+                    .await
+                    .expect("published");
+            }
+        })
+    };
+    for index in 0..ALERTS {
+        let alert = next_alert(&mut fast).await;
+        assert!(
+            alert.message.starts_with(&format!("{index} ")),
+            "the fast subscriber lost or reordered alerts"
+        );
+    }
+    within("publisher", publisher)
+        .await
+        .expect("the publisher was never held up");
+
+    // The slow one gets what was already in flight, in order, then a clear close.
+    let mut received = 0;
+    let close = loop {
+        match within("slow subscriber", slow.recv()).await {
+            Ok(AlertOutbound::Alert(alert)) => {
+                assert!(
+                    alert.message.starts_with(&format!("{received} ")),
+                    "out of order"
+                );
+                received += 1;
+            }
+            Ok(other) => panic!("unexpected {other:?}"),
+            Err(error) => break error,
+        }
+    };
+    assert!(
+        received < ALERTS,
+        "the slow subscriber should have been cut off"
+    );
+    match close {
+        ClientError::Closed { code, reason } => {
+            assert_eq!(code, 1013);
+            assert!(reason.contains("not reading fast enough"), "{reason}");
+        }
+        other => panic!("expected close 1013, got {other:?}"),
+    }
+    eventually("the slow subscriber is gone", || {
+        server.app.hub.stats().subscribers == 1
+    })
+    .await;
+}

@@ -28,6 +28,28 @@ async fn a_message_over_the_size_limit_is_closed_with_1009() {
 }
 
 #[tokio::test]
+async fn a_connection_that_answers_no_ping_is_closed_after_the_idle_timeout() {
+    let mut config = wfs_runtime::Config::default();
+    config.ping_interval = std::time::Duration::from_millis(100);
+    config.idle_timeout = std::time::Duration::from_millis(400);
+    let server = TestServer::start_with(config).await;
+    let mut client = within(
+        "echo",
+        EchoClient::connect(&server.base_url, &EchoParams::default()),
+    )
+    .await
+    .unwrap();
+    // Not reading means not answering pings (tungstenite answers them as it reads).
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    match within("close", client.recv()).await {
+        Err(ClientError::Closed { code, reason }) => {
+            assert_eq!((code, reason.as_str()), (1001, "Idle timeout."))
+        }
+        other => panic!("expected close 1001, got {other:?}"),
+    }
+}
+
+#[tokio::test]
 async fn connections_over_the_limit_are_refused_with_503() {
     let mut config = wfs_runtime::Config::default();
     config.max_connections = 2;

@@ -10,5 +10,6 @@ mod documents;
 mod echo;
 mod handshake;
 mod limits;
+mod logs;
 mod official_parser;
 mod server;
