@@ -487,6 +487,27 @@ impl Store {
         .map_err(query_error("listing alerts"))?;
         rows.iter().map(alert_from_row).collect()
     }
+
+    /// A city's alerts after `after_id`, oldest first, at most `limit`: what a client that saw
+    /// `after_id` missed (SSE `Last-Event-ID`, the alert channel's `since`).
+    pub async fn alerts_after(
+        &self,
+        city: Uuid,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredAlert>> {
+        let rows = sqlx::query(
+            "SELECT id, city_uuid, message, created_at FROM alerts \
+             WHERE city_uuid = $1 AND id > $2 ORDER BY id ASC LIMIT $3",
+        )
+        .bind(city.to_string())
+        .bind(after_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error("listing missed alerts"))?;
+        rows.iter().map(alert_from_row).collect()
+    }
 }
 
 /// The migrator for SQLite, built from the embedded SQL.
@@ -947,7 +968,21 @@ mod tests {
             let newest = store.recent_alerts(cairo, 2, None).await.expect("query");
             assert_eq!(newest, [third.clone(), second.clone()]);
             let older = store.recent_alerts(cairo, 10, Some(second.id)).await;
-            assert_eq!(older.expect("query"), [first]);
+            assert_eq!(older.expect("query"), [first.clone()]);
+            let missed = store
+                .alerts_after(cairo, first.id, 10)
+                .await
+                .expect("query");
+            assert_eq!(missed, [second.clone(), third.clone()]);
+            let capped = store.alerts_after(cairo, 0, 2).await.expect("query");
+            assert_eq!(capped, [first.clone(), second.clone()]);
+            assert!(
+                store
+                    .alerts_after(cairo, third.id, 10)
+                    .await
+                    .expect("query")
+                    .is_empty()
+            );
             let none = store.recent_alerts(cairo, 0, None).await.expect("query");
             assert!(none.is_empty());
             let tokyo_alerts = store.recent_alerts(tokyo, 10, None).await.expect("query");
