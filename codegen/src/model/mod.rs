@@ -669,7 +669,7 @@ impl Builder {
             return Some(index);
         }
         let (_, own) = self.object(&target, "a message")?;
-        let (merged, field_locs) = self.apply_traits_located(&target, own, v2);
+        let (merged, field_locs) = self.apply_traits(&target, own, v2);
         let owner = |key: &str| {
             field_locs
                 .get(key)
@@ -732,21 +732,11 @@ impl Builder {
         key
     }
 
-    /// Merges message or operation traits (JSON merge patch). In 3.x the object's own fields
-    /// win over its traits; in 2.x the traits are applied over the object, in order.
-    fn apply_traits(
-        &mut self,
-        loc: &Loc,
-        own: serde_json::Map<String, Value>,
-        v2: bool,
-    ) -> serde_json::Map<String, Value> {
-        self.apply_traits_located(loc, own, v2).0
-    }
-
-    /// [`Self::apply_traits`], also saying which object (the message or one of its traits) each
-    /// top-level field was taken from, so a `headers` schema that came from a trait is read (and
+    /// Merges message or operation traits (JSON merge patch): in 3.x the object's own fields
+    /// win over its traits; in 2.x the traits are applied over the object, in order. Also says
+    /// which object (the message or one of its traits) each top-level field was taken from, so a `headers` schema that came from a trait is read (and
     /// reported) at the trait.
-    fn apply_traits_located(
+    fn apply_traits(
         &mut self,
         loc: &Loc,
         own: serde_json::Map<String, Value>,

@@ -45,7 +45,14 @@ pub(super) fn build(b: &mut Builder) -> Option<RootParts> {
                 else {
                     continue;
                 };
-                let operation = b.apply_traits(&operation_loc, own, true);
+                // Fields may come from a trait: each is read (and reported) where it was written.
+                let (operation, owners) = b.apply_traits(&operation_loc, own, true);
+                let field_owner = |key: &str| {
+                    owners
+                        .get(key)
+                        .cloned()
+                        .unwrap_or_else(|| operation_loc.clone())
+                };
                 let operation_key = b
                     .string(&operation_loc, &operation, "operationId")
                     .unwrap_or_else(|| {
@@ -57,13 +64,14 @@ pub(super) fn build(b: &mut Builder) -> Option<RootParts> {
                         format!("{verb}{}", super::heck_pascal(&key))
                     });
                 let operation_messages =
-                    operation_messages(b, &operation_loc, &operation, &operation_key);
+                    operation_messages(b, &field_owner("message"), &operation, &operation_key);
                 for (message_key, id) in &operation_messages {
                     if !messages.iter().any(|(_, existing)| existing == id) {
                         messages.push((message_key.clone(), *id));
                     }
                 }
-                let security = requirement_keys(b, &operation_loc, &operation, &scheme_keys);
+                let security =
+                    requirement_keys(b, &field_owner("security"), &operation, &scheme_keys);
                 operations.push(Operation {
                     key: operation_key,
                     action,
@@ -74,11 +82,11 @@ pub(super) fn build(b: &mut Builder) -> Option<RootParts> {
                     summary: b.string(&operation_loc, &operation, "summary"),
                     description: b.string(&operation_loc, &operation, "description"),
                     security,
-                    tags: b.tags(&operation_loc, &operation),
+                    tags: b.tags(&field_owner("tags"), &operation),
                     bindings: operation
                         .get("bindings")
-                        .and_then(|_| b.resolved(&operation_loc.child("bindings"))),
-                    external_docs: b.external_docs(&operation_loc, &operation),
+                        .and_then(|_| b.resolved(&field_owner("bindings").child("bindings"))),
+                    external_docs: b.external_docs(&field_owner("externalDocs"), &operation),
                     origin: b.origin(&operation_loc),
                 });
             }

@@ -291,7 +291,14 @@ impl Front<'_> {
             let Some((operation_loc, own)) = b.object(&loc.child(key), "an operation") else {
                 continue;
             };
-            let operation = b.apply_traits(&operation_loc, own, false);
+            // Fields may come from a trait: each is read (and reported) where it was written.
+            let (operation, owners) = b.apply_traits(&operation_loc, own, false);
+            let field_owner = |key: &str| {
+                owners
+                    .get(key)
+                    .cloned()
+                    .unwrap_or_else(|| operation_loc.clone())
+            };
             let action = match operation.get("action").and_then(Value::as_str) {
                 Some("send") => Action::Send,
                 Some("receive") => Action::Receive,
@@ -336,7 +343,7 @@ impl Front<'_> {
                 Some(_) => self.reply(b, &operation_loc.child("reply"), channel, &owner),
                 None => None,
             };
-            let security = self.security(b, &operation_loc, &operation, key);
+            let security = self.security(b, &field_owner("security"), &operation, key);
             out.push(Operation {
                 key: key.clone(),
                 action,
@@ -347,9 +354,9 @@ impl Front<'_> {
                 summary: b.string(&operation_loc, &operation, "summary"),
                 description: b.string(&operation_loc, &operation, "description"),
                 security,
-                tags: b.tags(&operation_loc, &operation),
-                bindings: resolved_field(b, &operation_loc, &operation, "bindings"),
-                external_docs: b.external_docs(&operation_loc, &operation),
+                tags: b.tags(&field_owner("tags"), &operation),
+                bindings: resolved_field(b, &field_owner("bindings"), &operation, "bindings"),
+                external_docs: b.external_docs(&field_owner("externalDocs"), &operation),
                 origin: b.origin(&operation_loc),
             });
         }
