@@ -1,21 +1,37 @@
 //! The alert channel (`/ws/v1/alert`): the server pushes every alert published for one city.
 //!
 //! Clients only listen. A connection subscribes to its city's topic when it opens and leaves it
-//! when it closes, so a closed connection leaves nothing behind in the hub.
+//! when it closes, so a closed connection leaves nothing behind in the hub. A client that
+//! reconnects with `since=<id>` first gets the alerts it missed (from the store), then live
+//! ones: the hub holds live alerts back until the replay is done and drops the ones already
+//! sent, so there is no gap and no duplicate.
 
-use wfs_runtime::{FrameError, Handshake, ParamsError, Reject};
+use std::sync::Arc;
 
-use crate::App;
+use uuid::Uuid;
+use wfs_runtime::{Connection, Frame, FrameError, Handshake, ParamsError, Reject};
+
 use crate::contract::alert::{AlertChannel, AlertConnection, AlertParams};
 use crate::contract::types::{Error as ErrorMessage, ErrorCode};
-use crate::hub::Topic;
-use crate::store::{City, User};
+use crate::hub::{Hub, Topic};
+use crate::store::{City, Store, User};
+use crate::{App, alert_payload};
 
-/// Who is listening, to which city.
+/// Who is listening, to which city, from which alert on.
 #[derive(Debug)]
 pub struct AlertSession {
     pub user: User,
     pub city: City,
+    /// The last alert the client saw, when it reconnects.
+    pub since: Option<i64>,
+}
+
+fn error_message(code: ErrorCode, message: impl Into<String>) -> ErrorMessage {
+    ErrorMessage {
+        type_: "error".to_owned(),
+        code,
+        message: message.into(),
+    }
 }
 
 impl AlertChannel for App {
@@ -26,13 +42,30 @@ impl AlertChannel for App {
         handshake: &Handshake,
         params: Result<AlertParams, ParamsError>,
     ) -> Result<AlertSession, Reject> {
+        let since = params.as_ref().ok().and_then(|params| params.since);
         let (user, city) = self.admit(handshake, params.map(|p| p.city_uuid)).await?;
-        Ok(AlertSession { user, city })
+        Ok(AlertSession { user, city, since })
     }
 
     async fn on_open(&self, connection: &AlertConnection, session: &AlertSession) {
-        self.hub
-            .subscribe(Topic::Alert(session.city.uuid), connection.connection());
+        let topic = Topic::Alert(session.city.uuid);
+        match session.since {
+            None => self.hub.subscribe(topic, connection.connection()),
+            Some(since) => {
+                let outlet = connection.connection().clone();
+                self.hub
+                    .subscribe_catching_up(topic, Arc::new(outlet.clone()));
+                // Replayed from a task of its own, paced by the client, so the socket loop
+                // keeps draining the queue meanwhile.
+                tokio::spawn(replay(
+                    self.store.clone(),
+                    self.hub.clone(),
+                    outlet,
+                    session.city.uuid,
+                    since,
+                ));
+            }
+        }
     }
 
     async fn on_invalid_frame(
@@ -48,12 +81,10 @@ impl AlertChannel for App {
             }
             // JSON, but clients send nothing on this channel: say so and stay open.
             FrameError::Contract(_) => {
-                let _ = connection.send_alert_error(&ErrorMessage {
-                    type_: "error".to_owned(),
-                    code: ErrorCode::InvalidMessage,
-                    message: "This channel only pushes alerts; clients send nothing on it."
-                        .to_owned(),
-                });
+                let _ = connection.send_alert_error(&error_message(
+                    ErrorCode::InvalidMessage,
+                    "This channel only pushes alerts; clients send nothing on it.",
+                ));
             }
         }
     }
@@ -63,5 +94,65 @@ impl AlertChannel for App {
             Topic::Alert(session.city.uuid),
             connection.connection().id(),
         );
+    }
+}
+
+/// Alerts read from the store per round trip while replaying.
+const REPLAY_PAGE: u32 = 256;
+
+/// Sends `city`'s alerts after `since`, then lets the hub's held-back live alerts through.
+async fn replay(store: Store, hub: Arc<Hub>, connection: Connection, city: Uuid, since: i64) {
+    let mut last = since;
+    if let Err(error) = send_missed(&store, &connection, city, &mut last).await {
+        tracing::warn!(%error, "alert history not replayed");
+        let message = error_message(
+            ErrorCode::Internal,
+            "The missed alerts could not be read; live alerts follow.",
+        );
+        if let Ok(frame) = Frame::new(&message) {
+            let _ = connection.send_frame_waiting(&frame).await;
+        }
+    }
+    hub.go_live(Topic::Alert(city), connection.id(), last);
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ReplayError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Send(#[from] wfs_runtime::SendError),
+}
+
+async fn send_missed(
+    store: &Store,
+    connection: &Connection,
+    city: Uuid,
+    last: &mut i64,
+) -> Result<(), ReplayError> {
+    let floor = store.history_floor(city).await?;
+    if *last < floor {
+        let message = error_message(
+            ErrorCode::HistoryTruncated,
+            format!(
+                "Alerts after id {last} are no longer all kept (history starts after id {floor}); the alerts still kept follow."
+            ),
+        );
+        connection
+            .send_frame_waiting(&Frame::new(&message)?)
+            .await?;
+    }
+    loop {
+        let page = store.alerts_after(city, *last, REPLAY_PAGE).await?;
+        let full = page.len() == REPLAY_PAGE as usize;
+        for stored in page {
+            let id = stored.id;
+            let frame = Frame::new(&alert_payload(stored)?)?;
+            connection.send_frame_waiting(&frame).await?;
+            *last = id;
+        }
+        if !full {
+            return Ok(());
+        }
     }
 }

@@ -12,7 +12,7 @@ use crate::contract::chat::{ChatChannel, ChatConnection, ChatParams};
 use crate::contract::types::{
     ChatBroadcast, ChatMessage, ChatWelcome, Error as ErrorMessage, ErrorCode,
 };
-use crate::hub::Topic;
+use crate::hub::{Publication, Topic};
 use crate::store::{City, User};
 
 /// A member of one city's room.
@@ -74,7 +74,13 @@ impl ChatChannel for App {
         })?;
         if let Err(error) = self
             .bus
-            .publish(Topic::Chat(session.city.uuid), frame.bytes())
+            .publish(
+                Topic::Chat(session.city.uuid),
+                Publication {
+                    id: None,
+                    frame: frame.bytes(),
+                },
+            )
             .await
         {
             tracing::warn!(%error, "chat message not delivered");

@@ -135,6 +135,12 @@ pub struct ServeArgs {
     /// Open connections allowed; more are refused with HTTP 503.
     #[arg(long, env = "WFS_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
+    /// Alerts kept per city for clients that reconnect with `since`.
+    #[arg(long, env = "WFS_HISTORY_SIZE", default_value_t = 1000)]
+    pub history_size: u32,
+    /// Hours an alert is kept for clients that reconnect with `since`.
+    #[arg(long, env = "WFS_HISTORY_HOURS", default_value_t = 168)]
+    pub history_hours: u64,
     /// Lifetime of access tokens, in seconds.
     #[arg(long, env = "WFS_ACCESS_TTL", default_value_t = 3600)]
     pub access_ttl: u64,
@@ -212,9 +218,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     config.idle_timeout = Duration::from_secs(args.idle_timeout.max(1));
     config.max_connections = args.max_connections;
     tracing::info!(%address, "serving: pages on http://{address}/, channels on ws://{address}/ws/v1/{{echo,alert,chat}}");
+    let history = crate::HistoryPolicy {
+        keep: args.history_size,
+        max_age: Duration::from_secs(args.history_hours.saturating_mul(3600)),
+    };
     crate::serve(
         listener,
-        Arc::new(crate::App::new(store, jwt)),
+        Arc::new(crate::App::new(store, jwt).with_history(history)),
         Arc::new(config),
         policy,
         shutdown_signal(),

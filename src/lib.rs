@@ -28,7 +28,7 @@ use uuid::Uuid;
 use wfs_runtime::{Frame, Handshake, ParamsError, Reject};
 
 use crate::contract::types::Alert;
-use crate::hub::{Bus, BusError, Hub, LocalBus, Topic};
+use crate::hub::{Bus, BusError, Hub, LocalBus, Publication, Topic};
 use crate::store::{City, Store, StoreError, User};
 
 /// The contract as written: the single source of truth, served as is.
@@ -44,6 +44,8 @@ pub struct App {
     pub hub: Arc<Hub>,
     pub bus: Arc<dyn Bus>,
     /// Alerts are published one at a time, so their ids and their delivery order agree.
+    /// How much alert history each city keeps for clients that reconnect with `since`.
+    pub history: HistoryPolicy,
     /// Alerts are published by operators, rarely; this costs nothing.
     alert_order: tokio::sync::Mutex<()>,
 }
@@ -57,6 +59,39 @@ impl std::fmt::Debug for App {
 }
 
 /// Why an alert was not published. Nothing was sent when this is returned.
+/// How much alert history each city keeps: at most `keep` alerts, none older than `max_age`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryPolicy {
+    pub keep: u32,
+    pub max_age: std::time::Duration,
+}
+
+impl Default for HistoryPolicy {
+    fn default() -> HistoryPolicy {
+        HistoryPolicy {
+            keep: 1000,
+            max_age: std::time::Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+/// The contract's `Alert` for a stored alert.
+pub fn alert_payload(stored: store::StoredAlert) -> Result<Alert, wfs_runtime::SendError> {
+    let id = u64::try_from(stored.id)
+        .ok()
+        .and_then(std::num::NonZeroU64::new)
+        .ok_or_else(|| {
+            wfs_runtime::SendError::Contract(format!("alert id {} is not positive", stored.id))
+        })?;
+    Ok(Alert {
+        type_: "alert".to_owned(),
+        id,
+        city_uuid: stored.city_uuid,
+        message: stored.message,
+        created_at: stored.created_at,
+    })
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
     #[error("the alert could not be stored: {0}")]
@@ -77,10 +112,17 @@ impl App {
             bus: Arc::new(LocalBus::new(hub.clone())),
             hub,
             alert_order: tokio::sync::Mutex::new(()),
+            history: HistoryPolicy::default(),
         }
     }
 
     /// Stores an alert for `city` and pushes it to the city's subscribers. `None` when there is
+    /// This application with another history policy.
+    pub fn with_history(mut self, history: HistoryPolicy) -> App {
+        self.history = history;
+        self
+    }
+
     /// no such city.
     pub async fn publish_alert(
         &self,
@@ -92,23 +134,22 @@ impl App {
         }
         let _order = self.alert_order.lock().await;
         let stored = self.store.insert_alert(city, message).await?;
-        let Some(id) = u64::try_from(stored.id)
-            .ok()
-            .and_then(std::num::NonZeroU64::new)
-        else {
-            return Err(PublishError::Contract(wfs_runtime::SendError::Contract(
-                format!("alert id {} is not positive", stored.id),
-            )));
-        };
-        let alert = Alert {
-            type_: "alert".to_owned(),
-            id,
-            city_uuid: stored.city_uuid,
-            message: stored.message,
-            created_at: stored.created_at,
-        };
+        let id = stored.id;
+        let alert = alert_payload(stored)?;
         let frame = Frame::new(&alert)?;
-        self.bus.publish(Topic::Alert(city), frame.bytes()).await?;
+        let publication = Publication {
+            id: Some(id),
+            frame: frame.bytes(),
+        };
+        if let Err(error) = self
+            .store
+            .prune_alerts(city, self.history.keep, self.history.max_age)
+            .await
+        {
+            // The alert is stored and goes out; an old one kept a little longer harms no one.
+            tracing::warn!(%error, "alert history not pruned");
+        }
+        self.bus.publish(Topic::Alert(city), publication).await?;
         Ok(Some(alert))
     }
 
@@ -130,7 +171,17 @@ impl App {
                     "Query parameter city_uuid is missing or is invalid.",
                 ));
             }
-            Err(error) => return Err(Reject::close(1008, error.to_string())),
+            Err(error) => {
+                let name = error
+                    .problems
+                    .first()
+                    .map(|problem| problem.name.as_str())
+                    .unwrap_or("?");
+                return Err(Reject::close(
+                    1008,
+                    format!("Query parameter {name} is invalid."),
+                ));
+            }
         };
         match self.store.city(city_uuid).await {
             Ok(Some(city)) => Ok((user, city)),

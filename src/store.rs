@@ -186,11 +186,18 @@ const SEED_CITIES: [SeedCity; 6] = [
 
 /// The SQLite migrations, in order: (version, description, SQL). Append only: sqlx refuses a
 /// database whose applied migrations were edited afterwards.
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "cities users alerts",
-    include_str!("../migrations/sqlite/0001_init.sql"),
-)];
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "cities users alerts",
+        include_str!("../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        2,
+        "alert history",
+        include_str!("../migrations/sqlite/0002_alert_history.sql"),
+    ),
+];
 
 /// The name of the account that the first start creates.
 const ADMIN_USERNAME: &str = "admin";
@@ -486,6 +493,65 @@ impl Store {
         .await
         .map_err(query_error("listing alerts"))?;
         rows.iter().map(alert_from_row).collect()
+    }
+
+    /// Keeps at most `keep` of `city`'s newest alerts, none older than `max_age`, and records
+    /// the highest id removed (see [`Store::history_floor`]).
+    pub async fn prune_alerts(
+        &self,
+        city: Uuid,
+        keep: u32,
+        max_age: std::time::Duration,
+    ) -> Result<()> {
+        let cutoff_ms =
+            Utc::now().timestamp_millis() - i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX);
+        let deleted = sqlx::query(
+            "DELETE FROM alerts WHERE city_uuid = $1 AND (created_at < $2 OR id <= \
+             (SELECT id FROM alerts WHERE city_uuid = $1 ORDER BY id DESC LIMIT 1 OFFSET $3)) \
+             RETURNING id",
+        )
+        .bind(city.to_string())
+        .bind(cutoff_ms)
+        .bind(i64::from(keep))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error("pruning alerts"))?;
+        let mut highest = None;
+        for row in &deleted {
+            let id: i64 = row
+                .try_get("id")
+                .map_err(query_error("reading a pruned alert's id"))?;
+            highest = highest.max(Some(id));
+        }
+        if let Some(highest) = highest {
+            sqlx::query(
+                "INSERT INTO alert_history (city_uuid, pruned_through) VALUES ($1, $2) \
+                 ON CONFLICT (city_uuid) DO UPDATE SET pruned_through = excluded.pruned_through \
+                 WHERE alert_history.pruned_through < excluded.pruned_through",
+            )
+            .bind(city.to_string())
+            .bind(highest)
+            .execute(&self.pool)
+            .await
+            .map_err(query_error("recording pruned alerts"))?;
+        }
+        Ok(())
+    }
+
+    /// The highest alert id of `city` that was pruned (0 if none): a client that saw an older
+    /// id has missed alerts that are no longer kept.
+    pub async fn history_floor(&self, city: Uuid) -> Result<i64> {
+        let row = sqlx::query("SELECT pruned_through FROM alert_history WHERE city_uuid = $1")
+            .bind(city.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query_error("reading the history floor"))?;
+        match row {
+            Some(row) => row
+                .try_get("pruned_through")
+                .map_err(query_error("reading the history floor")),
+            None => Ok(0),
+        }
     }
 
     /// A city's alerts after `after_id`, oldest first, at most `limit`: what a client that saw

@@ -145,6 +145,20 @@ impl Connection {
         self.send_bytes(frame.bytes())
     }
 
+    /// Queues a frame, waiting while the queue is full: for replaying history from a task of
+    /// its own, paced by the client. Live fan-out uses [`Connection::send_frame`], which never
+    /// waits.
+    pub async fn send_frame_waiting<T>(&self, frame: &Frame<T>) -> Result<(), SendError> {
+        if self.shared.close_requested.load(Ordering::Acquire) {
+            return Err(SendError::Closed);
+        }
+        self.shared
+            .queue
+            .send(Outbound::Text(frame.bytes()))
+            .await
+            .map_err(|_| SendError::Closed)
+    }
+
     /// Queues JSON text. Never waits; a full queue closes the connection with 1013.
     pub fn send_text(&self, text: impl Into<Bytes>) -> Result<(), SendError> {
         self.send_bytes(text.into())

@@ -13,7 +13,7 @@
 //! Crates the generated code names are re-exported, so its paths resolve through this one.
 
 pub mod client;
-mod connection;
+pub mod connection;
 mod handshake;
 pub mod socket;
 mod validate;

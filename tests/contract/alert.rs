@@ -13,6 +13,7 @@ async fn subscribe(server: &TestServer, city: Uuid) -> AlertClient {
     let params = AlertParams {
         city_uuid: city,
         access_token: server.token(&server.alice),
+        since: None,
     };
     within(
         "alert handshake",

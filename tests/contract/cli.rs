@@ -67,6 +67,7 @@ async fn alert_reaches_the_subscribers_of_the_running_server() {
     let params = AlertParams {
         city_uuid: cairo,
         access_token: server.token(&server.bob),
+        since: None,
     };
     let mut client = within("subscribe", AlertClient::connect(&server.base_url, &params))
         .await

@@ -90,6 +90,7 @@ async fn shutdown_closes_every_connection_with_1001_after_queued_alerts() {
     let params = AlertParams {
         city_uuid: cairo,
         access_token: server.token(&server.alice),
+        since: None,
     };
     let mut alert = within("alert", AlertClient::connect(&server.base_url, &params))
         .await

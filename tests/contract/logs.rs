@@ -80,6 +80,7 @@ async fn serve_logs_requests_but_never_secrets_and_stops_on_sigterm() {
     let params = AlertParams {
         city_uuid: cairo,
         access_token: access.clone(),
+        since: None,
     };
     let alert = within(
         "alert",

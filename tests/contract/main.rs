@@ -10,6 +10,7 @@ mod documents;
 mod echo;
 mod handshake;
 mod limits;
+mod history;
 mod logs;
 mod official_parser;
 mod server;

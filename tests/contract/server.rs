@@ -42,6 +42,13 @@ impl TestServer {
     }
 
     pub async fn start_with(config: wfs_runtime::Config) -> TestServer {
+        TestServer::start_with_history(config, wfs::HistoryPolicy::default()).await
+    }
+
+    pub async fn start_with_history(
+        config: wfs_runtime::Config,
+        history: wfs::HistoryPolicy,
+    ) -> TestServer {
         let data_dir = std::env::temp_dir().join(format!(
             "wfs-test-{}-{}",
             std::process::id(),
@@ -70,7 +77,7 @@ impl TestServer {
             .expect("bob created");
         let secret = Jwt::load_or_create_secret(&data_dir, None).expect("JWT secret");
         let jwt = Jwt::new(secret, Duration::from_secs(600), Duration::from_secs(3600));
-        let app = Arc::new(wfs::App::new(store, jwt.clone()));
+        let app = Arc::new(wfs::App::new(store, jwt.clone()).with_history(history));
         let config = Arc::new(config);
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

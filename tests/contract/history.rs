@@ -1,0 +1,152 @@
+//! Recovery: a client that reconnects with `since=<id>` gets what it missed, then live alerts,
+//! with no gap and no duplicate, even while alerts keep coming; bounded history says so when
+//! alerts are gone.
+
+use uuid::Uuid;
+use wfs::contract::alert::{AlertClient, AlertOutbound, AlertParams};
+use wfs::contract::types::Alert;
+use wfs_runtime::client::{ClientError, request};
+
+use crate::server::{TestServer, within};
+
+async fn subscribe_since(server: &TestServer, city: Uuid, since: i64) -> AlertClient {
+    let params = AlertParams {
+        city_uuid: city,
+        access_token: server.token(&server.alice),
+        since: Some(since),
+    };
+    within(
+        "alert handshake",
+        AlertClient::connect(&server.base_url, &params),
+    )
+    .await
+    .expect("accepted")
+}
+
+async fn next(client: &mut AlertClient) -> AlertOutbound {
+    within("a frame", client.recv())
+        .await
+        .expect("a frame the contract allows")
+}
+
+async fn next_alert(client: &mut AlertClient) -> Alert {
+    match next(client).await {
+        AlertOutbound::Alert(alert) => alert,
+        other => panic!("expected an alert, got {other:?}"),
+    }
+}
+
+async fn publish(server: &TestServer, city: Uuid, message: &str) -> i64 {
+    let alert = server
+        .app
+        .publish_alert(city, message)
+        .await
+        .expect("published")
+        .expect("city exists");
+    i64::try_from(alert.id.get()).unwrap()
+}
+
+#[tokio::test]
+async fn a_reconnecting_client_gets_what_it_missed_then_live_alerts() {
+    let server = TestServer::start().await;
+    let cairo = server.city("Cairo").await.uuid;
+    let tokyo = server.city("Tokyo").await.uuid;
+    let mut ids = Vec::new();
+    for index in 0..5 {
+        ids.push(publish(&server, cairo, &format!("missed? {index}")).await);
+        publish(&server, tokyo, "elsewhere").await;
+    }
+    let mut client = subscribe_since(&server, cairo, ids[1]).await;
+    for index in 2..5 {
+        let alert = next_alert(&mut client).await;
+        assert_eq!(
+            (alert.message.as_str(), alert.city_uuid),
+            (format!("missed? {index}").as_str(), cairo)
+        );
+    }
+    publish(&server, cairo, "live").await;
+    assert_eq!(next_alert(&mut client).await.message, "live");
+}
+
+#[tokio::test]
+async fn replay_and_a_concurrent_burst_join_without_gap_or_duplicate() {
+    const BEFORE: usize = 600; // more than one replay page and than the outbound queue
+    const DURING: usize = 200;
+    let server = TestServer::start().await;
+    let cairo = server.city("Cairo").await.uuid;
+    let first = publish(&server, cairo, "0").await;
+    for index in 1..BEFORE {
+        publish(&server, cairo, &index.to_string()).await;
+    }
+    let publisher = {
+        let app = server.app.clone();
+        tokio::spawn(async move {
+            for index in BEFORE..BEFORE + DURING {
+                app.publish_alert(cairo, &index.to_string()).await.unwrap();
+            }
+        })
+    };
+    let mut client = subscribe_since(&server, cairo, first).await;
+    for index in 1..BEFORE + DURING {
+        assert_eq!(
+            next_alert(&mut client).await.message,
+            index.to_string(),
+            "gap, duplicate or disorder"
+        );
+    }
+    within("publisher", publisher).await.unwrap();
+    publish(&server, cairo, "end").await;
+    assert_eq!(next_alert(&mut client).await.message, "end");
+}
+
+#[tokio::test]
+async fn alerts_no_longer_kept_are_reported_as_history_truncated() {
+    let history = wfs::HistoryPolicy {
+        keep: 3,
+        max_age: std::time::Duration::from_secs(3600),
+    };
+    let server = TestServer::start_with_history(wfs_runtime::Config::default(), history).await;
+    let cairo = server.city("Cairo").await.uuid;
+    let first = publish(&server, cairo, "0").await;
+    for index in 1..6 {
+        publish(&server, cairo, &index.to_string()).await;
+    }
+    let mut client = subscribe_since(&server, cairo, first).await;
+    match next(&mut client).await {
+        AlertOutbound::Error(error) => assert_eq!(error.code.to_string(), "history_truncated"),
+        other => panic!("expected history_truncated, got {other:?}"),
+    }
+    for index in 3..6 {
+        assert_eq!(next_alert(&mut client).await.message, index.to_string());
+    }
+    // A client whose `since` is still covered is told nothing of the sort.
+    let mut covered = subscribe_since(&server, cairo, first + 3).await;
+    assert_eq!(next_alert(&mut covered).await.message, "4");
+}
+
+#[tokio::test]
+async fn an_invalid_since_is_accepted_then_closed_with_1008() {
+    let server = TestServer::start().await;
+    let cairo = server.city("Cairo").await.uuid.to_string();
+    for bad in ["abc", "-1", "1.5"] {
+        let query = [
+            ("city_uuid", cairo.clone()),
+            ("access_token", server.token(&server.alice)),
+            ("since", bad.to_owned()),
+        ];
+        let request = request(&server.base_url, "/ws/v1/alert", &query, &[]).unwrap();
+        let mut client = within("handshake", AlertClient::connect_with(request))
+            .await
+            .expect("accepted");
+        match within("close", client.recv()).await {
+            Err(ClientError::Closed { code, reason }) => {
+                assert_eq!(
+                    (code, reason.as_str()),
+                    (1008, "Query parameter since is invalid."),
+                    "since={bad}"
+                );
+            }
+            other => panic!("since={bad}: expected close 1008, got {other:?}"),
+        }
+    }
+}
