@@ -1,5 +1,5 @@
-//! The HTTP side of the service: the Host/Origin gate in front of everything, the token
-//! endpoint, the alert publishing endpoint (used by `wfs alert`) and the stats endpoint.
+//! The Host/Origin gate in front of everything the service serves, and the JSON error shape.
+//! The REST endpoints themselves live in [`crate::api`].
 //!
 //! Host and Origin are matched exactly (the old service matched substrings, so
 //! `evil-localhost:8000.example` passed). A `*.` prefix allows sub-domains only where an
@@ -9,13 +9,9 @@
 use std::sync::Arc;
 
 use poem::http::StatusCode;
-use poem::web::{Data, Json, Path};
-use poem::{Endpoint, IntoResponse, Middleware, Request, Response, handler};
-use serde::{Deserialize, Serialize};
+use poem::web::Json;
+use poem::{Endpoint, IntoResponse, Middleware, Request, Response};
 use serde_json::json;
-
-use crate::App;
-use crate::auth::TokenKind;
 
 /// Which `Host` and `Origin` values are accepted.
 #[derive(Debug, Clone)]
@@ -206,127 +202,6 @@ pub fn json_error(status: StatusCode, detail: impl Into<String>) -> Response {
     Json(json!({ "detail": detail.into() }))
         .with_status(status)
         .into_response()
-}
-
-#[derive(Debug, Deserialize)]
-pub struct Credentials {
-    username: String,
-    password: String,
-}
-
-#[derive(Debug, Serialize)]
-struct TokenPair {
-    refresh: String,
-    access: String,
-}
-
-/// `POST /api/jwt/obtain` `{"username", "password"}` -> `{"refresh", "access"}`.
-#[handler]
-pub async fn obtain_token(app: Data<&Arc<App>>, body: poem::Result<Json<Credentials>>) -> Response {
-    let Ok(Json(credentials)) = body else {
-        return json_error(
-            StatusCode::BAD_REQUEST,
-            "Send JSON {\"username\": \"...\", \"password\": \"...\"}.",
-        );
-    };
-    match app
-        .store
-        .verify_password(&credentials.username, &credentials.password)
-        .await
-    {
-        Ok(Some(user)) => Json(TokenPair {
-            refresh: app.jwt.issue(user.id, TokenKind::Refresh),
-            access: app.jwt.issue(user.id, TokenKind::Access),
-        })
-        .into_response(),
-        Ok(None) => json_error(
-            StatusCode::UNAUTHORIZED,
-            "No active account found with the given credentials",
-        ),
-        Err(error) => {
-            tracing::error!(%error, "token request failed");
-            json_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "The user store is unavailable; try again later.",
-            )
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-pub struct NewAlert {
-    message: String,
-}
-
-/// `POST /api/v1/cities/{uuid}/alerts` `{"message"}` with an admin's `Authorization: Bearer`
-/// token: stores the alert and pushes it to the city's subscribers. Answers the stored alert.
-#[handler]
-pub async fn publish_alert(
-    app: Data<&Arc<App>>,
-    Path(city): Path<String>,
-    request: &Request,
-    body: poem::Result<Json<NewAlert>>,
-) -> Response {
-    let token = request.header("authorization").and_then(|value| {
-        value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
-    });
-    let user = match crate::auth::authenticate(&app.jwt, &app.store, token).await {
-        Ok(user) => user,
-        Err(error) => return json_error(StatusCode::UNAUTHORIZED, error.to_string()),
-    };
-    if !user.is_admin {
-        return json_error(
-            StatusCode::FORBIDDEN,
-            "Only administrators may publish alerts.",
-        );
-    }
-    let Ok(city) = wfs_runtime::params::uuid(&city) else {
-        return json_error(
-            StatusCode::BAD_REQUEST,
-            format!("City uuid '{city}' is not valid!"),
-        );
-    };
-    let Ok(Json(alert)) = body else {
-        return json_error(StatusCode::BAD_REQUEST, "Send JSON {\"message\": \"...\"}.");
-    };
-    if alert.message.trim().is_empty() {
-        return json_error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "The alert message is empty.",
-        );
-    }
-    match app.publish_alert(city, &alert.message).await {
-        Ok(Some(stored)) => Json(stored)
-            .with_status(StatusCode::CREATED)
-            .into_response(),
-        Ok(None) => json_error(
-            StatusCode::NOT_FOUND,
-            format!("City with uuid '{city}' does not exist!"),
-        ),
-        Err(error) => {
-            tracing::error!(%error, "alert could not be published");
-            json_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "The alert could not be stored or sent; it was not published.",
-            )
-        }
-    }
-}
-
-/// `GET /api/stats`: open connections and the hub's topics and subscribers.
-#[handler]
-pub fn stats(
-    app: Data<&Arc<App>>,
-    config: Data<&Arc<wfs_runtime::Config>>,
-) -> Json<serde_json::Value> {
-    let hub = app.hub.stats();
-    Json(json!({
-        "connections": config.active_connections(),
-        "topics": hub.topics,
-        "subscribers": hub.subscribers,
-    }))
 }
 
 #[cfg(test)]

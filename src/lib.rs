@@ -10,6 +10,7 @@
 //! - [`app`] builds the route tree; [`serve`] runs it until shutdown.
 
 pub mod alert;
+pub mod api;
 pub mod auth;
 pub mod chat;
 pub mod cli;
@@ -23,7 +24,7 @@ use std::sync::Arc;
 
 use poem::listener::TcpAcceptor;
 use poem::web::Html;
-use poem::{EndpointExt, IntoResponse, Server, get, handler, post};
+use poem::{EndpointExt, IntoResponse, Server, get, handler};
 use uuid::Uuid;
 use wfs_runtime::{Frame, Handshake, ParamsError, Reject};
 
@@ -209,12 +210,15 @@ pub fn app(
     config: Arc<wfs_runtime::Config>,
     policy: http::AccessPolicy,
 ) -> impl poem::Endpoint {
+    let openapi = api::service();
+    let (api_spec, api_docs) = (openapi.spec_endpoint(), openapi.swagger_ui());
+    let api = openapi;
     contract::routes(state.clone(), config.clone())
         .at("/asyncapi.yaml", get(contract_yaml))
         .at("/docs", get(docs))
-        .at("/api/jwt/obtain", post(http::obtain_token))
-        .at("/api/v1/cities/:city/alerts", post(http::publish_alert))
-        .at("/api/stats", get(http::stats))
+        .nest_no_strip("/api", api::json_errors(api))
+        .at("/api/openapi.json", api_spec)
+        .nest("/api/docs", api_docs)
         .data(state)
         .data(config)
         .with(http::Gate::new(policy))

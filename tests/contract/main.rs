@@ -4,6 +4,7 @@
 //! One test binary (as DESIGN.md asks); each module covers one channel or concern.
 
 mod alert;
+mod api;
 mod chat;
 mod cli;
 mod documents;
