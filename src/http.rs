@@ -117,8 +117,8 @@ fn strip_port(host: &str) -> &str {
     })
 }
 
-/// Middleware: `Host` on every request, `Origin` on WebSocket handshakes, both answered with
-/// WIRE.md's plain-text 403s.
+/// Middleware: `Host` on every request, `Origin` on WebSocket handshakes and SSE streams, both
+/// answered with WIRE.md's plain-text 403s.
 #[derive(Debug, Clone)]
 pub struct Gate {
     policy: Arc<AccessPolicy>,
@@ -174,9 +174,12 @@ impl<E: Endpoint> GateEndpoint<E> {
         if !self.policy.host_allowed(host) {
             return Ok(forbidden("Host not allowed"));
         }
+        // SSE streams are channels too (same token in the query): a page on another site
+        // must not open one with its visitor's browser any more than a WebSocket.
         let is_handshake = request
             .header("upgrade")
-            .is_some_and(|upgrade| upgrade.eq_ignore_ascii_case("websocket"));
+            .is_some_and(|upgrade| upgrade.eq_ignore_ascii_case("websocket"))
+            || request.uri().path().starts_with("/sse/");
         if is_handshake
             && let Some(origin) = request.header("origin")
             && !self.policy.origin_allowed(origin)

@@ -18,6 +18,7 @@ pub mod contract;
 pub mod echo;
 pub mod http;
 pub mod hub;
+pub mod sse;
 pub mod store;
 
 use std::sync::Arc;
@@ -219,6 +220,7 @@ pub fn app(
         .nest_no_strip("/api", api::json_errors(api))
         .at("/api/openapi.json", api_spec)
         .nest("/api/docs", api_docs)
+        .at("/sse/v1/alert", get(sse::alert_stream))
         .data(state)
         .data(config)
         .with(http::Gate::new(policy))

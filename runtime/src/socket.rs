@@ -80,6 +80,13 @@ impl Config {
         }
     }
 
+    /// Resolves once [`Config::shut_down`] was called: streams that are not WebSockets (SSE)
+    /// end on it too.
+    pub async fn shutting_down(&self) {
+        let mut receiver = self.shutdown.subscribe();
+        let _ = receiver.wait_for(|down| *down).await;
+    }
+
     fn is_shutting_down(&self) -> bool {
         *self.shutdown.borrow()
     }

@@ -15,3 +15,4 @@ mod history;
 mod logs;
 mod official_parser;
 mod server;
+mod sse;

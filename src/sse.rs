@@ -1,0 +1,246 @@
+//! Server-Sent Events: `GET /sse/v1/alert?city_uuid=&access_token=` streams a city's alerts,
+//! for clients that cannot or would rather not speak WebSocket (an `EventSource` in a page,
+//! `curl -N`).
+//!
+//! It is the alert channel by other means, so it shares everything that matters with it:
+//! - the handshake ([`App::admit`]): a bad token is HTTP 403 as on the WebSocket; a bad or
+//!   unknown `city_uuid`, which the WebSocket reports with a 1008 close, is HTTP 400 or 404
+//!   with the same sentence (an SSE response has no close frame, and a non-200 answer also
+//!   stops a browser's `EventSource` from retrying);
+//! - the hub: each stream is an [`Outlet`] subscribed to the city's topic, so an alert published
+//!   anywhere (REST, `wfs alert`, another instance through the bus) reaches it like a socket;
+//! - the bytes: each event's `data:` is the very JSON the WebSocket sends, and its `id:` is the
+//!   alert id.
+//!
+//! `Last-Event-ID` (sent by browsers when they reconnect) resumes after that alert: the stream
+//! subscribes first with live alerts held back, sends the stored alerts after the id, then
+//! lets the held-back ones through, skipping any it already sent (the hub's `go_live`): no gap
+//! and no duplicate.
+//!
+//! A stream whose client does not read fast enough is ended (its queue is bounded, like a
+//! socket's); the client reconnects with `Last-Event-ID` and catches up from the store.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use bytes::Bytes;
+use futures_util::Stream;
+use poem::http::StatusCode;
+use poem::web::Data;
+use poem::web::sse::{Event, SSE};
+use poem::{IntoResponse, Request, Response, handler};
+use tokio::sync::{Notify, mpsc};
+use uuid::Uuid;
+use wfs_runtime::{Frame, Handshake, ParamsError, Reject};
+
+use crate::hub::{Hub, Outlet, Topic};
+use crate::store::Store;
+use crate::{App, alert_payload};
+
+/// Stored alerts read per round trip while catching up.
+const REPLAY_PAGE: u32 = 256;
+
+/// How long a browser waits before reconnecting after the stream ends.
+const RETRY_MS: u64 = 2000;
+
+/// Outlet ids share the hub's id space with WebSocket connections, which count up from 1:
+/// streams count down from the top, so the two can never meet.
+static NEXT_STREAM_ID: AtomicU64 = AtomicU64::new(u64::MAX);
+
+/// One SSE stream as the hub sees it: a bounded queue that is never waited on.
+struct SseOutlet {
+    id: u64,
+    queue: mpsc::Sender<Bytes>,
+    /// Set when the queue overflowed: the stream ends (the client resumes from the store).
+    overflowed: AtomicBool,
+    wake: Notify,
+}
+
+impl Outlet for SseOutlet {
+    fn id(&self) -> u64 {
+        self.id
+    }
+
+    fn push(&self, frame: Bytes) -> bool {
+        match self.queue.try_send(frame) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.overflow();
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    fn overflow(&self) {
+        self.overflowed.store(true, Ordering::Release);
+        self.wake.notify_one();
+    }
+}
+
+/// Leaves the hub when the stream is dropped, whatever ended it (client gone, overflow,
+/// shutdown), so a closed stream leaves nothing behind.
+struct Subscription {
+    hub: Arc<Hub>,
+    topic: Topic,
+    outlet: Arc<SseOutlet>,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.hub.unsubscribe(self.topic, self.outlet.id);
+    }
+}
+
+/// `GET /sse/v1/alert?city_uuid=&access_token=`, optionally with `Last-Event-ID`.
+#[handler]
+pub async fn alert_stream(
+    request: &Request,
+    app: Data<&Arc<App>>,
+    config: Data<&Arc<wfs_runtime::Config>>,
+) -> Response {
+    let handshake = Handshake::from_request(request, &[]);
+    let city_param = match handshake.query("city_uuid") {
+        None => Err(ParamsError {
+            problems: vec![wfs_runtime::ParamProblem {
+                location: "query",
+                name: "city_uuid".to_owned(),
+                invalid: None,
+            }],
+        }),
+        Some(raw) => wfs_runtime::params::uuid(raw).map_err(|why| ParamsError {
+            problems: vec![ParamsError::invalid("query", "city_uuid", why)],
+        }),
+    };
+    let city_given = city_param.is_ok();
+    let city = match app.admit(&handshake, city_param).await {
+        Ok((_user, city)) => city,
+        Err(Reject::Http { status, body }) => return plain(status, body),
+        // The WebSocket's 1008 cases: the parameter itself, or no such city.
+        Err(Reject::Close { reason, .. }) => {
+            let status = if city_given { 404 } else { 400 };
+            return plain(status, reason);
+        }
+    };
+    // Only a number is a position in the history; anything else starts live, as a first
+    // connection does.
+    let resume_after = request
+        .header("last-event-id")
+        .and_then(|id| id.trim().parse::<i64>().ok())
+        .filter(|id| *id >= 0);
+
+    // A comment line every ping interval keeps proxies from closing an idle stream, and is how
+    // a client that went away is noticed (a write fails): the server never reads the socket
+    // of a streaming response.
+    let keep_alive = config.ping_interval;
+    let (queue, frames) = mpsc::channel(config.outbound_queue.max(1));
+    let outlet = Arc::new(SseOutlet {
+        id: NEXT_STREAM_ID.fetch_sub(1, Ordering::Relaxed),
+        queue,
+        overflowed: AtomicBool::new(false),
+        wake: Notify::new(),
+    });
+    let topic = Topic::Alert(city.uuid);
+    match resume_after {
+        None => app.hub.subscribe_outlet(topic, outlet.clone()),
+        Some(after) => {
+            app.hub.subscribe_catching_up(topic, outlet.clone());
+            tokio::spawn(catch_up(
+                app.store.clone(),
+                app.hub.clone(),
+                outlet.clone(),
+                city.uuid,
+                after,
+            ));
+        }
+    }
+    let subscription = Subscription {
+        hub: app.hub.clone(),
+        topic,
+        outlet,
+    };
+    SSE::new(events(subscription, frames, config.0.clone()))
+        .keep_alive(keep_alive)
+        .into_response()
+}
+
+fn plain(status: u16, body: String) -> Response {
+    Response::builder()
+        .status(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST))
+        .content_type("text/plain; charset=utf-8")
+        .body(body)
+}
+
+/// Sends the stored alerts after `after` (waiting for queue room: the client sets the pace),
+/// then lets the live alerts the hub held back meanwhile through.
+async fn catch_up(store: Store, hub: Arc<Hub>, outlet: Arc<SseOutlet>, city: Uuid, after: i64) {
+    let mut last = after;
+    loop {
+        let page = match store.alerts_after(city, last, REPLAY_PAGE).await {
+            Ok(page) => page,
+            Err(error) => {
+                tracing::warn!(%error, "missed alerts not replayed on an SSE stream");
+                break;
+            }
+        };
+        let full = page.len() == REPLAY_PAGE as usize;
+        for stored in page {
+            let id = stored.id;
+            let Some(frame) = alert_payload(stored)
+                .ok()
+                .and_then(|alert| Frame::new(&alert).ok())
+            else {
+                continue;
+            };
+            if outlet.queue.send(frame.bytes()).await.is_err() {
+                return; // the stream is gone
+            }
+            last = id;
+        }
+        if !full {
+            break;
+        }
+    }
+    hub.go_live(Topic::Alert(city), outlet.id, last);
+}
+
+/// The stream of events: one per frame, ending on overflow or shutdown. It holds the
+/// subscription, so dropping it (the client went away) leaves the hub.
+fn events(
+    subscription: Subscription,
+    frames: mpsc::Receiver<Bytes>,
+    config: Arc<wfs_runtime::Config>,
+) -> Pin<Box<dyn Stream<Item = Event> + Send>> {
+    let first = futures_util::stream::iter([Event::retry(RETRY_MS)]);
+    let state = (subscription, frames, config);
+    let rest =
+        futures_util::stream::unfold(state, |(subscription, mut frames, config)| async move {
+            let outlet = subscription.outlet.clone();
+            let frame = tokio::select! {
+                frame = frames.recv() => frame,
+                () = outlet.wake.notified(), if !outlet.overflowed.load(Ordering::Acquire) => None,
+                () = config.shutting_down() => None,
+            };
+            // An overflow noticed between two frames ends the stream too.
+            if outlet.overflowed.load(Ordering::Acquire) {
+                return None;
+            }
+            let frame = frame?;
+            Some((event(&frame), (subscription, frames, config)))
+        });
+    Box::pin(futures_util::StreamExt::chain(first, rest))
+}
+
+/// `data:` the JSON as sent on the WebSocket, `id:` the alert's id (when it has one).
+fn event(frame: &Bytes) -> Event {
+    let text = String::from_utf8_lossy(frame).into_owned();
+    let id = serde_json::from_slice::<serde_json::Value>(frame)
+        .ok()
+        .and_then(|value| value.get("id").and_then(serde_json::Value::as_i64));
+    let event = Event::message(text);
+    match id {
+        Some(id) => event.id(id.to_string()),
+        None => event,
+    }
+}
