@@ -86,7 +86,7 @@ impl ChatChannel for App {
             tracing::warn!(%error, "chat message not delivered");
             let _ = connection.send_chat_error(&error_message(
                 ErrorCode::Internal,
-                "Your message could not be delivered; try again.",
+                "Your message reached the members connected to this server only; members on other servers did not get it.",
             ));
         }
         Ok(())

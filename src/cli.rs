@@ -135,6 +135,10 @@ pub struct ServeArgs {
     /// Open connections allowed; more are refused with HTTP 503.
     #[arg(long, env = "WFS_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
+    /// Redis URL (`redis://host:port`): alerts and chat reach the subscribers of every instance
+    /// that uses the same Redis and the same database. Default: this instance only.
+    #[arg(long, env = "WFS_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
     /// Alerts kept per city for clients that reconnect with `since`.
     #[arg(long, env = "WFS_HISTORY_SIZE", default_value_t = 1000)]
     pub history_size: u32,
@@ -222,9 +226,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         keep: args.history_size,
         max_age: Duration::from_secs(args.history_hours.saturating_mul(3600)),
     };
+    let mut app = crate::App::new(store, jwt).with_history(history);
+    if let Some(url) = &args.redis_url {
+        let bus = crate::redis_bus::RedisBus::start(url, app.hub.clone(), app.store.clone())
+            .context("cannot use the Redis URL")?;
+        app = app.with_bus(Arc::new(bus));
+    }
     crate::serve(
         listener,
-        Arc::new(crate::App::new(store, jwt).with_history(history)),
+        Arc::new(app),
         Arc::new(config),
         policy,
         shutdown_signal(),

@@ -99,6 +99,9 @@ impl Subscriber {
 
 type Subscribers = HashMap<u64, Subscriber>;
 
+/// Hears of topics gaining their first subscriber (`true`) or losing their last (`false`).
+type Watcher = Box<dyn Fn(Topic, bool) + Send + Sync>;
+
 /// The outlets of this process, by topic.
 pub struct Hub {
     topics: Mutex<HashMap<Topic, Arc<Mutex<Subscribers>>>>,
@@ -106,7 +109,7 @@ pub struct Hub {
     backlog_limit: usize,
     /// Told when a topic gets its first subscriber or loses its last (the Redis bus subscribes
     /// to exactly the topics that have local subscribers).
-    watcher: Mutex<Option<Box<dyn Fn(Topic, bool) + Send + Sync>>>,
+    watcher: Mutex<Option<Watcher>>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -146,6 +149,14 @@ impl Hub {
             watch(*topic, true);
         }
         *self.watcher.lock().unwrap_or_else(PoisonError::into_inner) = Some(Box::new(watch));
+    }
+
+    /// Whether `topic` has subscribers here.
+    pub fn has_topic(&self, topic: Topic) -> bool {
+        self.topics
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(&topic)
     }
 
     /// The topics that have subscribers now.

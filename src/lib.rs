@@ -4,7 +4,8 @@
 //! - [`contract`]: the code `build.rs` generates from `asyncapi/v1-schema.yaml` (types, one
 //!   trait per channel, typed connections and clients, `routes`).
 //! - [`echo`], [`alert`], [`chat`]: one file per channel, each implementing its trait for [`App`].
-//! - [`hub`]: per-city fan-out ([`hub::Hub`]) and the [`hub::Bus`] that carries publications.
+//! - [`hub`]: per-city fan-out ([`hub::Hub`]) and the [`hub::Bus`] that carries publications;
+//!   [`redis_bus`] carries them across instances; [`health`] reports on both.
 //! - [`store`]: cities, users and alerts (SQLite); [`auth`]: JWT tokens.
 //! - [`http`]: the Host/Origin gate, the token, alert and stats endpoints.
 //! - [`app`] builds the route tree; [`serve`] runs it until shutdown.
@@ -16,8 +17,10 @@ pub mod chat;
 pub mod cli;
 pub mod contract;
 pub mod echo;
+pub mod health;
 pub mod http;
 pub mod hub;
+pub mod redis_bus;
 pub mod sse;
 pub mod store;
 
@@ -45,9 +48,9 @@ pub struct App {
     pub jwt: auth::Jwt,
     pub hub: Arc<Hub>,
     pub bus: Arc<dyn Bus>,
-    /// Alerts are published one at a time, so their ids and their delivery order agree.
     /// How much alert history each city keeps for clients that reconnect with `since`.
     pub history: HistoryPolicy,
+    /// Alerts are published one at a time, so their ids and their delivery order agree.
     /// Alerts are published by operators, rarely; this costs nothing.
     alert_order: tokio::sync::Mutex<()>,
 }
@@ -60,7 +63,6 @@ impl std::fmt::Debug for App {
     }
 }
 
-/// Why an alert was not published. Nothing was sent when this is returned.
 /// How much alert history each city keeps: at most `keep` alerts, none older than `max_age`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HistoryPolicy {
@@ -94,6 +96,7 @@ pub fn alert_payload(stored: store::StoredAlert) -> Result<Alert, wfs_runtime::S
     })
 }
 
+/// Why an alert was not published. Nothing was sent when this is returned.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
     #[error("the alert could not be stored: {0}")]
@@ -113,18 +116,24 @@ impl App {
             jwt,
             bus: Arc::new(LocalBus::new(hub.clone())),
             hub,
-            alert_order: tokio::sync::Mutex::new(()),
             history: HistoryPolicy::default(),
+            alert_order: tokio::sync::Mutex::new(()),
         }
     }
 
-    /// Stores an alert for `city` and pushes it to the city's subscribers. `None` when there is
+    /// This application with another bus (Redis, to reach other instances).
+    pub fn with_bus(mut self, bus: Arc<dyn Bus>) -> App {
+        self.bus = bus;
+        self
+    }
+
     /// This application with another history policy.
     pub fn with_history(mut self, history: HistoryPolicy) -> App {
         self.history = history;
         self
     }
 
+    /// Stores an alert for `city` and pushes it to the city's subscribers. `None` when there is
     /// no such city.
     pub async fn publish_alert(
         &self,
@@ -135,14 +144,27 @@ impl App {
             return Ok(None);
         }
         let _order = self.alert_order.lock().await;
-        let stored = self.store.insert_alert(city, message).await?;
-        let id = stored.id;
-        let alert = alert_payload(stored)?;
-        let frame = Frame::new(&alert)?;
-        let publication = Publication {
-            id: Some(id),
-            frame: frame.bytes(),
-        };
+        // Published while the database's write lock is held, so alerts reach the bus in id
+        // order even when several instances publish for the same city.
+        let (_, published) = self
+            .store
+            .insert_alert_then(city, message, |stored| async move {
+                let id = stored.id;
+                let alert = alert_payload(stored)?;
+                let frame = Frame::new(&alert)?;
+                let publication = Publication {
+                    id: Some(id),
+                    frame: frame.bytes(),
+                };
+                if let Err(error) = self.bus.publish(Topic::Alert(city), publication).await {
+                    // Stored and delivered here; other instances catch up from the database
+                    // when the bus is back, so the alert is not lost.
+                    tracing::warn!(%error, "alert delivered on this instance only for now");
+                }
+                Ok::<_, PublishError>(alert)
+            })
+            .await?;
+        let alert = published?;
         if let Err(error) = self
             .store
             .prune_alerts(city, self.history.keep, self.history.max_age)
@@ -151,7 +173,6 @@ impl App {
             // The alert is stored and goes out; an old one kept a little longer harms no one.
             tracing::warn!(%error, "alert history not pruned");
         }
-        self.bus.publish(Topic::Alert(city), publication).await?;
         Ok(Some(alert))
     }
 
@@ -217,6 +238,7 @@ pub fn app(
     contract::routes(state.clone(), config.clone())
         .at("/asyncapi.yaml", get(contract_yaml))
         .at("/docs", get(docs))
+        .at("/health", get(health::health))
         .nest_no_strip("/api", api::json_errors(api))
         .at("/api/openapi.json", api_spec)
         .nest("/api/docs", api_docs)

@@ -474,6 +474,58 @@ impl Store {
         })
     }
 
+    /// Stores an alert and runs `then` with it before the write is committed, holding the
+    /// database's write lock meanwhile. Publishing from `then` makes alerts of every instance
+    /// that shares this database reach the bus in id order: a second publisher's insert waits
+    /// until the first one's alert has been handed on.
+    pub async fn insert_alert_then<T, F, Fut>(
+        &self,
+        city: Uuid,
+        message: &str,
+        then: F,
+    ) -> Result<(StoredAlert, T)>
+    where
+        F: FnOnce(StoredAlert) -> Fut,
+        Fut: std::future::Future<Output = T>,
+    {
+        // IMMEDIATE takes the write lock at once, so it is held across `then`.
+        let mut transaction = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(query_error("starting an alert transaction"))?;
+        let created_at_ms = Utc::now().timestamp_millis();
+        let row = sqlx::query(
+            "INSERT INTO alerts (city_uuid, message, created_at) VALUES ($1, $2, $3) RETURNING id",
+        )
+        .bind(city.to_string())
+        .bind(message)
+        .bind(created_at_ms)
+        .fetch_one(&mut *transaction)
+        .await
+        .map_err(|source| {
+            if is_foreign_key_violation(&source) {
+                StoreError::UnknownCity(city)
+            } else {
+                query_error("storing an alert")(source)
+            }
+        })?;
+        let stored = StoredAlert {
+            id: row
+                .try_get("id")
+                .map_err(query_error("reading a new alert's id"))?,
+            city_uuid: city,
+            message: message.to_owned(),
+            created_at: millis_to_datetime(created_at_ms)?,
+        };
+        let outcome = then(stored.clone()).await;
+        transaction
+            .commit()
+            .await
+            .map_err(query_error("committing an alert"))?;
+        Ok((stored, outcome))
+    }
+
     /// Up to `limit` of `city`'s alerts, newest first, only those with an id below `before_id`
     /// when it is given (for paging backwards).
     pub async fn recent_alerts(
@@ -1034,7 +1086,7 @@ mod tests {
             let newest = store.recent_alerts(cairo, 2, None).await.expect("query");
             assert_eq!(newest, [third.clone(), second.clone()]);
             let older = store.recent_alerts(cairo, 10, Some(second.id)).await;
-            assert_eq!(older.expect("query"), [first.clone()]);
+            assert_eq!(older.expect("query"), std::slice::from_ref(&first));
             let missed = store
                 .alerts_after(cairo, first.id, 10)
                 .await

@@ -32,6 +32,18 @@ pub struct TestServer {
     pub bob: User,
     stop: Option<oneshot::Sender<()>>,
     stopped: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    owns_data_dir: bool,
+}
+
+/// How a test server differs from the default.
+#[derive(Default)]
+pub struct Options {
+    pub config: wfs_runtime::Config,
+    pub history: wfs::HistoryPolicy,
+    /// Share another instance's data directory (database and JWT secret).
+    pub shared_data_dir: Option<PathBuf>,
+    /// Fan out through this Redis.
+    pub redis_url: Option<String>,
 }
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -49,11 +61,39 @@ impl TestServer {
         config: wfs_runtime::Config,
         history: wfs::HistoryPolicy,
     ) -> TestServer {
-        let data_dir = std::env::temp_dir().join(format!(
-            "wfs-test-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
+        TestServer::start_with_options(Options {
+            config,
+            history,
+            ..Options::default()
+        })
+        .await
+    }
+
+    /// Another instance on the same data directory (database, JWT secret), with its own options.
+    pub async fn another_instance(&self, redis_url: Option<String>) -> TestServer {
+        TestServer::start_with_options(Options {
+            shared_data_dir: Some(self.data_dir.clone()),
+            redis_url,
+            ..Options::default()
+        })
+        .await
+    }
+
+    pub async fn start_with_options(options: Options) -> TestServer {
+        let Options {
+            config,
+            history,
+            shared_data_dir,
+            redis_url,
+        } = options;
+        let owns_data_dir = shared_data_dir.is_none();
+        let data_dir = shared_data_dir.unwrap_or_else(|| {
+            std::env::temp_dir().join(format!(
+                "wfs-test-{}-{}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            ))
+        });
         std::fs::create_dir_all(&data_dir).expect("create the data directory");
         let url = format!(
             "sqlite://{}?mode=rwc",
@@ -62,22 +102,39 @@ impl TestServer {
         let store = within("open the store", Store::open(&url))
             .await
             .expect("store opens");
-        within("admin", store.ensure_admin(Some(ADMIN_PASSWORD)))
-            .await
-            .expect("admin created");
-        let admin = within("admin", store.verify_password("admin", ADMIN_PASSWORD))
-            .await
-            .expect("store answers")
-            .expect("admin exists");
-        let alice = within("alice", store.create_user("alice", "alice-password", false))
-            .await
-            .expect("alice created");
-        let bob = within("bob", store.create_user("bob", "bob-password", false))
-            .await
-            .expect("bob created");
+        if owns_data_dir {
+            within("admin", store.ensure_admin(Some(ADMIN_PASSWORD)))
+                .await
+                .expect("admin created");
+            for (name, password) in [("alice", "alice-password"), ("bob", "bob-password")] {
+                within("user", store.create_user(name, password, false))
+                    .await
+                    .expect("user created");
+            }
+        }
+        let mut users = Vec::new();
+        for (name, password) in [
+            ("admin", ADMIN_PASSWORD),
+            ("alice", "alice-password"),
+            ("bob", "bob-password"),
+        ] {
+            let user = within("user", store.verify_password(name, password))
+                .await
+                .expect("store answers")
+                .expect("user exists");
+            users.push(user);
+        }
+        let [admin, alice, bob]: [User; 3] = users.try_into().expect("three users");
         let secret = Jwt::load_or_create_secret(&data_dir, None).expect("JWT secret");
         let jwt = Jwt::new(secret, Duration::from_secs(600), Duration::from_secs(3600));
-        let app = Arc::new(wfs::App::new(store, jwt.clone()).with_history(history));
+        let mut app = wfs::App::new(store, jwt.clone()).with_history(history);
+        if let Some(redis_url) = redis_url {
+            let bus =
+                wfs::redis_bus::RedisBus::start(&redis_url, app.hub.clone(), app.store.clone())
+                    .expect("a valid Redis URL");
+            app = app.with_bus(Arc::new(bus));
+        }
+        let app = Arc::new(app);
         let config = Arc::new(config);
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -107,6 +164,7 @@ impl TestServer {
             bob,
             stop: Some(stop),
             stopped: Some(stopped),
+            owns_data_dir,
         }
     }
 
@@ -139,7 +197,9 @@ impl Drop for TestServer {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        let _ = std::fs::remove_dir_all(&self.data_dir);
+        if self.owns_data_dir {
+            let _ = std::fs::remove_dir_all(&self.data_dir);
+        }
     }
 }
 

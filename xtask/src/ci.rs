@@ -1,7 +1,7 @@
 //! `cargo xtask ci`: everything CI runs, in the order that fails fastest.
 //!
-//! 1. installs what the tests need and a fresh machine may lack (Node.js and npm, for the
-//!    official AsyncAPI parser test);
+//! 1. installs what the tests run for real and a fresh machine may lack ([`TOOLS`]: Node.js
+//!    and npm for the official AsyncAPI parser, redis-server for the fan-out tests);
 //! 2. `cargo fmt --check`, `cargo clippy --all-targets -D warnings`;
 //! 3. `cargo xtask docs --check` (the committed docs match the contract);
 //! 4. every test of the workspace with `INSTA_UPDATE=no`, last, so its summary closes the log.
@@ -16,7 +16,7 @@ pub fn run(args: &[String], root: &Path) -> anyhow::Result<ExitCode> {
     if let Some(other) = args.first() {
         bail!("unknown argument `{other}` (ci takes none)");
     }
-    ensure_node()?;
+    ensure_tools()?;
     cargo(
         root,
         &["fmt", "--all", "--", "--check"],
@@ -98,25 +98,59 @@ fn cargo(root: &Path, args: &[&str], what: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The official-parser test needs `npm`; Debian's packages provide it where the image does not.
-fn ensure_node() -> anyhow::Result<()> {
-    if command_works("npm", &["--version"]) && command_works("node", &["--version"]) {
+/// What the tests run for real, each with the Debian package that provides it: checked by
+/// running it, installed with apt-get where missing (CI runs on a fresh machine).
+const TOOLS: &[(&str, &[&str], &str, &str)] = &[
+    (
+        "node",
+        &["--version"],
+        "nodejs",
+        "the official AsyncAPI parser test",
+    ),
+    (
+        "npm",
+        &["--version"],
+        "npm",
+        "the official AsyncAPI parser test",
+    ),
+    (
+        "redis-server",
+        &["--version"],
+        "redis-server",
+        "the Redis fan-out tests",
+    ),
+];
+
+fn ensure_tools() -> anyhow::Result<()> {
+    let missing: Vec<&(&str, &[&str], &str, &str)> = TOOLS
+        .iter()
+        .filter(|(program, args, _, _)| !command_works(program, args))
+        .collect();
+    if missing.is_empty() {
         return Ok(());
     }
-    println!("==> installing nodejs and npm (for the official AsyncAPI parser test)");
-    for args in [
-        &["update"][..],
-        &["install", "-y", "--no-install-recommends", "nodejs", "npm"][..],
-    ] {
+    let packages: Vec<&str> = missing.iter().map(|(_, _, package, _)| *package).collect();
+    for (program, _, package, purpose) in &missing {
+        println!("==> installing {package} ({program}, for {purpose})");
+    }
+    let mut install = vec!["install", "-y", "--no-install-recommends"];
+    install.extend(&packages);
+    for args in [vec!["update"], install] {
         let status = Command::new("apt-get")
-            .args(args)
+            .args(&args)
             .env("DEBIAN_FRONTEND", "noninteractive")
             .status()
-            .context("npm is missing and apt-get cannot run: install Node.js and npm")?;
+            .with_context(|| {
+                format!(
+                    "{} missing and apt-get cannot run: install them",
+                    packages.join(", ")
+                )
+            })?;
         if !status.success() {
             bail!(
-                "`apt-get {}` failed: install Node.js and npm",
-                args.join(" ")
+                "`apt-get {}` failed: install {}",
+                args.join(" "),
+                packages.join(", ")
             );
         }
     }
