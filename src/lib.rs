@@ -7,7 +7,8 @@
 //! - [`hub`]: per-city fan-out ([`hub::Hub`]) and the [`hub::Bus`] that carries publications;
 //!   [`redis_bus`] carries them across instances; [`health`] reports on both.
 //! - [`store`]: cities, users and alerts (SQLite); [`auth`]: JWT tokens.
-//! - [`http`]: the Host/Origin gate, the token, alert and stats endpoints.
+//! - [`http`]: the Host/Origin gate; [`api`]: the REST API (poem-openapi) under `/api`;
+//!   [`sse`]: alerts as Server-Sent Events; [`pages`]: the browser pages.
 //! - [`app`] builds the route tree; [`serve`] runs it until shutdown.
 
 pub mod alert;
@@ -20,6 +21,7 @@ pub mod echo;
 pub mod health;
 pub mod http;
 pub mod hub;
+pub mod pages;
 pub mod redis_bus;
 pub mod sse;
 pub mod store;
@@ -235,7 +237,7 @@ pub fn app(
     let openapi = api::service();
     let (api_spec, api_docs) = (openapi.spec_endpoint(), openapi.swagger_ui());
     let api = openapi;
-    contract::routes(state.clone(), config.clone())
+    pages::routes(contract::routes(state.clone(), config.clone()))
         .at("/asyncapi.yaml", get(contract_yaml))
         .at("/docs", get(docs))
         .at("/health", get(health::health))

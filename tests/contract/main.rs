@@ -5,6 +5,7 @@
 
 mod alert;
 mod api;
+mod browser;
 mod chat;
 mod cli;
 mod documents;
@@ -14,6 +15,7 @@ mod history;
 mod limits;
 mod logs;
 mod official_parser;
+mod pages;
 mod redis;
 mod server;
 mod sse;
