@@ -1,7 +1,8 @@
 //! `cargo xtask ci`: everything CI runs, in the order that fails fastest.
 //!
 //! 1. installs what the tests run for real and a fresh machine may lack ([`TOOLS`]: Node.js
-//!    and npm for the official AsyncAPI parser, redis-server for the fan-out tests);
+//!    and npm for the official AsyncAPI parser and the browser tests, redis-server for the
+//!    fan-out tests, Debian's Chromium for the browser tests);
 //! 2. `cargo fmt --check`, `cargo clippy --all-targets -D warnings`;
 //! 3. `cargo xtask docs --check` (the committed docs match the contract);
 //! 4. every test of the workspace with `INSTA_UPDATE=no`, last, so its summary closes the log.
@@ -119,6 +120,9 @@ const TOOLS: &[(&str, &[&str], &str, &str)] = &[
         "redis-server",
         "the Redis fan-out tests",
     ),
+    // Debian's Chromium, driven by playwright-core from npm (which the browser tests install
+    // under target/ themselves); a browser is never downloaded.
+    ("chromium", &["--version"], "chromium", "the browser tests"),
 ];
 
 fn ensure_tools() -> anyhow::Result<()> {
