@@ -19,17 +19,14 @@
 //!   purpose, so it runs on tokio's blocking pool rather than on a runtime worker.
 
 use std::borrow::Cow;
-use std::str::FromStr;
 
 use argon2::Argon2;
 use argon2::password_hash::{self, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use chrono::{DateTime, Utc};
+use sqlx::AnyPool;
+use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::{MigrateError, Migration, MigrationType, Migrator};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
-};
-use sqlx::{Row, SqlSafeStr};
+use sqlx::{Executor, Row, SqlSafeStr};
 use uuid::Uuid;
 
 /// The result of every store operation.
@@ -39,6 +36,9 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// the error's `source()` (print with `{:#}` through anyhow to see the whole chain).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The URL names no database this store runs on.
+    #[error("unsupported database URL {0}: use sqlite://FILE or postgres://USER@HOST/DB")]
+    UnsupportedUrl(String),
     /// The URL was not understood or the database could not be opened. `url` has any password
     /// replaced by `***`.
     #[error("cannot open the database {url}")]
@@ -199,6 +199,56 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
 ];
 
+/// The same schema for PostgreSQL: only the self-incrementing ids are written differently.
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "cities users alerts",
+        include_str!("../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "alert history",
+        include_str!("../migrations/postgres/0002_alert_history.sql"),
+    ),
+];
+
+/// `is_admin` as a BIGINT 0 or 1: sqlx's `Any` driver cannot read SQLite's BOOLEAN, and
+/// BIGINT reads alike from both databases. A macro, so queries stay literal strings.
+macro_rules! is_admin_column {
+    () => {
+        "CAST(CASE WHEN is_admin THEN 1 ELSE 0 END AS BIGINT) AS is_admin"
+    };
+}
+
+/// Which database a store runs on; the SQL is shared, these are the few differences.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    fn of(database_url: &str) -> Option<Backend> {
+        if database_url.starts_with("sqlite:") {
+            Some(Backend::Sqlite)
+        } else if database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://")
+        {
+            Some(Backend::Postgres)
+        } else {
+            None
+        }
+    }
+
+    fn migrations(self) -> &'static [(i64, &'static str, &'static str)] {
+        match self {
+            Backend::Sqlite => SQLITE_MIGRATIONS,
+            Backend::Postgres => POSTGRES_MIGRATIONS,
+        }
+    }
+}
+
 /// The name of the account that the first start creates.
 const ADMIN_USERNAME: &str = "admin";
 
@@ -211,7 +261,8 @@ const MAX_USERNAME_CHARS: usize = 150;
 /// The database behind the service. Cheap to clone: clones share one connection pool.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: AnyPool,
+    backend: Backend,
 }
 
 impl Store {
@@ -226,40 +277,62 @@ impl Store {
             url: url.clone(),
             source,
         };
-        let mut options = SqliteConnectOptions::from_str(database_url).map_err(open_error)?;
-        if !database_url.contains("mode=") {
-            options = options.create_if_missing(true);
-        }
-        let in_memory = database_url.contains(":memory:") || database_url.contains("mode=memory");
-        let pool_options = if in_memory {
-            // An in-memory database lives only as long as a connection to it: keep exactly one
-            // open for the life of the pool (one also avoids shared-cache table locks).
-            SqlitePoolOptions::new()
-                .max_connections(1)
-                .min_connections(1)
-                .idle_timeout(None)
-                .max_lifetime(None)
-        } else {
-            // WAL lets readers (handshakes looking up cities and users) proceed while an alert
-            // is written; NORMAL is the durability level SQLite recommends with WAL.
-            options = options
-                .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal);
-            SqlitePoolOptions::new().max_connections(8)
+        let Some(backend) = Backend::of(database_url) else {
+            return Err(StoreError::UnsupportedUrl(url));
         };
-        let pool = pool_options
-            .connect_with(options)
-            .await
-            .map_err(open_error)?;
+        sqlx::any::install_default_drivers();
+        let pool = match backend {
+            Backend::Sqlite => {
+                let in_memory =
+                    database_url.contains(":memory:") || database_url.contains("mode=memory");
+                let mut connect_url = database_url.to_owned();
+                if !in_memory && !database_url.contains("mode=") {
+                    connect_url.push(if database_url.contains('?') { '&' } else { '?' });
+                    connect_url.push_str("mode=rwc");
+                }
+                let pool_options = if in_memory {
+                    // An in-memory database lives only as long as a connection to it: keep
+                    // exactly one open for the life of the pool (one also avoids shared-cache
+                    // table locks).
+                    AnyPoolOptions::new()
+                        .max_connections(1)
+                        .min_connections(1)
+                        .idle_timeout(None)
+                        .max_lifetime(None)
+                } else {
+                    // WAL lets readers (handshakes looking up cities and users) proceed while an
+                    // alert is written; NORMAL is the durability level SQLite recommends with
+                    // WAL; the busy timeout lets two instances share the file.
+                    AnyPoolOptions::new().max_connections(8).after_connect(|connection, _| {
+                        Box::pin(async move {
+                            connection
+                                .execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON")
+                                .await?;
+                            Ok(())
+                        })
+                    })
+                };
+                pool_options
+                    .connect(&connect_url)
+                    .await
+                    .map_err(open_error)?
+            }
+            Backend::Postgres => AnyPoolOptions::new()
+                .max_connections(8)
+                .acquire_timeout(std::time::Duration::from_secs(5))
+                .connect(database_url)
+                .await
+                .map_err(open_error)?,
+        };
 
-        sqlite_migrator()
+        migrator(backend)
             .run(&pool)
             .await
             .map_err(|source| StoreError::Migrate {
                 url: url.clone(),
                 source,
             })?;
-        let store = Store { pool };
+        let store = Store { pool, backend };
         store.seed_cities().await?;
         Ok(store)
     }
@@ -331,19 +404,25 @@ impl Store {
 
     /// The user with this id, if any.
     pub async fn user(&self, id: i64) -> Result<Option<User>> {
-        let row = sqlx::query("SELECT id, username, is_admin FROM users WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(query_error("looking up a user"))?;
+        let row = sqlx::query(concat!(
+            "SELECT id, username, ",
+            is_admin_column!(),
+            " FROM users WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_error("looking up a user"))?;
         row.as_ref().map(user_from_row).transpose()
     }
 
     /// The oldest administrator, whose identity `wfs alert` signs its token with.
     pub async fn first_admin(&self) -> Result<Option<User>> {
-        let row = sqlx::query(
-            "SELECT id, username, is_admin FROM users WHERE is_admin = TRUE ORDER BY id LIMIT 1",
-        )
+        let row = sqlx::query(concat!(
+            "SELECT id, username, ",
+            is_admin_column!(),
+            " FROM users WHERE is_admin = TRUE ORDER BY id LIMIT 1"
+        ))
         .fetch_optional(&self.pool)
         .await
         .map_err(query_error("looking up the administrator"))?;
@@ -352,9 +431,11 @@ impl Store {
 
     /// The user if `password` is theirs; `None` for an unknown user or a wrong password.
     pub async fn verify_password(&self, username: &str, password: &str) -> Result<Option<User>> {
-        let row = sqlx::query(
-            "SELECT id, username, is_admin, password_hash FROM users WHERE username = $1",
-        )
+        let row = sqlx::query(concat!(
+            "SELECT id, username, ",
+            is_admin_column!(),
+            ", password_hash FROM users WHERE username = $1"
+        ))
         .bind(username)
         .fetch_optional(&self.pool)
         .await
@@ -488,12 +569,26 @@ impl Store {
         F: FnOnce(StoredAlert) -> Fut,
         Fut: std::future::Future<Output = T>,
     {
-        // IMMEDIATE takes the write lock at once, so it is held across `then`.
-        let mut transaction = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(query_error("starting an alert transaction"))?;
+        let start = query_error("starting an alert transaction");
+        let mut transaction = match self.backend {
+            // IMMEDIATE takes SQLite's write lock at once, so it is held across `then`.
+            Backend::Sqlite => self
+                .pool
+                .begin_with("BEGIN IMMEDIATE")
+                .await
+                .map_err(&start)?,
+            // One advisory lock per city, held to the end of the transaction.
+            Backend::Postgres => {
+                let mut transaction = self.pool.begin().await.map_err(&start)?;
+                let key = i64::from_be_bytes(city.as_bytes()[..8].try_into().unwrap_or_default());
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(key)
+                    .execute(&mut *transaction)
+                    .await
+                    .map_err(&start)?;
+                transaction
+            }
+        };
         let created_at_ms = Utc::now().timestamp_millis();
         let row = sqlx::query(
             "INSERT INTO alerts (city_uuid, message, created_at) VALUES ($1, $2, $3) RETURNING id",
@@ -628,10 +723,11 @@ impl Store {
     }
 }
 
-/// The migrator for SQLite, built from the embedded SQL.
-fn sqlite_migrator() -> Migrator {
+/// The migrator for `backend`, built from the embedded SQL.
+fn migrator(backend: Backend) -> Migrator {
     Migrator::with_migrations(
-        SQLITE_MIGRATIONS
+        backend
+            .migrations()
             .iter()
             .map(|&(version, description, sql)| {
                 Migration::new(
@@ -663,7 +759,7 @@ fn is_foreign_key_violation(error: &sqlx::Error) -> bool {
         .is_some_and(|db| db.is_foreign_key_violation())
 }
 
-fn city_from_row(row: &SqliteRow) -> Result<City> {
+fn city_from_row(row: &AnyRow) -> Result<City> {
     let read = query_error("reading a city");
     Ok(City {
         uuid: parse_uuid("cities", row.try_get("uuid").map_err(&read)?)?,
@@ -676,16 +772,16 @@ fn city_from_row(row: &SqliteRow) -> Result<City> {
     })
 }
 
-fn user_from_row(row: &SqliteRow) -> Result<User> {
+fn user_from_row(row: &AnyRow) -> Result<User> {
     let read = query_error("reading a user");
     Ok(User {
         id: row.try_get("id").map_err(&read)?,
         username: row.try_get("username").map_err(&read)?,
-        is_admin: row.try_get("is_admin").map_err(&read)?,
+        is_admin: row.try_get::<i64, _>("is_admin").map_err(&read)? != 0,
     })
 }
 
-fn alert_from_row(row: &SqliteRow) -> Result<StoredAlert> {
+fn alert_from_row(row: &AnyRow) -> Result<StoredAlert> {
     let read = query_error("reading an alert");
     Ok(StoredAlert {
         id: row.try_get("id").map_err(&read)?,

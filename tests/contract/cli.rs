@@ -8,12 +8,24 @@ use wfs::contract::alert::{AlertClient, AlertOutbound, AlertParams};
 use crate::server::{TestServer, eventually, within};
 
 async fn wfs(args: &[&str]) -> Output {
+    run_wfs(args, None).await
+}
+
+/// `wfs` on the database of `server` (SQLite file or PostgreSQL).
+async fn wfs_for(server: &TestServer, args: &[&str]) -> Output {
+    run_wfs(args, Some(&server.database_url)).await
+}
+
+async fn run_wfs(args: &[&str], database_url: Option<&str>) -> Output {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_wfs"));
     command
         .args(args)
         .env_remove("WFS_SERVER")
         .env_remove("WFS_DATABASE_URL")
         .kill_on_drop(true);
+    if let Some(url) = database_url {
+        command.env("WFS_DATABASE_URL", url);
+    }
     within("the wfs command", command.output())
         .await
         .expect("wfs runs")
@@ -27,7 +39,7 @@ fn text(bytes: &[u8]) -> String {
 async fn cities_lists_every_city_sorted_by_name() {
     let server = TestServer::start().await;
     let dir = server.data_dir.display().to_string();
-    let output = wfs(&["cities", "--data-dir", &dir]).await;
+    let output = wfs_for(&server, &["cities", "--data-dir", &dir]).await;
     assert!(output.status.success(), "{}", text(&output.stderr));
     let names: Vec<String> = text(&output.stdout)
         .lines()
@@ -47,12 +59,16 @@ async fn cities_lists_every_city_sorted_by_name() {
     let cairo = server.city("Cairo").await;
     assert!(text(&output.stdout).starts_with(&format!("Cairo {}\n", cairo.uuid)));
 
-    let output = wfs(&["cities", "--data-dir", &dir, "--city", "CITY"]).await;
+    let output = wfs_for(&server, &["cities", "--data-dir", &dir, "--city", "CITY"]).await;
     assert_eq!(
         text(&output.stdout),
         format!("Mexico City {}\n", server.city("Mexico").await.uuid)
     );
-    let output = wfs(&["cities", "--data-dir", &dir, "--city", "Atlantis"]).await;
+    let output = wfs_for(
+        &server,
+        &["cities", "--data-dir", &dir, "--city", "Atlantis"],
+    )
+    .await;
     assert_eq!(
         (output.status.code(), text(&output.stderr).as_str()),
         (Some(1), "City not found.\n")
@@ -75,17 +91,20 @@ async fn alert_reaches_the_subscribers_of_the_running_server() {
     eventually("subscribed", || server.app.hub.stats().subscribers == 1).await;
 
     let uuid = cairo.to_string();
-    let output = wfs(&[
-        "alert",
-        "--city-uuid",
-        &uuid,
-        "--message",
-        "Dust storm",
-        "--server",
-        &server.http_url,
-        "--data-dir",
-        &dir,
-    ])
+    let output = wfs_for(
+        &server,
+        &[
+            "alert",
+            "--city-uuid",
+            &uuid,
+            "--message",
+            "Dust storm",
+            "--server",
+            &server.http_url,
+            "--data-dir",
+            &dir,
+        ],
+    )
     .await;
     assert!(output.status.success(), "{}", text(&output.stderr));
     assert_eq!(
@@ -98,15 +117,18 @@ async fn alert_reaches_the_subscribers_of_the_running_server() {
     }
 
     // The default message.
-    let output = wfs(&[
-        "alert",
-        "--city-uuid",
-        &uuid,
-        "--server",
-        &server.http_url,
-        "--data-dir",
-        &dir,
-    ])
+    let output = wfs_for(
+        &server,
+        &[
+            "alert",
+            "--city-uuid",
+            &uuid,
+            "--server",
+            &server.http_url,
+            "--data-dir",
+            &dir,
+        ],
+    )
     .await;
     assert_eq!(
         text(&output.stdout),
@@ -118,15 +140,18 @@ async fn alert_reaches_the_subscribers_of_the_running_server() {
 async fn alert_errors_are_clear_and_exit_1() {
     let server = TestServer::start().await;
     let dir = server.data_dir.display().to_string();
-    let output = wfs(&[
-        "alert",
-        "--city-uuid",
-        "abc",
-        "--server",
-        &server.http_url,
-        "--data-dir",
-        &dir,
-    ])
+    let output = wfs_for(
+        &server,
+        &[
+            "alert",
+            "--city-uuid",
+            "abc",
+            "--server",
+            &server.http_url,
+            "--data-dir",
+            &dir,
+        ],
+    )
     .await;
     assert_eq!(
         (output.status.code(), text(&output.stderr).as_str()),
@@ -134,15 +159,18 @@ async fn alert_errors_are_clear_and_exit_1() {
     );
 
     let unknown = "6ba7b810-9dad-11d1-80b4-00c04fd430c8";
-    let output = wfs(&[
-        "alert",
-        "--city-uuid",
-        unknown,
-        "--server",
-        &server.http_url,
-        "--data-dir",
-        &dir,
-    ])
+    let output = wfs_for(
+        &server,
+        &[
+            "alert",
+            "--city-uuid",
+            unknown,
+            "--server",
+            &server.http_url,
+            "--data-dir",
+            &dir,
+        ],
+    )
     .await;
     assert_eq!(
         (output.status.code(), text(&output.stderr)),
@@ -158,15 +186,18 @@ async fn alert_errors_are_clear_and_exit_1() {
         .local_addr()
         .unwrap();
     let cairo = server.city("Cairo").await.uuid.to_string();
-    let output = wfs(&[
-        "alert",
-        "--city-uuid",
-        &cairo,
-        "--server",
-        &format!("http://{free}"),
-        "--data-dir",
-        &dir,
-    ])
+    let output = wfs_for(
+        &server,
+        &[
+            "alert",
+            "--city-uuid",
+            &cairo,
+            "--server",
+            &format!("http://{free}"),
+            "--data-dir",
+            &dir,
+        ],
+    )
     .await;
     assert_eq!(output.status.code(), Some(1));
     assert!(

@@ -16,6 +16,7 @@ mod limits;
 mod logs;
 mod official_parser;
 mod pages;
+mod postgres;
 mod redis;
 mod server;
 mod sse;

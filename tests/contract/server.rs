@@ -24,6 +24,8 @@ pub struct TestServer {
     pub http_url: String,
     pub address: std::net::SocketAddr,
     pub data_dir: PathBuf,
+    /// The database this server uses (SQLite file or PostgreSQL), for the CLI tests.
+    pub database_url: String,
     pub app: Arc<wfs::App>,
     pub config: Arc<wfs_runtime::Config>,
     pub jwt: Jwt,
@@ -44,6 +46,8 @@ pub struct Options {
     pub shared_data_dir: Option<PathBuf>,
     /// Fan out through this Redis.
     pub redis_url: Option<String>,
+    /// Use this database (another instance's) instead of a new one.
+    pub database_url: Option<String>,
 }
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -74,6 +78,7 @@ impl TestServer {
         TestServer::start_with_options(Options {
             shared_data_dir: Some(self.data_dir.clone()),
             redis_url,
+            database_url: Some(self.database_url.clone()),
             ..Options::default()
         })
         .await
@@ -85,6 +90,7 @@ impl TestServer {
             history,
             shared_data_dir,
             redis_url,
+            database_url,
         } = options;
         let owns_data_dir = shared_data_dir.is_none();
         let data_dir = shared_data_dir.unwrap_or_else(|| {
@@ -95,10 +101,14 @@ impl TestServer {
             ))
         });
         std::fs::create_dir_all(&data_dir).expect("create the data directory");
-        let url = format!(
-            "sqlite://{}?mode=rwc",
-            data_dir.join("wfs.sqlite3").display()
-        );
+        let url = match database_url {
+            Some(url) => url,
+            None if crate::postgres::enabled() => crate::postgres::fresh_database().await,
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                data_dir.join("wfs.sqlite3").display()
+            ),
+        };
         let store = within("open the store", Store::open(&url))
             .await
             .expect("store opens");
@@ -156,6 +166,7 @@ impl TestServer {
             http_url: format!("http://{address}"),
             address,
             data_dir,
+            database_url: url,
             app,
             config,
             jwt,

@@ -5,7 +5,8 @@
 //!    fan-out tests, Debian's Chromium for the browser tests);
 //! 2. `cargo fmt --check`, `cargo clippy --all-targets -D warnings`;
 //! 3. `cargo xtask docs --check` (the committed docs match the contract);
-//! 4. every test of the workspace with `INSTA_UPDATE=no`, last, so its summary closes the log.
+//! 4. every test of the workspace with `INSTA_UPDATE=no`, then the contract suite again on
+//!    PostgreSQL; last, so the total closes the log.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -42,30 +43,49 @@ pub fn run(args: &[String], root: &Path) -> anyhow::Result<ExitCode> {
 
 /// Runs every test, echoing the output, and closes with one total line (`N passed, N failed`):
 /// cargo prints a line per test binary, and the last ones (doc tests) often read `0 passed`.
+/// An environment variable for one test run: name and value.
+type EnvVar = (&'static str, &'static str);
+
 fn test(root: &Path) -> anyhow::Result<ExitCode> {
-    println!("==> cargo test --workspace");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let mut child = Command::new(cargo)
-        .args(["test", "--workspace"])
-        .current_dir(root)
-        .env("INSTA_UPDATE", "no")
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("cannot run cargo test")?;
-    let (mut passed, mut failed) = (0u64, 0u64);
-    if let Some(stdout) = child.stdout.take() {
-        for line in BufReader::new(stdout).lines() {
-            let line = line.context("cannot read cargo test output")?;
-            println!("{line}");
-            if let Some(result) = line.strip_prefix("test result: ") {
-                passed += count(result, " passed");
-                failed += count(result, " failed");
+    // Every test on the default store (SQLite), then the contract suite again on PostgreSQL.
+    let runs: [(&[&str], Option<EnvVar>); 2] = [
+        (&["test", "--workspace"], None),
+        (
+            &["test", "--test", "contract"],
+            Some(("WFS_TEST_DATABASE", "postgres")),
+        ),
+    ];
+    let (mut passed, mut failed, mut all_ok) = (0u64, 0u64, true);
+    for (args, env) in runs {
+        match env {
+            Some((name, value)) => println!("==> {name}={value} cargo {}", args.join(" ")),
+            None => println!("==> cargo {}", args.join(" ")),
+        }
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let mut command = Command::new(cargo);
+        command
+            .args(args)
+            .current_dir(root)
+            .env("INSTA_UPDATE", "no")
+            .stdout(Stdio::piped());
+        if let Some((name, value)) = env {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().context("cannot run cargo test")?;
+        if let Some(stdout) = child.stdout.take() {
+            for line in BufReader::new(stdout).lines() {
+                let line = line.context("cannot read cargo test output")?;
+                println!("{line}");
+                if let Some(result) = line.strip_prefix("test result: ") {
+                    passed += count(result, " passed");
+                    failed += count(result, " failed");
+                }
             }
         }
+        all_ok &= child.wait().context("cargo test did not finish")?.success();
     }
-    let status = child.wait().context("cargo test did not finish")?;
     println!("ci: {passed} passed, {failed} failed");
-    if !status.success() || failed > 0 {
+    if !all_ok || failed > 0 {
         bail!("tests failed");
     }
     if passed == 0 {
