@@ -187,7 +187,18 @@ impl App {
     ) -> Result<(User, City), Reject> {
         let user = auth::authenticate(&self.jwt, &self.store, handshake.query("access_token"))
             .await
-            .map_err(|error| Reject::forbidden(error.to_string()))?;
+            .map_err(|error| {
+                if error.is_server_error() {
+                    // The store is down: not the client's fault, and worth retrying.
+                    tracing::error!(%error, "token check failed");
+                    Reject::Http {
+                        status: 503,
+                        body: "The user store is unavailable; try again later.".to_owned(),
+                    }
+                } else {
+                    Reject::forbidden(error.to_string())
+                }
+            })?;
         let city_uuid = match city {
             Ok(city_uuid) => city_uuid,
             Err(error) if error.concerns("city_uuid") => {

@@ -130,3 +130,193 @@ async fn start_cluster() -> String {
     .await;
     base
 }
+
+/// A PostgreSQL cluster of one test's own, which the test may stop and start.
+pub struct Cluster {
+    bin: std::path::PathBuf,
+    dir: std::path::PathBuf,
+    port: u16,
+}
+
+impl Cluster {
+    pub async fn start() -> Cluster {
+        let bin = binaries();
+        let dir = std::env::temp_dir().join(format!(
+            "wfs-pg-own-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).expect("cluster folder");
+        let status = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(&dir)
+            .status()
+            .expect("chown runs");
+        assert!(status.success());
+        let initdb = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(bin.join("initdb"))
+            .args([
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "-D",
+            ])
+            .arg(dir.join("data"))
+            .stdout(Stdio::null())
+            .output()
+            .expect("initdb runs");
+        assert!(
+            initdb.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&initdb.stderr)
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let cluster = Cluster { bin, dir, port };
+        cluster.up().await;
+        cluster
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    fn pg_ctl(&self, args: &[&str]) -> std::process::Output {
+        Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(args)
+            .stdout(Stdio::null())
+            .output()
+            .expect("pg_ctl runs")
+    }
+
+    /// Starts the server and waits (bounded by pg_ctl's own wait) until it accepts connections.
+    pub async fn up(&self) {
+        let options = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} -c fsync=off",
+            self.port,
+            self.dir.display()
+        );
+        let output = self.pg_ctl(&["-w", "-t", "30", "-l", "/dev/null", "-o", &options, "start"]);
+        assert!(
+            output.status.success(),
+            "pg_ctl start: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// Stops the server at once (open connections are cut).
+    pub fn down(&self) {
+        let output = self.pg_ctl(&["-w", "-t", "30", "-m", "immediate", "stop"]);
+        assert!(
+            output.status.success(),
+            "pg_ctl stop: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = self.pg_ctl(&["-m", "immediate", "stop"]);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test]
+async fn a_database_outage_gives_clear_errors_and_heals_without_restart() {
+    use wfs::contract::alert::{AlertClient, AlertOutbound, AlertParams};
+    use wfs::contract::echo::{EchoClient, EchoParams};
+    use wfs_runtime::client::ClientError;
+
+    use crate::server::{Options, TestServer, eventually, http};
+
+    let cluster = Cluster::start().await;
+    let server = TestServer::start_with_options(Options {
+        database_url: Some(cluster.url()),
+        ..Default::default()
+    })
+    .await;
+    let cairo = server.city("Cairo").await.uuid;
+    let params = AlertParams {
+        city_uuid: cairo,
+        access_token: server.token(&server.alice),
+        since: None,
+    };
+    let mut subscriber = within("alert", AlertClient::connect(&server.base_url, &params))
+        .await
+        .unwrap();
+    eventually("subscribed", || server.app.hub.stats().subscribers == 1).await;
+
+    cluster.down();
+    let admin = format!("Bearer {}", server.token(&server.admin));
+    let path = format!("/api/v1/cities/{cairo}/alerts");
+    let (status, _, body) = http(
+        &server,
+        "POST",
+        &path,
+        &[("Authorization", &admin)],
+        Some(r#"{"message":"during"}"#),
+    )
+    .await;
+    assert!(
+        status == 503,
+        "a publisher is told, never a false success: {status} {body}"
+    );
+    assert!(body.contains("detail"), "{body}");
+    let (status, _, body) = http(&server, "GET", "/health", &[], None).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("\"database\":\"unavailable\""), "{body}");
+    match within("handshake", AlertClient::connect(&server.base_url, &params)).await {
+        Err(ClientError::Rejected { status, .. }) => {
+            assert_eq!(status, 503, "not the client's fault")
+        }
+        other => panic!("expected 503, got {other:?}"),
+    }
+    // What needs no database keeps working.
+    let mut echo = within(
+        "echo",
+        EchoClient::connect(&server.base_url, &EchoParams::default()),
+    )
+    .await
+    .unwrap();
+    within("echo", echo.raw().send_text(r#"{"message":"still here"}"#))
+        .await
+        .unwrap();
+    assert!(
+        within("echo", echo.raw().recv_text())
+            .await
+            .unwrap()
+            .contains("still here")
+    );
+
+    cluster.up().await;
+    let (status, _, body) = http(
+        &server,
+        "POST",
+        &path,
+        &[("Authorization", &admin)],
+        Some(r#"{"message":"after"}"#),
+    )
+    .await;
+    assert_eq!(status, 201, "recovered without a restart: {body}");
+    match within("alert", subscriber.recv()).await {
+        Ok(AlertOutbound::Alert(alert)) => {
+            assert_eq!(alert.message, "after", "the refused alert was never sent")
+        }
+        other => panic!("expected the alert, got {other:?}"),
+    }
+    let (status, _, body) = http(&server, "GET", "/health", &[], None).await;
+    assert_eq!(status, 200, "{body}");
+}
