@@ -832,6 +832,20 @@ impl Builder {
         examples
     }
 
+    /// Registers every message under `components/messages`: those no channel uses still
+    /// become types and docs.
+    fn component_messages(&mut self, components: Option<&Loc>, v2: bool) {
+        let Some(components) = components else {
+            return;
+        };
+        let messages_loc = components.child("messages");
+        if let Some(Value::Object(messages)) = self.sources.get(&messages_loc).cloned() {
+            for key in messages.keys() {
+                self.message(&messages_loc.child(key), key, v2);
+            }
+        }
+    }
+
     /// Interns every schema under `components/schemas`, first, so they keep their own names.
     fn component_schemas(&mut self, components: Option<&Loc>) {
         let Some(components) = components else {

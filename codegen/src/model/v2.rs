@@ -9,10 +9,8 @@ use heck::ToLowerCamelCase;
 use serde_json::{Map, Value};
 
 use super::files::{Loc, pointer_tokens};
-use super::v3::{address_parameters, string_list};
-use super::{
-    Action, Builder, Channel, MessageId, Operation, Parameter, RootParts, Server, ServerVariable,
-};
+use super::v3::{address_parameters, server_variables, string_list};
+use super::{Action, Builder, Channel, MessageId, Operation, Parameter, RootParts, Server};
 
 pub(super) fn build(b: &mut Builder) -> Option<RootParts> {
     let root = b.sources.root();
@@ -111,14 +109,7 @@ pub(super) fn build(b: &mut Builder) -> Option<RootParts> {
             });
         }
     }
-    if let Some(components) = &components {
-        let messages_loc = components.child("messages");
-        if let Some(Value::Object(messages)) = b.sources.get(&messages_loc).cloned() {
-            for key in messages.keys() {
-                b.message(&messages_loc.child(key), key, true);
-            }
-        }
-    }
+    b.component_messages(components.as_ref(), true);
     Some(RootParts {
         id: b.string(&root, &map, "id"),
         info: b.info(&root, &map),
@@ -233,23 +224,7 @@ fn servers(
             ),
             None => (without_scheme.to_owned(), None),
         };
-        let mut variables = Vec::new();
-        if let Some(Value::Object(listed)) = server.get("variables") {
-            for name in listed.keys() {
-                if let Some((variable_loc, variable)) = b.object(
-                    &server_loc.child("variables").child(name),
-                    "a server variable",
-                ) {
-                    variables.push(ServerVariable {
-                        name: name.clone(),
-                        default: b.string(&variable_loc, &variable, "default"),
-                        enum_values: string_list(&variable, "enum"),
-                        description: b.string(&variable_loc, &variable, "description"),
-                        examples: string_list(&variable, "examples"),
-                    });
-                }
-            }
-        }
+        let variables = server_variables(b, &server_loc, &server);
         out.push(Server {
             key: key.clone(),
             host,

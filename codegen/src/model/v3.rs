@@ -45,15 +45,7 @@ pub(super) fn build(b: &mut Builder) -> Option<RootParts> {
     let channels = front.channels(b, &root, &map);
     let operations = front.operations(b, &root, &map);
 
-    // Messages defined only in components still become types and docs.
-    if let Some(components) = &components {
-        let messages_loc = components.child("messages");
-        if let Some(Value::Object(messages)) = b.sources.get(&messages_loc).cloned() {
-            for key in messages.keys() {
-                b.message(&messages_loc.child(key), key, false);
-            }
-        }
-    }
+    b.component_messages(components.as_ref(), false);
 
     Some(RootParts {
         id: b.string(&root, &map, "id"),
@@ -415,7 +407,11 @@ impl Front<'_> {
     }
 }
 
-fn server_variables(b: &mut Builder, loc: &Loc, map: &Map<String, Value>) -> Vec<ServerVariable> {
+pub(super) fn server_variables(
+    b: &mut Builder,
+    loc: &Loc,
+    map: &Map<String, Value>,
+) -> Vec<ServerVariable> {
     let Some(Value::Object(variables)) = map.get("variables") else {
         return Vec::new();
     };
