@@ -3,32 +3,10 @@
 //! connections leave nothing behind.
 
 use uuid::Uuid;
-use wfs::contract::alert::{AlertClient, AlertOutbound, AlertParams};
-use wfs::contract::types::Alert;
+use wfs::contract::alert::AlertOutbound;
 use wfs_runtime::client::ClientError;
 
-use crate::server::{TestServer, eventually, http, within};
-
-async fn subscribe(server: &TestServer, city: Uuid) -> AlertClient {
-    let params = AlertParams {
-        city_uuid: city,
-        access_token: server.token(&server.alice),
-        since: None,
-    };
-    within(
-        "alert handshake",
-        AlertClient::connect(&server.base_url, &params),
-    )
-    .await
-    .expect("accepted")
-}
-
-async fn next_alert(client: &mut AlertClient) -> Alert {
-    match within("an alert", client.recv()).await {
-        Ok(AlertOutbound::Alert(alert)) => alert,
-        other => panic!("expected an alert, got {other:?}"),
-    }
-}
+use crate::server::{TestServer, eventually, http, next_alert, within};
 
 #[tokio::test]
 async fn bursts_reach_every_subscriber_of_their_city_once_and_in_order() {
@@ -43,7 +21,7 @@ async fn bursts_reach_every_subscriber_of_their_city_once_and_in_order() {
     let mut clients = Vec::new();
     for city in &cities {
         for _ in 0..SUBSCRIBERS {
-            clients.push((city.uuid, subscribe(&server, city.uuid).await));
+            clients.push((city.uuid, server.subscribe_alerts(city.uuid, None).await));
         }
     }
     eventually("all subscribed", || {
@@ -98,7 +76,7 @@ async fn bursts_reach_every_subscriber_of_their_city_once_and_in_order() {
 async fn alerts_carry_id_city_and_timestamp_beside_the_message() {
     let server = TestServer::start().await;
     let cairo = server.city("Cairo").await.uuid;
-    let mut client = subscribe(&server, cairo).await;
+    let mut client = server.subscribe_alerts(cairo, None).await;
     eventually("subscribed", || server.app.hub.stats().subscribers == 1).await;
     let before = chrono::Utc::now();
     server
@@ -125,7 +103,7 @@ async fn alerts_carry_id_city_and_timestamp_beside_the_message() {
 async fn the_rest_endpoint_publishes_for_admins_only() {
     let server = TestServer::start().await;
     let cairo = server.city("Cairo").await.uuid;
-    let mut client = subscribe(&server, cairo).await;
+    let mut client = server.subscribe_alerts(cairo, None).await;
     eventually("subscribed", || server.app.hub.stats().subscribers == 1).await;
     let path = format!("/api/v1/cities/{cairo}/alerts");
     let body = r#"{"message":"Flood warning"}"#;
@@ -186,7 +164,7 @@ async fn the_rest_endpoint_publishes_for_admins_only() {
 async fn a_frame_sent_on_the_alert_channel_gets_an_error_message_and_the_connection_stays() {
     let server = TestServer::start().await;
     let cairo = server.city("Cairo").await.uuid;
-    let mut client = subscribe(&server, cairo).await;
+    let mut client = server.subscribe_alerts(cairo, None).await;
     within("send", client.raw().send_text(r#"{"message":"hi"}"#))
         .await
         .unwrap();
@@ -210,9 +188,9 @@ async fn connection_churn_leaves_no_subscriber_or_connection_behind() {
     const CYCLES: usize = 300;
     let server = TestServer::start().await;
     let cairo = server.city("Cairo").await.uuid;
-    let mut listener = subscribe(&server, cairo).await;
+    let mut listener = server.subscribe_alerts(cairo, None).await;
     for _ in 0..CYCLES {
-        let client = subscribe(&server, cairo).await;
+        let client = server.subscribe_alerts(cairo, None).await;
         within("close", client.close()).await.expect("closed");
     }
     eventually("churned connections are gone", || {
@@ -247,8 +225,8 @@ async fn a_subscriber_that_does_not_read_is_closed_with_1013_and_slows_no_one() 
     config.outbound_queue = 8;
     let server = TestServer::start_with(config).await;
     let cairo = server.city("Cairo").await.uuid;
-    let mut slow = subscribe(&server, cairo).await;
-    let mut fast = subscribe(&server, cairo).await;
+    let mut slow = server.subscribe_alerts(cairo, None).await;
+    let mut fast = server.subscribe_alerts(cairo, None).await;
     eventually("subscribed", || server.app.hub.stats().subscribers == 2).await;
 
     // Large alerts fill the slow client's socket buffers, then its queue of 8.

@@ -3,37 +3,15 @@
 //! alerts are gone.
 
 use uuid::Uuid;
-use wfs::contract::alert::{AlertClient, AlertOutbound, AlertParams};
-use wfs::contract::types::Alert;
+use wfs::contract::alert::{AlertClient, AlertOutbound};
 use wfs_runtime::client::{ClientError, request};
 
-use crate::server::{TestServer, within};
-
-async fn subscribe_since(server: &TestServer, city: Uuid, since: i64) -> AlertClient {
-    let params = AlertParams {
-        city_uuid: city,
-        access_token: server.token(&server.alice),
-        since: Some(since),
-    };
-    within(
-        "alert handshake",
-        AlertClient::connect(&server.base_url, &params),
-    )
-    .await
-    .expect("accepted")
-}
+use crate::server::{TestServer, next_alert, within};
 
 async fn next(client: &mut AlertClient) -> AlertOutbound {
     within("a frame", client.recv())
         .await
         .expect("a frame the contract allows")
-}
-
-async fn next_alert(client: &mut AlertClient) -> Alert {
-    match next(client).await {
-        AlertOutbound::Alert(alert) => alert,
-        other => panic!("expected an alert, got {other:?}"),
-    }
 }
 
 async fn publish(server: &TestServer, city: Uuid, message: &str) -> i64 {
@@ -56,7 +34,7 @@ async fn a_reconnecting_client_gets_what_it_missed_then_live_alerts() {
         ids.push(publish(&server, cairo, &format!("missed? {index}")).await);
         publish(&server, tokyo, "elsewhere").await;
     }
-    let mut client = subscribe_since(&server, cairo, ids[1]).await;
+    let mut client = server.subscribe_alerts(cairo, Some(ids[1])).await;
     for index in 2..5 {
         let alert = next_alert(&mut client).await;
         assert_eq!(
@@ -86,7 +64,7 @@ async fn replay_and_a_concurrent_burst_join_without_gap_or_duplicate() {
             }
         })
     };
-    let mut client = subscribe_since(&server, cairo, first).await;
+    let mut client = server.subscribe_alerts(cairo, Some(first)).await;
     for index in 1..BEFORE + DURING {
         assert_eq!(
             next_alert(&mut client).await.message,
@@ -111,7 +89,7 @@ async fn alerts_no_longer_kept_are_reported_as_history_truncated() {
     for index in 1..6 {
         publish(&server, cairo, &index.to_string()).await;
     }
-    let mut client = subscribe_since(&server, cairo, first).await;
+    let mut client = server.subscribe_alerts(cairo, Some(first)).await;
     match next(&mut client).await {
         AlertOutbound::Error(error) => assert_eq!(error.code.to_string(), "history_truncated"),
         other => panic!("expected history_truncated, got {other:?}"),
@@ -120,7 +98,7 @@ async fn alerts_no_longer_kept_are_reported_as_history_truncated() {
         assert_eq!(next_alert(&mut client).await.message, index.to_string());
     }
     // A client whose `since` is still covered is told nothing of the sort.
-    let mut covered = subscribe_since(&server, cairo, first + 3).await;
+    let mut covered = server.subscribe_alerts(cairo, Some(first + 3)).await;
     assert_eq!(next_alert(&mut covered).await.message, "4");
 }
 

@@ -55,14 +55,13 @@ fn binaries() -> std::path::PathBuf {
         .expect("a PostgreSQL server binary under /usr/lib/postgresql/*/bin")
 }
 
-async fn start_cluster() -> String {
+/// Creates a cluster in `dir/data`, owned by the `postgres` user; answers the binaries' folder.
+fn init_cluster(dir: &std::path::Path) -> std::path::PathBuf {
     let bin = binaries();
-    let dir = std::env::temp_dir().join(format!("wfs-pg-{}", std::process::id()));
-    let data = dir.join("data");
-    std::fs::create_dir_all(&dir).expect("cluster folder");
+    std::fs::create_dir_all(dir).expect("cluster folder");
     let status = Command::new("chown")
         .args(["-R", "postgres:postgres"])
-        .arg(&dir)
+        .arg(dir)
         .status()
         .expect("chown runs");
     assert!(
@@ -83,7 +82,7 @@ async fn start_cluster() -> String {
             "--no-sync",
             "-D",
         ])
-        .arg(&data)
+        .arg(dir.join("data"))
         .stdout(Stdio::null())
         .output()
         .expect("initdb runs");
@@ -92,6 +91,13 @@ async fn start_cluster() -> String {
         "initdb failed: {}",
         String::from_utf8_lossy(&initdb.stderr)
     );
+    bin
+}
+
+async fn start_cluster() -> String {
+    let dir = std::env::temp_dir().join(format!("wfs-pg-{}", std::process::id()));
+    let data = dir.join("data");
+    let bin = init_cluster(&dir);
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -140,41 +146,12 @@ pub struct Cluster {
 
 impl Cluster {
     pub async fn start() -> Cluster {
-        let bin = binaries();
         let dir = std::env::temp_dir().join(format!(
             "wfs-pg-own-{}-{}",
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         ));
-        std::fs::create_dir_all(&dir).expect("cluster folder");
-        let status = Command::new("chown")
-            .args(["-R", "postgres:postgres"])
-            .arg(&dir)
-            .status()
-            .expect("chown runs");
-        assert!(status.success());
-        let initdb = Command::new("runuser")
-            .args(["-u", "postgres", "--"])
-            .arg(bin.join("initdb"))
-            .args([
-                "-A",
-                "trust",
-                "-U",
-                "postgres",
-                "-E",
-                "UTF8",
-                "--no-sync",
-                "-D",
-            ])
-            .arg(dir.join("data"))
-            .stdout(Stdio::null())
-            .output()
-            .expect("initdb runs");
-        assert!(
-            initdb.status.success(),
-            "initdb failed: {}",
-            String::from_utf8_lossy(&initdb.stderr)
-        );
+        let bin = init_cluster(&dir);
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()

@@ -7,11 +7,15 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use uuid::Uuid;
-use wfs::contract::alert::{AlertClient, AlertOutbound, AlertParams};
+use wfs::contract::alert::{AlertClient, AlertParams};
 use wfs::contract::chat::{ChatClient, ChatOutbound, ChatParams};
 use wfs::contract::types::ChatMessage;
 
-use crate::server::{TestServer, eventually, http, within};
+use crate::server::{TestServer, eventually, http, next_alert, within};
+
+async fn next_message_of(client: &mut AlertClient) -> String {
+    next_alert(client).await.message
+}
 
 /// A `redis-server` child process, killed when dropped.
 pub struct Redis {
@@ -118,34 +122,13 @@ async fn pair(redis: &Redis) -> (TestServer, TestServer) {
     (first, second)
 }
 
-async fn subscribe(server: &TestServer, city: Uuid) -> AlertClient {
-    let params = AlertParams {
-        city_uuid: city,
-        access_token: server.token(&server.alice),
-        since: None,
-    };
-    within(
-        "alert handshake",
-        AlertClient::connect(&server.base_url, &params),
-    )
-    .await
-    .expect("accepted")
-}
-
-async fn next_message(client: &mut AlertClient) -> String {
-    match within("an alert", client.recv()).await {
-        Ok(AlertOutbound::Alert(alert)) => alert.message,
-        other => panic!("expected an alert, got {other:?}"),
-    }
-}
-
 #[tokio::test]
 async fn alerts_and_chat_cross_instances_once_each() {
     let redis = Redis::start().await;
     let (first, second) = pair(&redis).await;
     let cairo = first.city("Cairo").await.uuid;
-    let mut here = subscribe(&first, cairo).await;
-    let mut there = subscribe(&second, cairo).await;
+    let mut here = first.subscribe_alerts(cairo, None).await;
+    let mut there = second.subscribe_alerts(cairo, None).await;
     redis
         .wait_subscribed(&format!("wfs:alert:{cairo}"), 2)
         .await;
@@ -161,12 +144,12 @@ async fn alerts_and_chat_cross_instances_once_each() {
     for client in [&mut here, &mut there] {
         for index in 0..20 {
             assert_eq!(
-                next_message(client).await,
+                next_message_of(client).await,
                 index.to_string(),
                 "lost, duplicated or out of order"
             );
         }
-        assert_eq!(next_message(client).await, "end");
+        assert_eq!(next_message_of(client).await, "end");
     }
 
     let alice_params = ChatParams {
@@ -216,8 +199,8 @@ async fn every_alert_is_accounted_for_when_redis_restarts_mid_burst() {
     let mut redis = Redis::start().await;
     let (first, second) = pair(&redis).await;
     let cairo = first.city("Cairo").await.uuid;
-    let mut here = subscribe(&first, cairo).await;
-    let mut there = subscribe(&second, cairo).await;
+    let mut here = first.subscribe_alerts(cairo, None).await;
+    let mut there = second.subscribe_alerts(cairo, None).await;
     redis
         .wait_subscribed(&format!("wfs:alert:{cairo}"), 2)
         .await;
@@ -252,12 +235,12 @@ async fn every_alert_is_accounted_for_when_redis_restarts_mid_burst() {
     for client in [&mut here, &mut there] {
         for index in 0..BURST {
             assert_eq!(
-                next_message(client).await,
+                next_message_of(client).await,
                 index.to_string(),
                 "an alert was lost, duplicated or reordered"
             );
         }
-        assert_eq!(next_message(client).await, "end");
+        assert_eq!(next_message_of(client).await, "end");
     }
     let (status, _, body) = http(&second, "GET", "/health", &[], None).await;
     assert_eq!(status, 200, "{body}");
@@ -285,11 +268,11 @@ async fn a_client_recovers_on_another_instance_with_since() {
     let mut client = within("alert", AlertClient::connect(&second.base_url, &params))
         .await
         .unwrap();
-    assert_eq!(next_message(&mut client).await, "missed 1");
-    assert_eq!(next_message(&mut client).await, "missed 2");
+    assert_eq!(next_message_of(&mut client).await, "missed 1");
+    assert_eq!(next_message_of(&mut client).await, "missed 2");
     redis
         .wait_subscribed(&format!("wfs:alert:{cairo}"), 1)
         .await;
     first.app.publish_alert(cairo, "live").await.unwrap();
-    assert_eq!(next_message(&mut client).await, "live");
+    assert_eq!(next_message_of(&mut client).await, "live");
 }

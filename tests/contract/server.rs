@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 use wfs::auth::{Jwt, TokenKind};
+use wfs::contract::alert::{AlertClient, AlertOutbound, AlertParams};
+use wfs::contract::types::Alert;
 use wfs::http::AccessPolicy;
 use wfs::store::{City, Store, User};
 
@@ -184,6 +186,21 @@ impl TestServer {
         self.jwt.issue(user.id, TokenKind::Access)
     }
 
+    /// An alert subscriber (as alice) to `city`, from alert `since` on when given.
+    pub async fn subscribe_alerts(&self, city: uuid::Uuid, since: Option<i64>) -> AlertClient {
+        let params = AlertParams {
+            city_uuid: city,
+            access_token: self.token(&self.alice),
+            since,
+        };
+        within(
+            "alert handshake",
+            AlertClient::connect(&self.base_url, &params),
+        )
+        .await
+        .expect("accepted")
+    }
+
     /// The seeded city called `name`.
     pub async fn city(&self, name: &str) -> City {
         within("find city", self.app.store.find_city(name))
@@ -211,6 +228,14 @@ impl Drop for TestServer {
         if self.owns_data_dir {
             let _ = std::fs::remove_dir_all(&self.data_dir);
         }
+    }
+}
+
+/// The next frame of an alert subscriber, which must be an alert.
+pub async fn next_alert(client: &mut AlertClient) -> Alert {
+    match within("an alert", client.recv()).await {
+        Ok(AlertOutbound::Alert(alert)) => alert,
+        other => panic!("expected an alert, got {other:?}"),
     }
 }
 
