@@ -51,6 +51,9 @@ pub enum Command {
     Alert(AlertArgs),
     /// List the cities (`<name> <uuid>`, sorted by name).
     Cities(CitiesArgs),
+    /// Make a local CA and a server certificate signed by it, for `serve --tls`, and print how
+    /// to trust the CA.
+    Cert(CertArgs),
 }
 
 /// Where the data lives; shared by every command.
@@ -151,6 +154,23 @@ pub struct ServeArgs {
     /// Lifetime of refresh tokens, in seconds.
     #[arg(long, env = "WFS_REFRESH_TTL", default_value_t = 86_400)]
     pub refresh_ttl: u64,
+    /// Serve https and wss (TLS) instead of http and ws, on the same address. `TLS_ENABLE=1`
+    /// (the old service's switch) does the same.
+    #[arg(long, env = "WFS_TLS")]
+    pub tls: bool,
+    /// PEM certificate chain for TLS; default: `tls/server.crt` in the data directory (made
+    /// self-signed for localhost on the first TLS start, or by `wfs cert`).
+    #[arg(long, env = "WFS_TLS_CERT", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// PEM private key of `--cert`.
+    #[arg(long, env = "WFS_TLS_KEY", requires = "cert")]
+    pub key: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CertArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
 }
 
 #[derive(Debug, Args)]
@@ -183,6 +203,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve(args).await,
         Command::Alert(args) => alert(args).await,
         Command::Cities(args) => cities(args).await,
+        Command::Cert(args) => cert(args),
     }
 }
 
@@ -205,13 +226,34 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         Duration::from_secs(args.access_ttl),
         Duration::from_secs(args.refresh_ttl),
     )?;
+    // `TLS_ENABLE` is read as clap reads `WFS_TLS`: 1, true, yes, on.
+    let tls = args.tls
+        || std::env::var("TLS_ENABLE").is_ok_and(|value| {
+            matches!(
+                value.trim().to_ascii_lowercase().as_str(),
+                "1" | "true" | "yes" | "on"
+            )
+        });
+    // Before listening: once the port is open, the certificate is there.
+    let identity = if tls {
+        Some(
+            crate::tls::load_or_create(
+                &args.data.data_dir,
+                args.cert.as_deref(),
+                args.key.as_deref(),
+            )
+            .context("cannot set up TLS")?,
+        )
+    } else {
+        None
+    };
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let address = listener
         .local_addr()
         .context("the listener has no address")?;
-    let policy = AccessPolicy::local(address.port(), false)
+    let policy = AccessPolicy::local(address.port(), tls)
         .replacing(args.allowed_hosts, args.allowed_origins);
     let mut config = wfs_runtime::Config::default();
     config.max_message_size = args.max_message_size;
@@ -221,7 +263,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     config.ping_interval = Duration::from_secs(args.ping_interval.max(1));
     config.idle_timeout = Duration::from_secs(args.idle_timeout.max(1));
     config.max_connections = args.max_connections;
-    tracing::info!(%address, "serving: pages on http://{address}/, channels on ws://{address}/ws/v1/{{echo,alert,chat}}");
+    let (http, ws) = if tls {
+        ("https", "wss")
+    } else {
+        ("http", "ws")
+    };
+    tracing::info!(%address, "serving: pages on {http}://{address}/, channels on {ws}://{address}/ws/v1/{{echo,alert,chat}}");
     let history = crate::HistoryPolicy {
         keep: args.history_size,
         max_age: Duration::from_secs(args.history_hours.saturating_mul(3600)),
@@ -232,14 +279,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .context("cannot use the Redis URL")?;
         app = app.with_bus(Arc::new(bus));
     }
-    crate::serve(
-        listener,
-        Arc::new(app),
-        Arc::new(config),
-        policy,
-        shutdown_signal(),
-    )
-    .await
+    let (app, config) = (Arc::new(app), Arc::new(config));
+    match &identity {
+        Some(identity) => {
+            tracing::info!(cert = %identity.source.display(), "TLS on");
+            crate::serve_tls(listener, identity, app, config, policy, shutdown_signal()).await
+        }
+        None => crate::serve(listener, app, config, policy, shutdown_signal()).await,
+    }
     .context("the server failed")?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
@@ -348,6 +395,27 @@ async fn post_json(url: &str, token: &str, body: String) -> anyhow::Result<(u16,
     tokio::time::timeout(Duration::from_secs(10), exchange)
         .await
         .context("no answer within 10 seconds")?
+}
+
+/// `wfs cert`: the local CA (made once, then reused) and a fresh server certificate.
+fn cert(args: CertArgs) -> anyhow::Result<ExitCode> {
+    let made = crate::tls::make_local_ca(&args.data.data_dir).with_context(|| {
+        format!(
+            "cannot make the certificates in {}",
+            args.data.data_dir.display()
+        )
+    })?;
+    if made.ca_created {
+        println!("Created a local CA: {}", made.ca_cert.display());
+    } else {
+        println!("Reused the local CA: {}", made.ca_cert.display());
+    }
+    println!(
+        "Issued a server certificate for localhost, 127.0.0.1 and ::1: {}\n{}",
+        made.server_cert.display(),
+        crate::tls::trust_instructions(&made.ca_cert)
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn cities(args: CitiesArgs) -> anyhow::Result<ExitCode> {

@@ -25,6 +25,7 @@ pub mod pages;
 pub mod redis_bus;
 pub mod sse;
 pub mod store;
+pub mod tls;
 
 use std::sync::Arc;
 
@@ -281,6 +282,30 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let acceptor = TcpAcceptor::from_tokio(listener)?;
+    serve_on(acceptor, state, config, policy, shutdown).await
+}
+
+/// [`serve`] over TLS: https and wss on the listener's port, nothing in plain text.
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    identity: &tls::Identity,
+    state: Arc<App>,
+    config: Arc<wfs_runtime::Config>,
+    policy: http::AccessPolicy,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let acceptor = tls::TlsAcceptor::new(TcpAcceptor::from_tokio(listener)?, identity)
+        .map_err(std::io::Error::other)?;
+    serve_on(acceptor, state, config, policy, shutdown).await
+}
+
+async fn serve_on(
+    acceptor: impl poem::listener::Acceptor + 'static,
+    state: Arc<App>,
+    config: Arc<wfs_runtime::Config>,
+    policy: http::AccessPolicy,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let sockets = config.clone();
     let shutdown = async move {
         shutdown.await;

@@ -98,8 +98,36 @@ pub fn encode(text: &str) -> String {
 
 impl Client {
     /// Opens a connection; a refused handshake is [`ClientError::Rejected`].
+    ///
+    /// `wss://` needs the `tls` feature; it then trusts the system's roots. To trust others
+    /// (a test CA, a self-signed server), use [`Client::connect_with`].
     pub async fn connect(request: Request) -> Result<Client, ClientError> {
-        match tokio_tungstenite::connect_async(request).await {
+        Client::opened(tokio_tungstenite::connect_async(request).await)
+    }
+
+    /// Opens a connection through `connector`, e.g. `Connector::Rustls` with a rustls
+    /// `ClientConfig` whose roots hold the server's CA.
+    #[cfg(feature = "tls")]
+    pub async fn connect_with(
+        request: Request,
+        connector: tokio_tungstenite::Connector,
+    ) -> Result<Client, ClientError> {
+        Client::opened(
+            tokio_tungstenite::connect_async_tls_with_config(request, None, false, Some(connector))
+                .await,
+        )
+    }
+
+    fn opened(
+        result: Result<
+            (
+                WebSocketStream<MaybeTlsStream<TcpStream>>,
+                tungstenite::handshake::client::Response,
+            ),
+            tungstenite::Error,
+        >,
+    ) -> Result<Client, ClientError> {
+        match result {
             Ok((stream, _)) => Ok(Client { stream }),
             Err(tungstenite::Error::Http(response)) => Err(ClientError::Rejected {
                 status: response.status().as_u16(),

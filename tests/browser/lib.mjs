@@ -23,9 +23,8 @@ setTimeout(() => {
 }, OVERALL).unref();
 
 /**
- * Runs `scenario(browser)` in a fresh Chromium profile; screenshots are the scenario's own.
- * Options: `ignoreHTTPSErrors` stays false always: TLS runs trust the CA through NSS instead
- * (see tls.mjs).
+ * Runs `scenario(context, problems)` in a fresh Chromium profile. Certificate errors are never
+ * ignored wholesale (no `ignoreHTTPSErrors`); see `WFS_TRUST_SPKI` below.
  */
 export async function run(scenario, options = {}) {
   const profile = mkdtempSync(join(tmpdir(), "wfs-chromium-"));
@@ -43,6 +42,9 @@ export async function run(scenario, options = {}) {
       "--disable-background-networking",
       "--disable-component-update",
       "--disable-sync",
+      // A TLS run trusts exactly the server's key (base64 SHA-256 of its SPKI), which the
+      // test reads from the server's data directory: not "any certificate".
+      ...(process.env.WFS_TRUST_SPKI ? [`--ignore-certificate-errors-spki-list=${process.env.WFS_TRUST_SPKI}`] : []),
       ...(options.args || []),
     ],
     env: { ...process.env, ...(options.env || {}) },

@@ -90,18 +90,36 @@ fn chromium() -> PathBuf {
 pub struct Served {
     pub port: u16,
     pub data_dir: PathBuf,
+    /// Removed when dropped, unless the test gave it.
+    owned: bool,
     child: tokio::process::Child,
 }
 
 impl Served {
     pub async fn start(extra: &[&str], password: &str) -> Served {
+        Served::start_full(extra, password, &[], None).await
+    }
+
+    /// [`Served::start`] with more environment variables, and on `data_dir` if given (which
+    /// the caller then removes).
+    pub async fn start_full(
+        extra: &[&str],
+        password: &str,
+        env: &[(&str, &str)],
+        data_dir: Option<&Path>,
+    ) -> Served {
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let data_dir = std::env::temp_dir().join(format!(
-            "wfs-browser-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&data_dir);
+        let owned = data_dir.is_none();
+        let data_dir = data_dir.map(Path::to_path_buf).unwrap_or_else(|| {
+            std::env::temp_dir().join(format!(
+                "wfs-browser-{}-{}",
+                std::process::id(),
+                NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            ))
+        });
+        if owned {
+            let _ = std::fs::remove_dir_all(&data_dir);
+        }
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -116,6 +134,7 @@ impl Served {
             .env_remove("WFS_DATABASE_URL")
             .env_remove("TLS_ENABLE")
             .env_remove("WFS_TLS")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
@@ -133,6 +152,7 @@ impl Served {
         Served {
             port,
             data_dir,
+            owned,
             child,
         }
     }
@@ -152,7 +172,9 @@ impl Served {
 impl Drop for Served {
     fn drop(&mut self) {
         let _ = self.child.start_kill();
-        let _ = std::fs::remove_dir_all(&self.data_dir);
+        if self.owned {
+            let _ = std::fs::remove_dir_all(&self.data_dir);
+        }
     }
 }
 

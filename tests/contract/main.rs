@@ -20,3 +20,4 @@ mod postgres;
 mod redis;
 mod server;
 mod sse;
+mod tls;
