@@ -181,9 +181,13 @@ pub struct AlertArgs {
     /// The alert text.
     #[arg(long, default_value = "Hail storm is coming!")]
     pub message: String,
-    /// The running server to publish through.
+    /// The running server to publish through (`https://...` when it serves TLS).
     #[arg(long, env = "WFS_SERVER", default_value = "http://127.0.0.1:8000")]
     pub server: String,
+    /// For an https server: the PEM certificate(s) to trust. Default: the local CA made by
+    /// `wfs cert`, else the self-signed certificate of `serve --tls`, in the data directory.
+    #[arg(long, env = "WFS_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
     #[command(flatten)]
     pub data: DataArgs,
 }
@@ -341,7 +345,11 @@ async fn alert(args: AlertArgs) -> anyhow::Result<ExitCode> {
         args.city_uuid.to_ascii_lowercase()
     );
     let body = serde_json::json!({ "message": args.message }).to_string();
-    let (status, answer) = post_json(&url, &token, body).await.with_context(|| {
+    let roots = args
+        .ca_file
+        .clone()
+        .unwrap_or_else(|| crate::tls::TlsDir::new(&args.data.data_dir).trust_anchor());
+    let (status, answer) = post_json(&url, &token, body, &roots).await.with_context(|| {
         format!(
             "cannot reach the wfs server at {} (is `wfs serve` running? set --server or WFS_SERVER)",
             args.server
@@ -376,23 +384,77 @@ async fn alert(args: AlertArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// POSTs JSON with a bearer token; answers the status and the body. Bounded to 10 seconds.
-async fn post_json(url: &str, token: &str, body: String) -> anyhow::Result<(u16, String)> {
+/// POSTs JSON with a bearer token over http or https; answers the status and the body.
+/// https trusts only the certificates in `roots`. Bounded to 10 seconds.
+async fn post_json(
+    url: &str,
+    token: &str,
+    body: String,
+    roots: &std::path::Path,
+) -> anyhow::Result<(u16, String)> {
     use http_body_util::{BodyExt, Full};
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<Full<bytes::Bytes>>();
-    let request = hyper::Request::post(url)
+    use hyper_util::rt::TokioIo;
+
+    let uri: hyper::Uri = url
+        .parse()
+        .with_context(|| format!("`{url}` is not a valid URL"))?;
+    let https = match uri.scheme_str() {
+        Some("https") => true,
+        Some("http") => false,
+        _ => anyhow::bail!("`{url}` must start with http:// or https://"),
+    };
+    let host = uri
+        .host()
+        .context("the server URL has no host")?
+        .trim_matches(['[', ']'])
+        .to_owned();
+    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+    let authority = uri.authority().map(ToString::to_string).unwrap_or_default();
+    let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+    let request = hyper::Request::post(path)
+        .header("host", authority)
         .header("content-type", "application/json")
         .header("authorization", format!("Bearer {token}"))
         .body(Full::new(bytes::Bytes::from(body)))
-        .with_context(|| format!("`{url}` is not a valid URL"))?;
-    let exchange = async {
-        let response = client.request(request).await?;
+        .context("cannot build the request")?;
+
+    async fn exchange<Io>(
+        io: Io,
+        request: hyper::Request<Full<bytes::Bytes>>,
+    ) -> anyhow::Result<(u16, String)>
+    where
+        Io: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    {
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(io).await?;
+        tokio::spawn(connection);
+        let response = sender.send_request(request).await?;
         let status = response.status().as_u16();
         let bytes = response.into_body().collect().await?.to_bytes();
-        anyhow::Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
+        Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
+    }
+
+    let work = async {
+        let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
+        if !https {
+            return exchange(TokioIo::new(tcp), request).await;
+        }
+        let config = crate::tls::client_config(roots).with_context(|| {
+            format!(
+                "cannot trust the server's certificate from {}",
+                roots.display()
+            )
+        })?;
+        let name = tokio_rustls::rustls::pki_types::ServerName::try_from(host.clone())
+            .with_context(|| format!("`{host}` is not a host name for TLS"))?;
+        let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+            .connect(name, tcp)
+            .await
+            .context(
+                "the TLS handshake failed (is the server's certificate trusted? see --ca-file)",
+            )?;
+        exchange(TokioIo::new(tls), request).await
     };
-    tokio::time::timeout(Duration::from_secs(10), exchange)
+    tokio::time::timeout(Duration::from_secs(10), work)
         .await
         .context("no answer within 10 seconds")?
 }

@@ -100,6 +100,10 @@ pub async fn alert_stream(
     app: Data<&Arc<App>>,
     config: Data<&Arc<wfs_runtime::Config>>,
 ) -> Response {
+    // As for WebSockets: a server on its way down takes no new streams.
+    if config.is_shutting_down() {
+        return plain(503, "Server is shutting down.".to_owned());
+    }
     let handshake = Handshake::from_request(request, &[]);
     let city_param = match handshake.query("city_uuid") {
         None => Err(ParamsError {

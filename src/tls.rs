@@ -314,6 +314,28 @@ fn server_config(
     Ok(config)
 }
 
+/// A client configuration that trusts exactly the certificates in the PEM file `roots` (the
+/// data directory's trust anchor for `wfs alert`, or a CA file the operator names).
+pub fn client_config(roots: &Path) -> Result<rustls::ClientConfig, TlsError> {
+    let pem = std::fs::read(roots).map_err(|source| TlsError::Read {
+        path: roots.to_owned(),
+        source,
+    })?;
+    let mut store = rustls::RootCertStore::empty();
+    for certificate in rustls_pemfile::certs(&mut pem.as_slice()) {
+        let certificate = certificate.map_err(|source| TlsError::Read {
+            path: roots.to_owned(),
+            source,
+        })?;
+        store.add(certificate)?;
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(store)
+        .with_no_client_auth())
+}
+
 /// Wraps an acceptor (TCP) in TLS. poem's own rustls acceptor loads its configuration from a
 /// stream and drops a connection that arrives before it has (a race at start-up); this one has
 /// it from the start.

@@ -87,7 +87,8 @@ impl Config {
         let _ = receiver.wait_for(|down| *down).await;
     }
 
-    fn is_shutting_down(&self) -> bool {
+    /// Whether a shutdown has begun (new connections and streams are refused).
+    pub fn is_shutting_down(&self) -> bool {
         *self.shutdown.borrow()
     }
 

@@ -326,3 +326,55 @@ fn rcgen_spki_sha256(key_pem: &str) -> String {
     let digest = sha2::Sha256::digest(rcgen::PublicKeyData::subject_public_key_info(&key));
     base64::engine::general_purpose::STANDARD.encode(digest)
 }
+
+#[tokio::test]
+async fn wfs_alert_publishes_over_https_trusting_only_the_data_directorys_certificate() {
+    let served = Served::start(&["--tls"], PASSWORD).await;
+    let cairo = wfs::store::city_uuid("Cairo").to_string();
+    let server = format!("https://localhost:{}", served.port);
+    let data_dir = served.data_dir.display().to_string();
+    let alert = |extra: Vec<String>| {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_wfs"));
+        command
+            .args([
+                "alert",
+                "--city-uuid",
+                &cairo,
+                "--message",
+                "over https",
+                "--server",
+                &server,
+            ])
+            .args(["--data-dir", &data_dir])
+            .args(extra)
+            .env_remove("WFS_DATABASE_URL")
+            .env_remove("WFS_CA_FILE")
+            .kill_on_drop(true);
+        command
+    };
+    let output = within("wfs alert", alert(Vec::new()).output())
+        .await
+        .expect("wfs runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        format!("Alert 'over https' sent to '{cairo}' channel.\n")
+    );
+
+    // A root that did not sign the server's certificate: refused, and said so.
+    let stranger =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("a certificate");
+    let stranger_pem = served.data_dir.join("stranger.crt");
+    std::fs::write(&stranger_pem, stranger.cert.pem()).unwrap();
+    let extra = vec!["--ca-file".to_owned(), stranger_pem.display().to_string()];
+    let output = within("wfs alert", alert(extra).output())
+        .await
+        .expect("wfs runs");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("TLS handshake failed"), "{stderr}");
+}
