@@ -1,8 +1,10 @@
 //! Project automation, run as `cargo xtask <command>`:
 //! - `codegen --input FILE [--out DIR]`: run the generator on any AsyncAPI document;
 //! - `docs [--input FILE] [--out DIR] [--check]`: render the HTML docs of a contract;
-//! - `ci`: everything CI runs (installs, format, lints, docs check, every test).
+//! - `ci`: everything CI runs (installs, format, lints, docs check, every test);
+//! - `bench [--smoke] [--scenario NAME] [--out FILE]`: the benchmarks (docs/benchmarks.md).
 
+mod bench;
 mod ci;
 mod codegen;
 mod docs;
@@ -14,7 +16,8 @@ const USAGE: &str = "usage: cargo xtask <command>
 
   codegen --input FILE [--out DIR]       generate Rust from any AsyncAPI document
   docs [--input FILE] [--out DIR] [--check]  render the HTML docs (default: the v1 contract into docs/)
-  ci                                     everything CI runs: format, clippy, docs check, all tests";
+  ci                                     everything CI runs: format, clippy, docs check, all tests
+  bench [--smoke] [--scenario NAME]      benchmarks of wfs and its baselines (docs/benchmarks.md)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -23,6 +26,7 @@ fn main() -> ExitCode {
         Some("codegen") => codegen::run(rest),
         Some("docs") => docs::run(rest).map(|()| ExitCode::SUCCESS),
         Some("ci") => ci::run(rest, &workspace_root()),
+        Some("bench") => bench::run(rest, &workspace_root()),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);

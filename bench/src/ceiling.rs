@@ -1,0 +1,225 @@
+//! Baseline (a): the ceiling for our stack. A minimal echo and broadcast server on tokio and
+//! tokio-tungstenite, the WebSocket library under poem, with no framework, no validation, no
+//! auth and no store: what is left is the cost of WebSocket itself on tokio.
+//!
+//! It serves the same addresses as wfs: `/ws/v1/echo` sends every frame back as it came;
+//! `/ws/v1/alert?city_uuid=U` subscribes to `U` (any string). `GET /publish?city=U&message=M`
+//! sends `{"message":M}` to every subscriber of `U`, serialised once. Each connection has one
+//! task and a bounded queue (256 frames, as wfs), and the same 4 KiB read buffer as wfs.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+
+type Senders = HashMap<u64, mpsc::Sender<Utf8Bytes>>;
+
+#[derive(Default)]
+struct State {
+    topics: Mutex<HashMap<String, Senders>>,
+    next_id: AtomicU64,
+}
+
+impl State {
+    fn publish(&self, topic: &str, frame: Utf8Bytes) -> usize {
+        let topics = self.topics.lock().unwrap_or_else(PoisonError::into_inner);
+        topics.get(topic).map_or(0, |senders| {
+            senders
+                .values()
+                .filter(|sender| sender.try_send(frame.clone()).is_ok())
+                .count()
+        })
+    }
+}
+
+/// Serves on `listener` until the process ends.
+pub async fn serve(listener: TcpListener) -> std::io::Result<()> {
+    let state = Arc::new(State::default());
+    loop {
+        let (stream, _) = listener.accept().await?;
+        tokio::spawn(connection(stream, state.clone()));
+    }
+}
+
+/// The request line and headers of an HTTP request (the client sends nothing more before
+/// our answer: a handshake or a `GET /publish`).
+async fn read_head(stream: &mut TcpStream) -> Option<String> {
+    let mut head = Vec::with_capacity(512);
+    let mut chunk = [0u8; 1024];
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !head.windows(4).any(|window| window == b"\r\n\r\n") {
+            let read = stream.read(&mut chunk).await.ok()?;
+            if read == 0 || head.len() > 16 * 1024 {
+                return None;
+            }
+            head.extend_from_slice(&chunk[..read]);
+        }
+        String::from_utf8(head).ok()
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+fn query_value(query: &str, name: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=')?;
+        (key == name).then(|| percent_decode(value))
+    })
+}
+
+fn percent_decode(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        let hex = |at: usize| {
+            bytes
+                .get(at..at + 2)
+                .and_then(|pair| std::str::from_utf8(pair).ok())
+                .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+        };
+        match (bytes[index], hex(index + 1)) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                index += 3;
+            }
+            (b'+', _) => {
+                out.push(b' ');
+                index += 1;
+            }
+            (byte, _) => {
+                out.push(byte);
+                index += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+async fn answer(stream: &mut TcpStream, status: &str, body: &str) {
+    let response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(response.as_bytes()).await;
+    let _ = stream.shutdown().await;
+}
+
+async fn connection(mut stream: TcpStream, state: Arc<State>) {
+    let _ = stream.set_nodelay(true);
+    let Some(head) = read_head(&mut stream).await else {
+        return;
+    };
+    let target = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
+    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+    if path == "/publish" {
+        let (Some(city), Some(message)) =
+            (query_value(query, "city"), query_value(query, "message"))
+        else {
+            return answer(
+                &mut stream,
+                "400 Bad Request",
+                "city and message are needed\n",
+            )
+            .await;
+        };
+        let frame = serde_json::json!({ "message": message }).to_string();
+        let delivered = state.publish(&city, Utf8Bytes::from(frame));
+        return answer(&mut stream, "200 OK", &format!("{delivered}\n")).await;
+    }
+    let key = head.lines().find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.trim()
+            .eq_ignore_ascii_case("sec-websocket-key")
+            .then(|| value.trim().to_owned())
+    });
+    let Some(key) = key else {
+        return answer(&mut stream, "404 Not Found", "not found\n").await;
+    };
+    let city = query_value(query, "city_uuid");
+    let accept = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+        derive_accept_key(key.as_bytes())
+    );
+    if stream.write_all(accept.as_bytes()).await.is_err() {
+        return;
+    }
+    let mut config = WebSocketConfig::default();
+    config.read_buffer_size = 4 * 1024;
+    config.write_buffer_size = 0;
+    config.max_message_size = Some(64 * 1024);
+    config.max_frame_size = Some(64 * 1024);
+    let socket = WebSocketStream::from_raw_socket(stream, Role::Server, Some(config)).await;
+    match (path, city) {
+        ("/ws/v1/echo", _) => echo(socket).await,
+        ("/ws/v1/alert", Some(city)) => subscriber(socket, &state, city).await,
+        _ => {
+            let mut socket = socket;
+            let _ = socket.close(None).await;
+        }
+    }
+}
+
+async fn echo(mut socket: WebSocketStream<TcpStream>) {
+    while let Some(Ok(message)) = socket.next().await {
+        if (message.is_text() || message.is_binary()) && socket.send(message).await.is_err() {
+            break;
+        }
+    }
+}
+
+async fn subscriber(socket: WebSocketStream<TcpStream>, state: &State, city: String) {
+    let id = state.next_id.fetch_add(1, Ordering::Relaxed);
+    let (sender, mut queue) = mpsc::channel(256);
+    state
+        .topics
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .entry(city.clone())
+        .or_default()
+        .insert(id, sender);
+    let (mut sink, mut source) = socket.split();
+    loop {
+        tokio::select! {
+            frame = queue.recv() => match frame {
+                Some(frame) => if sink.send(Message::Text(frame)).await.is_err() { break },
+                None => break,
+            },
+            message = source.next() => match message {
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+    let mut topics = state.topics.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(senders) = topics.get_mut(&city) {
+        senders.remove(&id);
+        if senders.is_empty() {
+            topics.remove(&city);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_values_are_decoded() {
+        assert_eq!(
+            query_value("city=a&message=bench%2D1+x", "message").as_deref(),
+            Some("bench-1 x")
+        );
+        assert_eq!(query_value("city=a", "message"), None);
+    }
+}

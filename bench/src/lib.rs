@@ -1,0 +1,36 @@
+//! wfs-bench: the load generator of `cargo xtask bench`, and the ceiling server it compares
+//! against.
+//!
+//! # Layout
+//! - [`target`]: the server under test (address, paths, how alerts are published, its pid).
+//! - [`scenarios`]: echo, fanout, idle and churn; each takes its options and a target and
+//!   returns a serialisable result, which the `wfs-bench` binary prints as one JSON line.
+//! - [`ceiling`]: baseline (a), the minimal tokio-tungstenite echo and broadcast server, with
+//!   no framework and no validation (binary `wfs-bench-ceiling`).
+//! - [`http`]: the few HTTP/1.1 requests the load generator makes (log in, publish), written
+//!   by hand so that every server pays the same, visible, cost for a publication.
+//! - [`procfs`]: a server's resident memory and open sockets, read from `/proc`.
+//! - [`stats`]: latency summaries (p50, p99, max).
+//!
+//! Every wait is bounded by a timeout and every load loop by a count and a time, so a run
+//! against a server that stops answering ends with an error instead of hanging.
+
+pub mod ceiling;
+pub mod http;
+pub mod procfs;
+pub mod scenarios;
+pub mod stats;
+pub mod target;
+
+pub use target::{Publish, Target};
+
+/// Raises this process's soft limit of open files to its hard limit: 10,000 connections need
+/// 10,000 descriptors. Returns the soft limit now in force.
+pub fn raise_open_files_limit() -> u64 {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => limit,
+        Err(_) => rlimit::getrlimit(rlimit::Resource::NOFILE)
+            .map(|(soft, _)| soft)
+            .unwrap_or(1024),
+    }
+}

@@ -1,0 +1,180 @@
+//! `wfs-bench`: the load generator. One scenario per run, one JSON line of results on stdout.
+//! `cargo xtask bench` runs it pinned to its own core against each server in turn.
+//!
+//! ```text
+//! wfs-bench --server 127.0.0.1:8000 --pid 1234 --login admin:PASSWORD echo --connections 50
+//! wfs-bench --server 127.0.0.1:9000 --pid 5678 fanout --subscribers 10000 --cities 1
+//! ```
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use wfs_bench::Target;
+use wfs_bench::scenarios::{self, ChurnOptions, EchoOptions, FanoutOptions, IdleOptions};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "wfs-bench",
+    about = "WebSocket load generator for wfs and its baselines"
+)]
+struct Cli {
+    /// The server's address.
+    #[arg(long)]
+    server: SocketAddr,
+    /// The server's pid, to read its memory and sockets from /proc.
+    #[arg(long)]
+    pid: Option<u32>,
+    /// `USER:PASSWORD` of a wfs admin: the target is wfs (token from /api/jwt/obtain, alerts
+    /// published through its REST API). Without it the target is a baseline (GET /publish).
+    #[arg(long)]
+    login: Option<String>,
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Debug, Subcommand)]
+enum Scenario {
+    /// N connections, each sending as soon as its previous reply is back.
+    Echo {
+        #[arg(long, default_value_t = 50)]
+        connections: usize,
+        #[arg(long, default_value_t = 2.0)]
+        warmup: f64,
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+        #[arg(long, default_value_t = 32)]
+        payload: usize,
+    },
+    /// S alert subscribers over C cities; alerts published through the normal path.
+    Fanout {
+        #[arg(long, default_value_t = 10_000)]
+        subscribers: usize,
+        #[arg(long, default_value_t = 1)]
+        cities: usize,
+        #[arg(long, default_value_t = 20)]
+        alerts: usize,
+        #[arg(long, default_value_t = 100)]
+        interval_ms: u64,
+        #[arg(long, default_value_t = 30.0)]
+        drain: f64,
+    },
+    /// C connections held open; server memory per connection.
+    Idle {
+        #[arg(long, default_value_t = 10_000)]
+        connections: usize,
+        #[arg(long, default_value_t = 2.0)]
+        settle: f64,
+    },
+    /// Connect, echo, close at a fixed rate; server memory and sockets before and after.
+    Churn {
+        #[arg(long, default_value_t = 200)]
+        rate: u32,
+        #[arg(long, default_value_t = 2.0)]
+        warmup: f64,
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+        #[arg(long, default_value_t = 2.0)]
+        settle: f64,
+        #[arg(long, default_value_t = 500)]
+        max_in_flight: usize,
+    },
+}
+
+fn seconds(value: f64) -> Duration {
+    Duration::from_secs_f64(value.max(0.0))
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    wfs_bench::raise_open_files_limit();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("tokio runtime")?;
+    let line = runtime.block_on(run(cli))?;
+    println!("{line}");
+    Ok(())
+}
+
+async fn run(cli: Cli) -> anyhow::Result<String> {
+    let target = match &cli.login {
+        Some(login) => {
+            let (user, password) = login.split_once(':').context("--login is USER:PASSWORD")?;
+            Target::wfs(cli.server, user, password, cli.pid).await?
+        }
+        None => Target::baseline(cli.server, cli.pid),
+    };
+    let json = match cli.scenario {
+        Scenario::Echo {
+            connections,
+            warmup,
+            duration,
+            payload,
+        } => serde_json::to_string(
+            &scenarios::echo(
+                &target,
+                &EchoOptions {
+                    connections,
+                    warmup: seconds(warmup),
+                    duration: seconds(duration),
+                    payload,
+                },
+            )
+            .await?,
+        ),
+        Scenario::Fanout {
+            subscribers,
+            cities,
+            alerts,
+            interval_ms,
+            drain,
+        } => serde_json::to_string(
+            &scenarios::fanout(
+                &target,
+                &FanoutOptions {
+                    subscribers,
+                    cities,
+                    alerts,
+                    interval: Duration::from_millis(interval_ms.max(1)),
+                    drain: seconds(drain),
+                },
+            )
+            .await?,
+        ),
+        Scenario::Idle {
+            connections,
+            settle,
+        } => serde_json::to_string(
+            &scenarios::idle(
+                &target,
+                &IdleOptions {
+                    connections,
+                    settle: seconds(settle),
+                },
+            )
+            .await?,
+        ),
+        Scenario::Churn {
+            rate,
+            warmup,
+            duration,
+            settle,
+            max_in_flight,
+        } => serde_json::to_string(
+            &scenarios::churn(
+                &target,
+                &ChurnOptions {
+                    rate,
+                    warmup: seconds(warmup),
+                    duration: seconds(duration),
+                    settle: seconds(settle),
+                    max_in_flight,
+                },
+            )
+            .await?,
+        ),
+    };
+    Ok(json?)
+}

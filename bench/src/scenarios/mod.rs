@@ -1,0 +1,83 @@
+//! The four scenarios. Each connects real WebSocket clients (tokio-tungstenite) to a
+//! [`Target`](crate::Target), bounded in count and time, and returns what it measured.
+
+mod churn;
+mod echo;
+mod fanout;
+mod idle;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub use churn::{ChurnOptions, ChurnResult, churn};
+pub use echo::{EchoOptions, EchoResult, echo};
+pub use fanout::{FanoutOptions, FanoutResult, fanout};
+pub use idle::{IdleOptions, IdleResult, idle};
+
+/// A client connection.
+pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A connection attempt, a handshake or a reply that takes longer than this has failed.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// Opens a WebSocket to `url`, bounded by [`WAIT`]. The client's buffers are small (4 KiB
+/// read buffer), so that 10,000 connections fit the load generator's memory comfortably.
+pub async fn connect(url: &str) -> anyhow::Result<Socket> {
+    let mut config = WebSocketConfig::default();
+    config.read_buffer_size = 4 * 1024;
+    config.write_buffer_size = 0;
+    let (socket, _) = tokio::time::timeout(
+        WAIT,
+        tokio_tungstenite::connect_async_with_config(url, Some(config), true),
+    )
+    .await
+    .context("no handshake within 10 s")?
+    .context("handshake failed")?;
+    Ok(socket)
+}
+
+/// Wall-clock nanoseconds since the Unix epoch: the publisher and the subscribers run in
+/// different tasks (or processes) on one machine, so they share this clock.
+pub fn now_nanos() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_nanos())
+        .unwrap_or_default()
+}
+
+/// Opens `count` connections with at most `concurrency` handshakes in flight; `url(i)` names
+/// the address of connection `i`. Answers the sockets that opened (by index) and how many
+/// failed.
+pub async fn open_many(
+    count: usize,
+    concurrency: usize,
+    url: impl Fn(usize) -> String,
+) -> (Vec<(usize, Socket)>, usize) {
+    let semaphore = std::sync::Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for index in 0..count {
+        let Ok(permit) = semaphore.clone().acquire_owned().await else {
+            break;
+        };
+        let url = url(index);
+        tasks.spawn(async move {
+            let socket = connect(&url).await;
+            drop(permit);
+            (index, socket)
+        });
+    }
+    let mut sockets = Vec::with_capacity(count);
+    let mut failed = 0;
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((index, Ok(socket))) => sockets.push((index, socket)),
+            _ => failed += 1,
+        }
+    }
+    sockets.sort_by_key(|(index, _)| *index);
+    (sockets, failed)
+}
