@@ -17,9 +17,13 @@ const PASSWORD: &str = "smoke-admin-password";
 /// The whole test is bounded by this.
 const LIMIT: Duration = Duration::from_secs(60);
 
+fn data_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("wfs-bench-smoke-{}", std::process::id()))
+}
+
 /// A wfs server as `wfs serve` builds it, on a fresh data directory; stops with the runtime.
 async fn start_wfs() -> std::net::SocketAddr {
-    let data = std::env::temp_dir().join(format!("wfs-bench-smoke-{}", std::process::id()));
+    let data = data_dir();
     let _ = std::fs::remove_dir_all(&data);
     std::fs::create_dir_all(&data).expect("data directory");
     let url = format!("sqlite://{}?mode=rwc", data.join("wfs.sqlite3").display());
@@ -129,4 +133,5 @@ async fn every_scenario_runs_against_wfs_and_the_ceiling() {
     })
     .await
     .expect("the smoke test ends within its limit");
+    let _ = std::fs::remove_dir_all(data_dir());
 }

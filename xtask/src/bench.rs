@@ -689,7 +689,7 @@ fn fmt_num(value: f64) -> String {
             grouped.insert(0, '-');
         }
         grouped
-    } else if magnitude >= 100.0 {
+    } else if value.fract() == 0.0 || magnitude >= 100.0 {
         format!("{value:.0}")
     } else if magnitude >= 10.0 {
         format!("{value:.1}")
@@ -851,7 +851,7 @@ fn describe(scenario: Scenario, result: Option<&Value>) -> String {
     let get = |pointer: &str| {
         result
             .and_then(|r| r.pointer(pointer))
-            .map(|v| v.to_string())
+            .map(|v| v.as_f64().map_or_else(|| v.to_string(), fmt_num))
             .unwrap_or_else(|| "?".to_owned())
     };
     match scenario {
@@ -1137,10 +1137,15 @@ impl Report<'_> {
                 ],
             ),
         };
+        let target = match scenario {
+            Scenario::Fanout => Some((25.0, "target p99 < 25 ms")),
+            Scenario::Idle => Some((8.0, "target ≤ 8 KiB")),
+            _ => None,
+        };
         let labels: Vec<&str> = servers.iter().map(|s| s.short()).collect();
         (
             format!("{}.svg", scenario.key()),
-            bar_chart(caption, unit, &labels, &series),
+            bar_chart(caption, unit, &labels, &series, target),
         )
     }
 
@@ -1224,8 +1229,14 @@ fn escape(text: &str) -> String {
 type Series = (&'static str, Vec<Option<f64>>);
 
 /// A horizontal grouped bar chart as SVG text: one group per server, one bar per series,
-/// each labelled with its value.
-fn bar_chart(caption: &str, unit: &str, labels: &[&str], series: &[Series]) -> String {
+/// each labelled with its value; `target` draws a dashed line at a value.
+fn bar_chart(
+    caption: &str,
+    unit: &str,
+    labels: &[&str],
+    series: &[Series],
+    target: Option<(f64, &str)>,
+) -> String {
     const COLOURS: [&str; 3] = ["#4c78a8", "#f58518", "#54a24b"];
     let (left, right, bar, gap, top) = (170.0, 110.0, 16.0, 14.0, 52.0);
     let width = 760.0;
@@ -1236,6 +1247,7 @@ fn bar_chart(caption: &str, unit: &str, labels: &[&str], series: &[Series]) -> S
         .iter()
         .flat_map(|(_, values)| values.iter().flatten())
         .fold(0.0_f64, |a, &b| a.max(b))
+        .max(target.map_or(0.0, |(value, _)| value))
         .max(f64::MIN_POSITIVE);
     let mut svg = String::new();
     let _ = writeln!(
@@ -1300,6 +1312,17 @@ fn bar_chart(caption: &str, unit: &str, labels: &[&str], series: &[Series]) -> S
         top - 4.0,
         height - 16.0
     );
+    if let Some((value, label)) = target {
+        let x = left + value / max * plot;
+        let _ = writeln!(
+            svg,
+            r##"<line x1="{x:.1}" y1="{}" x2="{x:.1}" y2="{}" stroke="#d62728" stroke-dasharray="4 3"/><text x="{x:.1}" y="{}" fill="#d62728" text-anchor="middle">{}</text>"##,
+            top - 4.0,
+            height - 16.0,
+            height - 4.0,
+            escape(label)
+        );
+    }
     svg.push_str("</svg>\n");
     svg
 }
@@ -1313,6 +1336,7 @@ mod tests {
         assert_eq!(fmt_num(165_508.0), "165,508");
         assert_eq!(fmt_num(12.345), "12.3");
         assert_eq!(fmt_num(0.5), "0.50");
+        assert_eq!(fmt_num(4.0), "4");
         assert_eq!(fmt_ratio(50.0, Some(100.0)), "0.50×");
         assert_eq!(fmt_ratio(1200.0, Some(100.0)), "12×");
         assert_eq!(fmt_ratio(1.0, None), "–");
@@ -1325,9 +1349,11 @@ mod tests {
             "messages/s",
             &["a", "b"],
             &[("m", vec![Some(2.0), None])],
+            Some((1.0, "target")),
         );
         assert!(svg.starts_with("<svg"));
-        assert_eq!(svg.matches("<rect x=\"170\"").count(), 1);
+        assert_eq!(svg.matches("height=\"14\"").count(), 1);
         assert!(svg.contains("not measured"));
+        assert!(svg.contains("stroke-dasharray"));
     }
 }
