@@ -127,7 +127,7 @@ pub struct ServeArgs {
     #[arg(long, env = "WFS_OUTBOUND_QUEUE", default_value_t = 256)]
     pub outbound_queue: usize,
     /// Read buffer per connection, in bytes.
-    #[arg(long, env = "WFS_READ_BUFFER", default_value_t = 4 * 1024)]
+    #[arg(long, env = "WFS_READ_BUFFER", default_value_t = 2 * 1024)]
     pub read_buffer: usize,
     /// Seconds between keepalive pings.
     #[arg(long, env = "WFS_PING_INTERVAL", default_value_t = 30)]

@@ -3,6 +3,10 @@
 //! Sending never waits: frames go into a bounded queue drained by the connection's own task
 //! (see [`crate::socket::run`]). When the queue is full the client is not keeping up; the
 //! connection is closed (1013) instead of letting it slow the publisher or other clients.
+//!
+//! The queue allocates nothing until a frame is queued: most connections (echo, idle
+//! subscribers) never hold one, and at 10,000 connections a channel's up-front block would cost
+//! 15 MiB.
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -10,7 +14,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use tokio::sync::{Notify, mpsc, watch};
+use std::collections::VecDeque;
+
+use tokio::sync::{Notify, watch};
 
 use crate::Payload;
 
@@ -85,13 +91,74 @@ pub enum SendError {
     Contract(String),
 }
 
-pub(crate) enum Outbound {
-    Text(Bytes),
+/// The frames waiting for the socket task, bounded.
+pub(crate) struct Queue {
+    frames: Mutex<VecDeque<Bytes>>,
+    capacity: usize,
+    /// Set once the socket has ended: nothing more is queued.
+    ended: AtomicBool,
+    /// Wakes the socket task when a frame is queued.
+    pub(crate) ready: Notify,
+    /// Wakes a sender waiting for room ([`Connection::send_frame_waiting`]).
+    room: Notify,
+}
+
+enum Refused {
+    Full,
+    Ended,
+}
+
+impl Queue {
+    fn new(capacity: usize) -> Queue {
+        Queue {
+            frames: Mutex::new(VecDeque::new()),
+            capacity: capacity.max(1),
+            ended: AtomicBool::new(false),
+            ready: Notify::new(),
+            room: Notify::new(),
+        }
+    }
+
+    fn push(&self, frame: Bytes) -> Result<(), Refused> {
+        {
+            let mut frames = self
+                .frames
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if self.ended.load(Ordering::Acquire) {
+                return Err(Refused::Ended);
+            }
+            if frames.len() >= self.capacity {
+                return Err(Refused::Full);
+            }
+            frames.push_back(frame);
+        }
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// The next frame, if any.
+    pub(crate) fn pop(&self) -> Option<Bytes> {
+        let mut frames = self
+            .frames
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let frame = frames.pop_front();
+        if frames.is_empty() && frames.capacity() > 16 {
+            // A burst is over: give its memory back rather than keep it per connection.
+            frames.shrink_to_fit();
+        }
+        drop(frames);
+        if frame.is_some() {
+            self.room.notify_one();
+        }
+        frame
+    }
 }
 
 struct Shared {
     id: u64,
-    queue: mpsc::Sender<Outbound>,
+    queue: Queue,
     /// The first close requested wins; the socket task reads it after draining the queue.
     close_request: Mutex<Option<(u16, String)>>,
     close_requested: AtomicBool,
@@ -116,8 +183,8 @@ impl fmt::Debug for Connection {
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 impl Connection {
-    pub(crate) fn new(queue_len: usize) -> (Connection, mpsc::Receiver<Outbound>) {
-        let (queue, receiver) = mpsc::channel(queue_len.max(1));
+    pub(crate) fn new(queue_len: usize) -> Connection {
+        let queue = Queue::new(queue_len);
         let (closed, _) = watch::channel(false);
         let shared = Shared {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
@@ -127,12 +194,14 @@ impl Connection {
             wake: Notify::new(),
             closed,
         };
-        (
-            Connection {
-                shared: Arc::new(shared),
-            },
-            receiver,
-        )
+        Connection {
+            shared: Arc::new(shared),
+        }
+    }
+
+    /// The queue the socket task drains.
+    pub(crate) fn queue(&self) -> &Queue {
+        &self.shared.queue
     }
 
     /// A process-unique id, for logs and registries.
@@ -149,14 +218,26 @@ impl Connection {
     /// its own, paced by the client. Live fan-out uses [`Connection::send_frame`], which never
     /// waits.
     pub async fn send_frame_waiting<T>(&self, frame: &Frame<T>) -> Result<(), SendError> {
-        if self.shared.close_requested.load(Ordering::Acquire) {
-            return Err(SendError::Closed);
+        loop {
+            if self.shared.close_requested.load(Ordering::Acquire) {
+                return Err(SendError::Closed);
+            }
+            // Registered before trying, so room made in between is not missed.
+            let room = self.shared.queue.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            match self.shared.queue.push(frame.bytes()) {
+                Ok(()) => return Ok(()),
+                Err(Refused::Ended) => return Err(SendError::Closed),
+                Err(Refused::Full) => {
+                    // Woken by the socket task taking a frame, or by the connection ending.
+                    tokio::select! {
+                        () = &mut room => {}
+                        () = self.closed() => return Err(SendError::Closed),
+                    }
+                }
+            }
         }
-        self.shared
-            .queue
-            .send(Outbound::Text(frame.bytes()))
-            .await
-            .map_err(|_| SendError::Closed)
     }
 
     /// Queues JSON text. Never waits; a full queue closes the connection with 1013.
@@ -168,13 +249,13 @@ impl Connection {
         if self.shared.close_requested.load(Ordering::Acquire) {
             return Err(SendError::Closed);
         }
-        match self.shared.queue.try_send(Outbound::Text(bytes)) {
+        match self.shared.queue.push(bytes) {
             Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(Refused::Full) => {
                 self.close(CLOSE_TOO_SLOW, "Client is not reading fast enough.");
                 Err(SendError::TooSlow)
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(SendError::Closed),
+            Err(Refused::Ended) => Err(SendError::Closed),
         }
     }
 
@@ -219,6 +300,7 @@ impl Connection {
 
     pub(crate) fn mark_ended(&self) {
         self.shared.close_requested.store(true, Ordering::Release);
+        self.shared.queue.ended.store(true, Ordering::Release);
         self.shared.closed.send_replace(true);
     }
 }

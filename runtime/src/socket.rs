@@ -19,7 +19,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::connection::{Connection, Outbound};
+use crate::connection::Connection;
 use crate::{Reject, Violations};
 
 /// Limits and timings of every connection of a server.
@@ -30,7 +30,9 @@ pub struct Config {
     /// Largest single frame accepted, in bytes.
     pub max_frame_size: usize,
     /// Read buffer per connection. tungstenite's default (128 KiB) would cost over 1 GiB at
-    /// 10,000 connections; a few KiB is enough for small JSON frames.
+    /// 10,000 connections. 2 KiB holds this contract's frames (a few hundred bytes) in one read;
+    /// larger ones take more reads. Measured: 9.2 KiB per idle connection with 4 KiB, 7.1 with
+    /// 2 KiB (docs/benchmarks.md).
     pub read_buffer_size: usize,
     /// Frames queued per connection before it counts as too slow (close 1013).
     pub outbound_queue: usize,
@@ -52,7 +54,7 @@ impl Default for Config {
         Config {
             max_message_size: 64 * 1024,
             max_frame_size: 64 * 1024,
-            read_buffer_size: 4 * 1024,
+            read_buffer_size: 2 * 1024,
             outbound_queue: 256,
             ping_interval: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(90),
@@ -286,36 +288,44 @@ impl Drop for ActiveGuard {
     }
 }
 
-async fn run<H: SocketHandler>(stream: WebSocketStream, config: &Config, handler: H) {
-    let (connection, mut queue) = Connection::new(config.outbound_queue);
-    let (mut sink, mut source) = stream.split();
+async fn run<H: SocketHandler>(mut stream: WebSocketStream, config: &Config, handler: H) {
+    let connection = Connection::new(config.outbound_queue);
+    let queue = connection.queue();
     handler.on_open(&connection).await;
     let mut keepalive =
         tokio::time::interval_at(Instant::now() + config.ping_interval, config.ping_interval);
     let mut last_seen = Instant::now();
+    // Made once, not per pass of the loop: each of these fires at most once.
     let mut shutdown = config.shutdown.subscribe();
+    let shut_down = async move { shutdown.wait_for(|down| *down).await.is_ok() };
+    let close_wanted = connection.close_wanted();
+    let queued = queue.ready.notified();
+    tokio::pin!(shut_down, close_wanted, queued);
 
-    let close = loop {
+    // One stream, not split: a branch's future is dropped before its body runs, so a body may
+    // write to the stream that another branch reads from.
+    let close = 'serving: loop {
         tokio::select! {
             biased;
-            outbound = queue.recv() => match outbound {
-                Some(Outbound::Text(bytes)) => {
-                    if sink.send(Message::Text(String::from_utf8_lossy(&bytes).into_owned())).await.is_err() {
-                        break None;
+            () = &mut queued => {
+                while let Some(frame) = queue.pop() {
+                    if stream.send(text_message(&frame)).await.is_err() {
+                        break 'serving None;
                     }
                 }
-                None => break None,
-            },
-            () = connection.close_wanted() => break connection.take_close_request(),
-            _ = async { shutdown.wait_for(|down| *down).await.is_ok() } => break Some((1001, "Server is shutting down.".to_owned())),
-            inbound = source.next() => {
+                // Re-armed after draining: a frame queued meanwhile left a permit behind.
+                queued.set(queue.ready.notified());
+            }
+            () = &mut close_wanted => break connection.take_close_request(),
+            _ = &mut shut_down => break Some((1001, "Server is shutting down.".to_owned())),
+            inbound = stream.next() => {
                 last_seen = Instant::now();
                 match inbound {
                     Some(Ok(Message::Text(text))) => handler.on_text(&connection, text).await,
                     Some(Ok(Message::Binary(_))) => handler.on_invalid(&connection, FrameError::Binary).await,
                     // tungstenite queues the pong itself; flushing sends it.
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
-                        if sink.flush().await.is_err() {
+                        if stream.flush().await.is_err() {
                             break None;
                         }
                     }
@@ -333,7 +343,7 @@ async fn run<H: SocketHandler>(stream: WebSocketStream, config: &Config, handler
                 if last_seen.elapsed() >= config.idle_timeout {
                     break Some((1001, "Idle timeout.".to_owned()));
                 }
-                if sink.send(Message::Ping(Vec::new())).await.is_err() {
+                if stream.send(Message::Ping(Vec::new())).await.is_err() {
                     break None;
                 }
             }
@@ -344,20 +354,19 @@ async fn run<H: SocketHandler>(stream: WebSocketStream, config: &Config, handler
         Some((code, reason)) => {
             let _ = tokio::time::timeout(config.close_timeout, async {
                 // Frames accepted before the close are still delivered.
-                while let Ok(Outbound::Text(bytes)) = queue.try_recv() {
-                    let text = String::from_utf8_lossy(&bytes).into_owned();
-                    if sink.send(Message::Text(text)).await.is_err() {
+                while let Some(frame) = queue.pop() {
+                    if stream.send(text_message(&frame)).await.is_err() {
                         return;
                     }
                 }
-                if sink
+                if stream
                     .send(Message::close_with(code, truncate_reason(reason)))
                     .await
                     .is_err()
                 {
                     return;
                 }
-                while let Some(Ok(message)) = source.next().await {
+                while let Some(Ok(message)) = stream.next().await {
                     if message.is_close() {
                         break;
                     }
@@ -366,11 +375,17 @@ async fn run<H: SocketHandler>(stream: WebSocketStream, config: &Config, handler
             .await;
         }
         None => {
-            let _ = tokio::time::timeout(config.close_timeout, sink.close()).await;
+            let _ = tokio::time::timeout(config.close_timeout, stream.close()).await;
         }
     }
     connection.mark_ended();
     handler.on_close(&connection).await;
+}
+
+/// A queued frame as a WebSocket text message. poem's `Message::Text` holds a `String`, so this
+/// copies; frames are serde_json output, valid UTF-8 by construction.
+fn text_message(frame: &bytes::Bytes) -> Message {
+    Message::Text(String::from_utf8_lossy(frame).into_owned())
 }
 
 #[cfg(test)]
