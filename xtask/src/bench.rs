@@ -29,7 +29,7 @@ use serde_json::Value;
 const USAGE: &str =
     "usage: cargo xtask bench [--smoke] [--scenario NAME]... [--server NAME]... [--out FILE] [--wfs-arg ARG]...
   scenarios: echo fanout fanout-spread idle churn (default: all)
-  servers:   wfs ceiling websockets starlette (default: all; --smoke: wfs ceiling)
+  servers:   wfs wfs-redis ceiling websockets starlette (default: all; --smoke: wfs ceiling)
   --out:     the Markdown file (default: docs/benchmarks.md; --smoke: target/bench/smoke.md)
   --wfs-arg: an extra argument of `wfs serve`, e.g. --wfs-arg=--read-buffer=2048";
 
@@ -43,14 +43,17 @@ const ADMIN_PASSWORD: &str = "bench-admin-password";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Server {
     Wfs,
+    /// wfs with `--redis-url`: alerts go through Redis, as with several instances.
+    WfsRedis,
     Ceiling,
     Websockets,
     Starlette,
 }
 
 impl Server {
-    const ALL: [Server; 4] = [
+    const ALL: [Server; 5] = [
         Server::Wfs,
+        Server::WfsRedis,
         Server::Ceiling,
         Server::Websockets,
         Server::Starlette,
@@ -59,6 +62,7 @@ impl Server {
     fn key(self) -> &'static str {
         match self {
             Server::Wfs => "wfs",
+            Server::WfsRedis => "wfs-redis",
             Server::Ceiling => "ceiling",
             Server::Websockets => "websockets",
             Server::Starlette => "starlette",
@@ -68,6 +72,7 @@ impl Server {
     fn label(self) -> &'static str {
         match self {
             Server::Wfs => "wfs (ours)",
+            Server::WfsRedis => "wfs with its Redis bus",
             Server::Ceiling => "(a) tokio-tungstenite ceiling",
             Server::Websockets => "(b) Python websockets",
             Server::Starlette => "(c) old stack: Starlette + Redis",
@@ -77,6 +82,7 @@ impl Server {
     fn short(self) -> &'static str {
         match self {
             Server::Wfs => "wfs",
+            Server::WfsRedis => "wfs + Redis",
             Server::Ceiling => "(a) ceiling",
             Server::Websockets => "(b) websockets",
             Server::Starlette => "(c) Starlette+Redis",
@@ -398,7 +404,12 @@ impl Bench {
         let release = self.root.join("target/release");
         let baselines = self.root.join("bench/baselines");
         let mut command = match server {
-            Server::Wfs => {
+            Server::Wfs | Server::WfsRedis => {
+                let redis = if server == Server::WfsRedis {
+                    Some(self.start_redis()?)
+                } else {
+                    None
+                };
                 let data = match &self.wfs_data {
                     Some(data) => data.clone(),
                     None => {
@@ -418,6 +429,9 @@ impl Bench {
                     .args(["--max-connections", "20000"])
                     .args(&self.wfs_args)
                     .env("WFS_ADMIN_PASSWORD", ADMIN_PASSWORD);
+                if let Some(redis) = redis {
+                    command.args(["--redis-url", &redis]);
+                }
                 command
             }
             Server::Ceiling => {
@@ -469,7 +483,7 @@ impl Bench {
         command
             .args(["--server", &running.address.to_string()])
             .args(["--pid", &running.child.id().to_string()]);
-        if server == Server::Wfs {
+        if matches!(server, Server::Wfs | Server::WfsRedis) {
             command.args(["--login", &format!("admin:{ADMIN_PASSWORD}")]);
         }
         command
