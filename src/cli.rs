@@ -89,7 +89,13 @@ impl DataArgs {
         })?;
         Store::open(&self.database_url())
             .await
-            .with_context(|| format!("cannot open the database in {}", self.data_dir.display()))
+            .with_context(|| match &self.database_url {
+                // The store's error names the URL (without its password).
+                Some(_) => {
+                    "cannot open the database given by --database-url / WFS_DATABASE_URL".to_owned()
+                }
+                None => format!("cannot open the database in {}", self.data_dir.display()),
+            })
     }
 
     fn jwt(&self, access_ttl: Duration, refresh_ttl: Duration) -> anyhow::Result<Jwt> {
@@ -253,7 +259,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (is another server using it? choose another address with --listen or WFS_LISTEN)",
+                args.listen
+            )
+        })?;
     let address = listener
         .local_addr()
         .context("the listener has no address")?;

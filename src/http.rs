@@ -71,10 +71,9 @@ impl AccessPolicy {
         let name = strip_port(&host);
         self.hosts.iter().any(|allowed| {
             if let Some(domain) = allowed.strip_prefix("*.") {
-                name.len() > domain.len() + 1
-                    && name.ends_with(domain)
-                    && name[..name.len() - domain.len()].ends_with('.')
-            } else if allowed.contains(':') && !allowed.starts_with('[') || allowed.contains("]:") {
+                is_subdomain(name, domain)
+            } else if strip_port(allowed) != allowed {
+                // An entry with a port matches that port only.
                 *allowed == host
             } else {
                 *allowed == name
@@ -87,18 +86,20 @@ impl AccessPolicy {
         self.origins
             .iter()
             .any(|allowed| match allowed.split_once("://*.") {
-                Some((scheme, domain)) => {
-                    origin
-                        .strip_prefix(&format!("{scheme}://"))
-                        .is_some_and(|rest| {
-                            rest.len() > domain.len() + 1
-                                && rest.ends_with(domain)
-                                && rest[..rest.len() - domain.len()].ends_with('.')
-                        })
-                }
+                Some((scheme, domain)) => origin
+                    .split_once("://")
+                    .is_some_and(|(given, rest)| given == scheme && is_subdomain(rest, domain)),
                 None => *allowed == origin,
             })
     }
+}
+
+/// Whether `name` is a strict sub-domain of `domain` (`api.example.com` of `example.com`,
+/// never `evilexample.com` nor `example.com` itself).
+fn is_subdomain(name: &str, domain: &str) -> bool {
+    name.strip_suffix(domain)
+        .and_then(|prefix| prefix.strip_suffix('.'))
+        .is_some_and(|label| !label.is_empty())
 }
 
 /// `host:port` -> `host`; `[::1]:80` -> `[::1]`.

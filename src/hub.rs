@@ -247,14 +247,13 @@ impl Hub {
             return 0;
         };
         let mut subscribers = subscribers.lock().unwrap_or_else(PoisonError::into_inner);
-        subscribers
-            .values_mut()
-            .filter_map(|subscriber| {
-                subscriber
-                    .offer(publication, self.backlog_limit)
-                    .then_some(())
-            })
-            .count()
+        let mut taken = 0;
+        for subscriber in subscribers.values_mut() {
+            if subscriber.offer(publication, self.backlog_limit) {
+                taken += 1;
+            }
+        }
+        taken
     }
 
     fn subscribers(&self, topic: Topic) -> Option<Arc<Mutex<Subscribers>>> {

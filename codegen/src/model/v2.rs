@@ -9,7 +9,7 @@ use heck::ToLowerCamelCase;
 use serde_json::{Map, Value};
 
 use super::files::{Loc, pointer_tokens};
-use super::v3::{address_parameters, server_variables, string_list};
+use super::v3::{check_address_parameters, server_variables, string_list};
 use super::{Action, Builder, Channel, MessageId, Operation, Parameter, RootParts, Server};
 
 pub(super) fn build(b: &mut Builder) -> Option<RootParts> {
@@ -285,7 +285,6 @@ fn parameters(
     map: &Map<String, Value>,
     address: &str,
 ) -> Vec<Parameter> {
-    let in_address = address_parameters(address);
     let mut out = Vec::new();
     if let Some(Value::Object(listed)) = map.get("parameters") {
         for name in listed.keys() {
@@ -293,14 +292,6 @@ fn parameters(
             let Some((target, parameter)) = b.object(&parameter_loc, "a parameter") else {
                 continue;
             };
-            if !in_address.contains(name) {
-                b.sources.error(
-                    &parameter_loc,
-                    format!(
-                        "parameter `{name}` does not appear as `{{{name}}}` in the channel address"
-                    ),
-                );
-            }
             let schema = parameter
                 .get("schema")
                 .and_then(|_| b.resolved(&target.child("schema")));
@@ -326,13 +317,6 @@ fn parameters(
             });
         }
     }
-    for name in &in_address {
-        if !out.iter().any(|parameter| &parameter.name == name) {
-            b.sources.error(
-                &loc.child("parameters"),
-                format!("the address uses `{{{name}}}` but the channel has no parameter `{name}`"),
-            );
-        }
-    }
+    check_address_parameters(b, loc, &loc.child("parameters"), address, &out);
     out
 }

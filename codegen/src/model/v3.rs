@@ -439,7 +439,6 @@ fn parameters(
     map: &Map<String, Value>,
     address: Option<&str>,
 ) -> Vec<Parameter> {
-    let in_address = address.map(address_parameters).unwrap_or_default();
     let mut out = Vec::new();
     if let Some(Value::Object(parameters)) = map.get("parameters") {
         for name in parameters.keys() {
@@ -447,14 +446,6 @@ fn parameters(
             let Some((target, parameter)) = b.object(&parameter_loc, "a parameter") else {
                 continue;
             };
-            if address.is_some() && !in_address.contains(name) {
-                b.sources.error(
-                    &parameter_loc,
-                    format!(
-                        "parameter `{name}` does not appear as `{{{name}}}` in the channel address"
-                    ),
-                );
-            }
             out.push(Parameter {
                 name: name.clone(),
                 description: b.string(&target, &parameter, "description"),
@@ -467,15 +458,41 @@ fn parameters(
             });
         }
     }
-    for name in &in_address {
-        if !out.iter().any(|parameter| &parameter.name == name) {
+    if let Some(address) = address {
+        check_address_parameters(b, loc, &loc.child("address"), address, &out);
+    }
+    out
+}
+
+/// Every `{name}` of `address` must be a parameter of the channel at `loc`, and every
+/// parameter must appear in the address; a missing one is reported at `missing_at`.
+pub(super) fn check_address_parameters(
+    b: &mut Builder,
+    loc: &Loc,
+    missing_at: &Loc,
+    address: &str,
+    defined: &[Parameter],
+) {
+    let in_address = address_parameters(address);
+    for parameter in defined {
+        let name = &parameter.name;
+        if !in_address.contains(name) {
             b.sources.error(
-                &loc.child("address"),
+                &loc.child("parameters").child(name),
+                format!(
+                    "parameter `{name}` does not appear as `{{{name}}}` in the channel address"
+                ),
+            );
+        }
+    }
+    for name in &in_address {
+        if !defined.iter().any(|parameter| &parameter.name == name) {
+            b.sources.error(
+                missing_at,
                 format!("the address uses `{{{name}}}` but the channel has no parameter `{name}`"),
             );
         }
     }
-    out
 }
 
 /// The names in `{...}` of an address, in order.
