@@ -1,7 +1,9 @@
 //! The REST API under `/api`, described by an OpenAPI document (poem-openapi) that is served
 //! at `/api/openapi.json`, with an interactive UI (Swagger UI, embedded) at `/api/docs`.
 //!
-//! - `POST /api/jwt/obtain`: tokens, exactly as the old service's clients expect (WIRE.md).
+//! - `POST /api/jwt/obtain`: tokens, exactly as the old service's clients expect (WIRE.md);
+//!   `/api/jwt/refresh`, `/api/jwt/verify`, `/api/jwt/revoke` in [`tokens`].
+//! - `/api/v1/users`: accounts, for administrators, in [`users`].
 //! - `GET /api/v1/cities`, `GET /api/v1/cities/{uuid}`: the cities, public.
 //! - `GET /api/v1/cities/{uuid}/alerts?limit=&before=`: a city's recent alerts, newest first,
 //!   paged backwards by id; any user's access token (as for the alert channel).
@@ -51,6 +53,8 @@ enum Tag {
     Alerts,
     /// The service itself.
     Service,
+    /// Accounts, for administrators.
+    Users,
 }
 
 /// An access token from `POST /api/jwt/obtain`, sent as `Authorization: Bearer <access>`.
@@ -129,6 +133,10 @@ macro_rules! from_problem {
         }
     };
 }
+
+// After `from_problem!`, which they use (a macro is visible below its definition only).
+pub mod tokens;
+pub mod users;
 
 /// `POST /api/jwt/obtain` body.
 #[derive(Debug, Object)]
@@ -551,9 +559,9 @@ async fn find_city(app: &App, raw: &str) -> Result<City, Problem> {
 }
 
 /// The OpenAPI service: the operations plus the document's title, version and description.
-pub fn service() -> OpenApiService<Api, ()> {
+pub fn service() -> OpenApiService<(Api, tokens::TokenApi, users::UsersApi), ()> {
     OpenApiService::new(
-        Api,
+        (Api, tokens::TokenApi, users::UsersApi),
         "Weather Forecast Service REST API",
         env!("CARGO_PKG_VERSION"),
     )

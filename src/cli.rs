@@ -1,4 +1,4 @@
-//! The `wfs` command line: `serve`, `alert` and `cities`.
+//! The `wfs` command line: `serve`, `alert`, `cities`, `cert` and `user` (in `accounts.rs`).
 //!
 //! `alert` and `cities` keep the old `manage.py app_alert` / `app_cities` outputs and errors
 //! word for word (WIRE.md). `alert` reaches the running server through its REST endpoint. It
@@ -54,6 +54,8 @@ pub enum Command {
     /// Make a local CA and a server certificate signed by it, for `serve --tls`, and print how
     /// to trust the CA.
     Cert(CertArgs),
+    /// Manage users: add, list, passwd, remove (on the server's database).
+    User(crate::accounts::UserArgs),
 }
 
 /// Where the data lives; shared by every command.
@@ -70,12 +72,15 @@ pub struct DataArgs {
     pub jwt_secret: Option<String>,
 }
 
+/// The SQLite file in the data directory when no `--database-url` is given.
+pub const DATABASE_FILE: &str = "wfs.sqlite3";
+
 impl DataArgs {
     fn database_url(&self) -> String {
         self.database_url.clone().unwrap_or_else(|| {
             format!(
                 "sqlite://{}?mode=rwc",
-                self.data_dir.join("wfs.sqlite3").display()
+                self.data_dir.join(DATABASE_FILE).display()
             )
         })
     }
@@ -214,24 +219,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Alert(args) => alert(args).await,
         Command::Cities(args) => cities(args).await,
         Command::Cert(args) => cert(args),
+        Command::User(args) => crate::accounts::run(args).await,
     }
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let store = args.data.open_store().await?;
-    let admin_password = std::env::var("WFS_ADMIN_PASSWORD")
-        .ok()
-        .filter(|p| !p.is_empty());
-    if let Some(generated) = store
-        .ensure_admin(admin_password.as_deref())
-        .await
-        .context("cannot create the admin user")?
-    {
-        // Printed once, on the first start only, never logged.
-        println!(
-            "Created user `admin` with password: {generated}\nSet WFS_ADMIN_PASSWORD before the first start to choose it."
-        );
-    }
     let jwt = args.data.jwt(
         Duration::from_secs(args.access_ttl),
         Duration::from_secs(args.refresh_ttl),
@@ -268,6 +261,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let address = listener
         .local_addr()
         .context("the listener has no address")?;
+    // Only once the address is ours: a password printed by a start that then fails is lost.
+    let admin_password = std::env::var("WFS_ADMIN_PASSWORD")
+        .ok()
+        .filter(|p| !p.is_empty());
+    crate::accounts::admin_on_start(&store, admin_password.as_deref()).await?;
     let policy = AccessPolicy::local(address.port(), tls)
         .replacing(args.allowed_hosts, args.allowed_origins);
     let mut config = wfs_runtime::Config::default();

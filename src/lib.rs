@@ -10,11 +10,13 @@
 //!   [`redis_bus`] carries them across instances; [`health`] reports on both.
 //! - [`store`]: cities, users and alerts (SQLite or PostgreSQL), a file per table;
 //!   [`auth`]: JWT tokens, the signing secret, passwords.
+//! - [`accounts`]: `wfs user ...` and the admin account on the first start.
 //! - [`http`]: the Host/Origin gate; [`api`]: the REST API (poem-openapi) under `/api`;
 //!   [`sse`]: alerts as Server-Sent Events; [`pages`]: the browser pages.
 //! - [`app()`] assembles the route tree; [`serve`] runs it until shutdown. Nothing else lives
 //!   here.
 
+pub mod accounts;
 pub mod alert;
 pub mod api;
 pub mod app;

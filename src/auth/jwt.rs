@@ -139,6 +139,16 @@ impl Jwt {
     /// Header must be {"alg":"HS256"...}: `none` and every other alg refused; signature checked
     /// in constant time; `exp` checked; kind must match.
     pub fn verify(&self, token: &str, kind: TokenKind) -> Result<Claims, AuthError> {
+        let claims = self.verify_any_kind(token)?;
+        if claims.token_type != kind.as_str() {
+            return Err(AuthError::WrongKind);
+        }
+        Ok(claims)
+    }
+
+    /// [`Jwt::verify`] for a token of either kind (`/api/jwt/verify` accepts both, as
+    /// simplejwt's did); any other `token_type` is refused.
+    pub fn verify_any_kind(&self, token: &str) -> Result<Claims, AuthError> {
         let token = token.trim();
         if token.is_empty() {
             return Err(AuthError::Missing);
@@ -181,7 +191,9 @@ impl Jwt {
         if Utc::now().timestamp() >= claims.exp {
             return Err(AuthError::Expired);
         }
-        if claims.token_type != kind.as_str() {
+        if claims.token_type != TokenKind::Access.as_str()
+            && claims.token_type != TokenKind::Refresh.as_str()
+        {
             return Err(AuthError::WrongKind);
         }
         Ok(claims)

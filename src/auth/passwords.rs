@@ -10,6 +10,48 @@ use argon2::password_hash::{self, PasswordHash, PasswordHasher, PasswordVerifier
 /// Length of a generated password: 24 characters of 62 give about 143 bits.
 pub const GENERATED_PASSWORD_LEN: usize = 24;
 
+/// The shortest password `wfs user` and the users API accept (Django's default too).
+pub const MIN_PASSWORD_CHARS: usize = 8;
+
+/// The longest password accepted, in bytes: argon2 reads all of it, so it is bounded.
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
+/// Why a chosen password is refused. `Display` says what to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum WeakPassword {
+    #[error("the password is empty")]
+    Empty,
+    #[error("the password is too short: use at least {MIN_PASSWORD_CHARS} characters")]
+    TooShort,
+    #[error("the password is too long: use at most {MAX_PASSWORD_BYTES} bytes")]
+    TooLong,
+    #[error("the password is only digits: mix in letters or other characters")]
+    OnlyDigits,
+    #[error("the password is the user name")]
+    SameAsName,
+}
+
+/// Refuses passwords that are trivially guessed (Django's default validators, less its list
+/// of common passwords): empty, shorter than 8 characters, only digits, or the user name.
+pub fn check_strength(username: &str, password: &str) -> Result<(), WeakPassword> {
+    if password.is_empty() {
+        return Err(WeakPassword::Empty);
+    }
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Err(WeakPassword::TooLong);
+    }
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(WeakPassword::TooShort);
+    }
+    if password.chars().all(|c| c.is_ascii_digit()) {
+        return Err(WeakPassword::OnlyDigits);
+    }
+    if password.to_lowercase() == username.to_lowercase() {
+        return Err(WeakPassword::SameAsName);
+    }
+    Ok(())
+}
+
 /// Why a password could not be hashed or checked (a wrong password is not an error).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PasswordError {
@@ -103,6 +145,31 @@ mod tests {
         assert_eq!(one.len(), GENERATED_PASSWORD_LEN);
         assert_ne!(one, two);
         assert!(one.chars().all(|c| c.is_ascii_alphanumeric()));
+    }
+
+    #[test]
+    fn weak_passwords_are_refused_with_a_reason() {
+        assert_eq!(check_strength("carol", ""), Err(WeakPassword::Empty));
+        assert_eq!(
+            check_strength("carol", "short"),
+            Err(WeakPassword::TooShort)
+        );
+        assert_eq!(
+            check_strength("carol", "12345678"),
+            Err(WeakPassword::OnlyDigits)
+        );
+        assert_eq!(
+            check_strength("carolina", "Carolina"),
+            Err(WeakPassword::SameAsName)
+        );
+        let long = "x".repeat(MAX_PASSWORD_BYTES + 1);
+        assert_eq!(check_strength("carol", &long), Err(WeakPassword::TooLong));
+        assert_eq!(check_strength("carol", "correct horse"), Ok(()));
+        assert_eq!(check_strength("carol", "Zürich☔☔"), Ok(()));
+        assert_eq!(
+            check_strength("carol", &generate().expect("random")),
+            Ok(())
+        );
     }
 
     #[tokio::test]

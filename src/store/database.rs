@@ -31,6 +31,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "alert history",
         include_str!("../../migrations/sqlite/0002_alert_history.sql"),
     ),
+    (
+        3,
+        "revoked tokens",
+        include_str!("../../migrations/sqlite/0003_revoked_tokens.sql"),
+    ),
 ];
 
 /// The same schema for PostgreSQL: only the self-incrementing ids are written differently.
@@ -44,6 +49,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "alert history",
         include_str!("../../migrations/postgres/0002_alert_history.sql"),
+    ),
+    (
+        3,
+        "revoked tokens",
+        include_str!("../../migrations/postgres/0003_revoked_tokens.sql"),
     ),
 ];
 

@@ -14,6 +14,7 @@
 pub mod alerts;
 pub mod cities;
 pub mod database;
+pub mod tokens;
 pub mod users;
 
 use chrono::{DateTime, Utc};
@@ -24,7 +25,7 @@ use uuid::Uuid;
 pub use alerts::StoredAlert;
 pub use cities::{City, city_uuid};
 pub use database::Backend;
-pub use users::User;
+pub use users::{AdminOnStart, User};
 
 /// The result of every store operation.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -64,6 +65,12 @@ pub enum StoreError {
     /// `create_user` with a name or password that cannot be stored.
     #[error("invalid user: {0}")]
     InvalidUser(&'static str),
+    /// No user has this name.
+    #[error("there is no user '{0}'")]
+    UnknownUser(String),
+    /// Removing this user would leave the service without an administrator.
+    #[error("'{0}' is the last administrator: the service would have none left")]
+    LastAdmin(String),
     /// `insert_alert` for a city that is not in the store.
     #[error("city {0} does not exist")]
     UnknownCity(Uuid),

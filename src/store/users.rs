@@ -28,6 +28,15 @@ macro_rules! is_admin_column {
 /// The name of the account that the first start creates.
 const ADMIN_USERNAME: &str = "admin";
 
+/// What [`Store::first_admin_on_start`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminOnStart {
+    /// `admin` was created now; with the generated password when none was given.
+    Created { generated: Option<String> },
+    /// There were users already: nothing was created or changed.
+    UsersExist,
+}
+
 /// Django's limit, which the old service's user names already respect.
 const MAX_USERNAME_CHARS: usize = 150;
 
@@ -137,16 +146,25 @@ impl Store {
     /// First start: when no user exists, creates `admin` (is_admin) with `password`, or with a
     /// random 20+ char password that it returns (the caller prints it once). Returns None when
     /// users already exist or the password was given.
+    pub async fn ensure_admin(&self, password: Option<&str>) -> Result<Option<String>> {
+        Ok(match self.first_admin_on_start(password).await? {
+            AdminOnStart::Created { generated } => generated,
+            AdminOnStart::UsersExist => None,
+        })
+    }
+
+    /// [`Store::ensure_admin`], telling apart "created" from "there were users already" (so
+    /// that a `WFS_ADMIN_PASSWORD` given too late can be reported as ignored).
     ///
     /// Two instances starting together on one database cannot both create `admin`: the loser's
-    /// insert hits the unique name and it returns `None`.
-    pub async fn ensure_admin(&self, password: Option<&str>) -> Result<Option<String>> {
+    /// insert hits the unique name and it answers `UsersExist`.
+    pub async fn first_admin_on_start(&self, password: Option<&str>) -> Result<AdminOnStart> {
         let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
             .fetch_one(&self.pool)
             .await
             .map_err(query_error("counting users"))?;
         if users > 0 {
-            return Ok(None);
+            return Ok(AdminOnStart::UsersExist);
         }
         let (chosen, generated) = match password {
             Some(given) => (given.to_owned(), None),
@@ -156,9 +174,80 @@ impl Store {
             }
         };
         match self.create_user(ADMIN_USERNAME, &chosen, true).await {
-            Ok(_) => Ok(generated),
-            Err(StoreError::DuplicateUser(_)) => Ok(None),
+            Ok(_) => Ok(AdminOnStart::Created { generated }),
+            Err(StoreError::DuplicateUser(_)) => Ok(AdminOnStart::UsersExist),
             Err(error) => Err(error),
+        }
+    }
+
+    /// Every user, sorted by name.
+    pub async fn users(&self) -> Result<Vec<User>> {
+        let rows = sqlx::query(concat!(
+            "SELECT id, username, ",
+            is_admin_column!(),
+            " FROM users ORDER BY username"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error("listing users"))?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    /// The user called `username`, if any.
+    pub async fn user_by_name(&self, username: &str) -> Result<Option<User>> {
+        let row = sqlx::query(concat!(
+            "SELECT id, username, ",
+            is_admin_column!(),
+            " FROM users WHERE username = $1"
+        ))
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_error("looking up a user"))?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    /// Gives `username` a new password. [`StoreError::UnknownUser`] when there is no such user;
+    /// an empty password is [`StoreError::InvalidUser`].
+    pub async fn set_password(&self, username: &str, password: &str) -> Result<User> {
+        if password.is_empty() {
+            return Err(StoreError::InvalidUser("the password is empty"));
+        }
+        let hash = passwords::hash(password).await?;
+        let row = sqlx::query(concat!(
+            "UPDATE users SET password_hash = $1 WHERE username = $2 RETURNING id, username, ",
+            is_admin_column!()
+        ))
+        .bind(hash)
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_error("changing a password"))?;
+        match row {
+            Some(row) => user_from_row(&row),
+            None => Err(StoreError::UnknownUser(username.to_owned())),
+        }
+    }
+
+    /// Removes `username`; their tokens stop working at once (every check looks the user up,
+    /// and ids are never reused). [`StoreError::UnknownUser`] when there is no such user,
+    /// [`StoreError::LastAdmin`] for the only administrator.
+    pub async fn remove_user(&self, username: &str) -> Result<User> {
+        let row = sqlx::query(concat!(
+            "DELETE FROM users WHERE username = $1 AND (is_admin = FALSE OR \
+             (SELECT COUNT(*) FROM users WHERE is_admin = TRUE) > 1) RETURNING id, username, ",
+            is_admin_column!()
+        ))
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_error("removing a user"))?;
+        match row {
+            Some(row) => user_from_row(&row),
+            None => match self.user_by_name(username).await? {
+                Some(_) => Err(StoreError::LastAdmin(username.to_owned())),
+                None => Err(StoreError::UnknownUser(username.to_owned())),
+            },
         }
     }
 }
@@ -302,6 +391,87 @@ mod tests {
                 .expect("the given password works");
             assert!(admin.is_admin);
             assert_eq!(store.ensure_admin(None).await.expect("second start"), None);
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn users_are_listed_renamed_passwords_changed_and_removed() {
+        let store = memory().await;
+        bounded(async {
+            store.ensure_admin(Some("admin-pw")).await.expect("admin");
+            let carol = store
+                .create_user("carol", "one", false)
+                .await
+                .expect("carol");
+            let names: Vec<String> = store
+                .users()
+                .await
+                .expect("list")
+                .into_iter()
+                .map(|user| user.username)
+                .collect();
+            assert_eq!(names, ["admin", "carol"]);
+            assert_eq!(
+                store.user_by_name("carol").await.expect("query"),
+                Some(carol.clone())
+            );
+
+            assert_eq!(
+                store.set_password("carol", "two").await.expect("set"),
+                carol
+            );
+            assert_eq!(
+                store.verify_password("carol", "one").await.expect("q"),
+                None
+            );
+            assert!(
+                store
+                    .verify_password("carol", "two")
+                    .await
+                    .expect("q")
+                    .is_some()
+            );
+            let unknown = store.set_password("nobody", "x").await;
+            assert!(matches!(unknown, Err(StoreError::UnknownUser(name)) if name == "nobody"));
+            let empty = store.set_password("carol", "").await;
+            assert!(
+                matches!(empty, Err(StoreError::InvalidUser(_))),
+                "{empty:?}"
+            );
+
+            let last = store.remove_user("admin").await;
+            assert!(matches!(last, Err(StoreError::LastAdmin(name)) if name == "admin"));
+            store
+                .create_user("root", "pw", true)
+                .await
+                .expect("second admin");
+            assert!(store.remove_user("admin").await.expect("removed").is_admin);
+            assert_eq!(store.remove_user("carol").await.expect("removed"), carol);
+            assert_eq!(store.user(carol.id).await.expect("query"), None);
+            let gone = store.remove_user("carol").await;
+            assert!(matches!(gone, Err(StoreError::UnknownUser(_))), "{gone:?}");
+            // A new user never gets a removed user's id, so old tokens cannot name them.
+            let again = store
+                .create_user("carol", "three", false)
+                .await
+                .expect("again");
+            assert!(again.id > carol.id);
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn first_admin_on_start_says_whether_it_created_the_admin() {
+        let store = memory().await;
+        bounded(async {
+            let first = store.first_admin_on_start(Some("given")).await;
+            assert_eq!(
+                first.expect("start"),
+                AdminOnStart::Created { generated: None }
+            );
+            let later = store.first_admin_on_start(Some("other")).await;
+            assert_eq!(later.expect("start"), AdminOnStart::UsersExist);
         })
         .await;
     }

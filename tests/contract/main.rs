@@ -21,3 +21,5 @@ mod redis;
 mod server;
 mod sse;
 mod tls;
+mod tokens;
+mod users;
