@@ -51,10 +51,14 @@ document.addEventListener("DOMContentLoaded", async () => {
     });
   };
 
+  room.addEventListener("change", () => {
+    const token = WFS.token();
+    if (token) join(token);
+  });
+  // Called again after a new sign-in when the session ended.
   WFS.withToken(document.getElementById("login"), (token) => {
     document.getElementById("logout").hidden = false;
     join(token);
-    room.addEventListener("change", () => join(token));
   });
 
   form.addEventListener("submit", (event) => {

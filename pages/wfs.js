@@ -1,10 +1,13 @@
-// wfs.js: what the service's pages share — the session token, the WebSocket URL, and a
-// connection that shows its state, reconnects with backoff, and stops for good on a 1008
-// rejection (whose reason it shows). Embedded in the binary (src/pages.rs); no CDN.
+// wfs.js: what the service's pages share — the session (access and refresh tokens, the access
+// token refreshed before it expires, the sign-in form shown again when a refresh is refused),
+// the WebSocket URL, and a connection that shows its state, reconnects with backoff, and stops
+// for good on a 1008 rejection (whose reason it shows). Embedded in the binary (src/pages.rs);
+// no CDN.
 "use strict";
 
 const WFS = (() => {
   const TOKEN_KEY = "wfs.access";
+  const REFRESH_KEY = "wfs.refresh";
 
   /** ws:// or wss:// like the page, on the page's own host and port. */
   function socketUrl(path, params) {
@@ -13,22 +16,109 @@ const WFS = (() => {
     return `${scheme}//${location.host}${path}${query ? "?" + query : ""}`;
   }
 
-  /** The `exp` claim of a JWT, in ms; 0 when unreadable. */
-  function expiry(token) {
+  /** The claims of a JWT; {} when unreadable. */
+  function claims(token) {
     try {
       const payload = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
-      return JSON.parse(atob(payload)).exp * 1000;
+      return JSON.parse(atob(payload));
     } catch (_) {
-      return 0;
+      return {};
     }
   }
 
-  /** The access token kept for this browser tab, if it is still valid for a minute. */
+  /** The `exp` claim of a JWT, in ms; 0 when unreadable. */
+  function expiry(token) {
+    return (claims(token).exp || 0) * 1000;
+  }
+
+  /** How long before expiry a token is refreshed: a minute, or a third of a short lifetime. */
+  function margin(token) {
+    const { exp, iat } = claims(token);
+    return Math.min(60000, Math.max(1000, ((exp - iat) * 1000) / 3 || 60000));
+  }
+
+  /** The access token kept for this browser tab, if it is still valid. */
   function token() {
     const kept = sessionStorage.getItem(TOKEN_KEY);
-    if (kept && expiry(kept) > Date.now() + 60000) return kept;
-    sessionStorage.removeItem(TOKEN_KEY);
+    if (kept && expiry(kept) > Date.now() + 1000) return kept;
     return null;
+  }
+
+  // The page's sign-in form and what to do once signed in (see `withToken`), the timer of the
+  // next refresh, and what to stop when the session ends.
+  let session = null;
+  let refreshTimer = null;
+  let refreshing = null;
+  const onSignOut = new Set();
+
+  function keep(pair) {
+    sessionStorage.setItem(TOKEN_KEY, pair.access);
+    if (pair.refresh) sessionStorage.setItem(REFRESH_KEY, pair.refresh);
+    schedule();
+  }
+
+  /** Refreshes the access token a little before it expires, for as long as the page is open. */
+  function schedule() {
+    clearTimeout(refreshTimer);
+    const access = sessionStorage.getItem(TOKEN_KEY);
+    if (!access) return;
+    const due = expiry(access) - margin(access) - Date.now();
+    refreshTimer = setTimeout(refresh, Math.max(0, due));
+  }
+
+  /**
+   * A new access token from the refresh token (which rotates). The new access token, or null:
+   * on a refusal the session is over and the sign-in form shows again; when the server cannot
+   * be reached, another try follows in a few seconds.
+   */
+  function refresh() {
+    if (!refreshing) {
+      refreshing = (async () => {
+        const kept = sessionStorage.getItem(REFRESH_KEY);
+        if (!kept) {
+          signedOut("Your session ended: sign in again.");
+          return null;
+        }
+        let response;
+        try {
+          response = await fetch("/api/jwt/refresh", {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify({ refresh: kept }),
+          });
+        } catch (_) {
+          response = null;
+        }
+        if (response && response.ok) {
+          const pair = await response.json();
+          keep(pair);
+          return pair.access;
+        }
+        if (!response || response.status >= 500 || response.status === 429) {
+          clearTimeout(refreshTimer);
+          refreshTimer = setTimeout(refresh, 5000);
+          return token();
+        }
+        signedOut("Your session ended: sign in again.");
+        return null;
+      })().finally(() => {
+        refreshing = null;
+      });
+    }
+    return refreshing;
+  }
+
+  /** Forgets the tokens, stops the page's connections and shows the sign-in form again. */
+  function signedOut(reason) {
+    clearTimeout(refreshTimer);
+    sessionStorage.removeItem(TOKEN_KEY);
+    sessionStorage.removeItem(REFRESH_KEY);
+    for (const stop of [...onSignOut]) stop(reason);
+    if (session) {
+      session.form.hidden = false;
+      const error = session.form.querySelector(".error");
+      if (error) error.textContent = reason;
+    }
   }
 
   async function login(username, password) {
@@ -39,27 +129,34 @@ const WFS = (() => {
     });
     const body = await response.json().catch(() => ({}));
     if (!response.ok) throw new Error(body.detail || `HTTP ${response.status}`);
-    sessionStorage.setItem(TOKEN_KEY, body.access);
+    keep(body);
     return body.access;
   }
 
+  /** Signs out: the refresh token is revoked on the server too (best effort). */
   function logout() {
+    const kept = sessionStorage.getItem(REFRESH_KEY);
+    if (kept) {
+      fetch("/api/jwt/revoke", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ refresh: kept }),
+        keepalive: true,
+      }).catch(() => {});
+    }
+    clearTimeout(refreshTimer);
     sessionStorage.removeItem(TOKEN_KEY);
+    sessionStorage.removeItem(REFRESH_KEY);
   }
 
   /**
-   * Shows the login form in `form` until the user has a token, then calls `ready(token)`.
-   * The password is sent to /api/jwt/obtain only; the token is kept in sessionStorage
+   * Shows the login form in `form` until the user has a token, then calls `ready(token)`;
+   * again after each new sign-in when a session ended (its refresh was refused).
+   * The password is sent to /api/jwt/obtain only; the tokens are kept in sessionStorage
    * (this tab, until it closes), never in the URL of the page.
    */
   function withToken(form, ready) {
-    const existing = token();
-    if (existing) {
-      form.hidden = true;
-      ready(existing);
-      return;
-    }
-    form.hidden = false;
+    session = { form, ready };
     const error = form.querySelector(".error");
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
@@ -72,7 +169,22 @@ const WFS = (() => {
       } catch (failure) {
         error.textContent = failure.message;
       }
-    }, { once: false });
+    });
+    const existing = token();
+    if (existing) {
+      form.hidden = true;
+      schedule();
+      ready(existing);
+      return;
+    }
+    if (sessionStorage.getItem(REFRESH_KEY)) {
+      form.hidden = true;
+      refresh().then((access) => {
+        if (access) ready(access);
+      });
+      return;
+    }
+    form.hidden = false;
   }
 
   /**
@@ -90,14 +202,20 @@ const WFS = (() => {
       options.state.textContent = text;
       options.state.dataset.state = kind;
     };
-    const open = () => {
+    const stop = (reason) => {
+      stopped = true;
+      onSignOut.delete(stop);
+      if (socket) socket.close(1000);
+      show(`Signed out: ${reason}`, "stopped");
+      if (options.onStop) options.onStop(reason);
+    };
+    if (options.needsToken) onSignOut.add(stop);
+    const open = async () => {
       if (stopped) return;
-      if (options.needsToken && !token()) {
-        stopped = true;
-        show("Signed out: the token expired. Sign in again.", "stopped");
-        if (options.onStop) options.onStop("token expired");
-        return;
-      }
+      // A token that expired while the connection was down (a sleeping laptop) is refreshed
+      // first; when that is refused, the session is over and `stop` has run.
+      if (options.needsToken && !token() && !(await refresh())) return;
+      if (stopped) return;
       show(attempt ? `Reconnecting (attempt ${attempt + 1})…` : "Connecting…", "connecting");
       socket = new WebSocket(options.url());
       socket.onopen = () => {
@@ -143,6 +261,7 @@ const WFS = (() => {
       },
       stop() {
         stopped = true;
+        onSignOut.delete(stop);
         if (socket) socket.close(1000);
         show("Disconnected", "stopped");
       },

@@ -286,3 +286,22 @@ async fn two_chat_pages_see_each_others_messages_with_sender_names() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_page_refreshes_its_token_and_asks_to_sign_in_again_when_the_session_ends() {
+    // Access tokens live 6 s: the page refreshes them every 4 s or so.
+    let served = Served::start(&["--access-ttl", "6"], PASSWORD).await;
+    let base = format!("http://127.0.0.1:{}", served.port);
+    let store = served.store().await;
+    store
+        .create_user("carol", "carol-password", false)
+        .await
+        .expect("carol created");
+    let cairo = wfs::store::city_uuid("Cairo").to_string();
+    scenario(
+        "session.mjs",
+        &[&base, &cairo],
+        &[("WFS_USER", "carol"), ("WFS_PASSWORD", "carol-password")],
+    )
+    .await;
+}
