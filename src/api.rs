@@ -34,6 +34,7 @@ use uuid::Uuid;
 
 use crate::app::App;
 use crate::auth::TokenKind;
+use crate::auth::passwords::PasswordError;
 use crate::store::{City, StoredAlert, User};
 
 /// The longest alert message accepted, in characters: an alert is a short text for a screen.
@@ -169,9 +170,16 @@ pub enum ObtainResponse {
     /// Unknown user or wrong password: `No active account found with the given credentials`.
     #[oai(status = 401)]
     Unauthorized(Json<ErrorBody>),
+    /// Too many failed logins from this address or for this user name: try again after
+    /// `Retry-After` seconds.
+    #[oai(status = 429)]
+    TooManyRequests(Json<ErrorBody>, #[oai(header = "Retry-After")] u64),
     /// The user store is unavailable.
     #[oai(status = 503)]
     Unavailable(Json<ErrorBody>),
+    /// Too many password checks at once: try again after `Retry-After` seconds.
+    #[oai(status = 503)]
+    Busy(Json<ErrorBody>, #[oai(header = "Retry-After")] u64),
 }
 from_problem!(ObtainResponse { BAD_REQUEST => BadRequest, UNAUTHORIZED => Unauthorized });
 
@@ -359,8 +367,25 @@ impl Api {
     /// `{"username", "password"}` answers `{"refresh", "access"}`. Use `access` as the
     /// `access_token` query parameter of the alert and chat channels (raw, or in standard
     /// Base64 as the old pages sent it) and as the Bearer token of this API.
+    ///
+    /// Failed logins are limited per client address and per user name (10 a minute, then
+    /// 429 with `Retry-After`).
     #[oai(path = "/jwt/obtain", method = "post", tag = "Tag::Auth")]
-    async fn obtain_token(&self, app: Data<&Arc<App>>, body: Json<Credentials>) -> ObtainResponse {
+    async fn obtain_token(
+        &self,
+        app: Data<&Arc<App>>,
+        request: &poem::Request,
+        body: Json<Credentials>,
+    ) -> ObtainResponse {
+        let client = app.client_ip(request);
+        if let Err(wait) = app.login_limits.check(client, &body.username) {
+            return ObtainResponse::TooManyRequests(
+                Json(ErrorBody {
+                    detail: "Too many failed logins; try again later.".to_owned(),
+                }),
+                wait.as_secs().max(1),
+            );
+        }
         match app
             .store
             .verify_password(&body.username, &body.password)
@@ -370,11 +395,28 @@ impl Api {
                 refresh: app.jwt.issue(user.id, TokenKind::Refresh),
                 access: app.jwt.issue(user.id, TokenKind::Access),
             })),
-            Ok(None) => Problem::new(
-                StatusCode::UNAUTHORIZED,
-                "No active account found with the given credentials",
-            )
-            .into(),
+            Ok(None) => {
+                app.login_limits.failed(client, &body.username);
+                // The name as sent, escaped and cut, so a hostile one cannot forge log lines;
+                // never the password.
+                let user: String = body.username.chars().take(64).collect();
+                tracing::warn!(
+                    client = %client.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string()),
+                    user = ?user,
+                    "failed login"
+                );
+                Problem::new(
+                    StatusCode::UNAUTHORIZED,
+                    "No active account found with the given credentials",
+                )
+                .into()
+            }
+            Err(crate::store::StoreError::Password(PasswordError::Busy)) => ObtainResponse::Busy(
+                Json(ErrorBody {
+                    detail: "Too many logins at once; try again in a moment.".to_owned(),
+                }),
+                1,
+            ),
             Err(error) => Problem::unavailable("token request", &error).into(),
         }
     }

@@ -20,6 +20,10 @@ pub struct App {
     pub bus: Arc<dyn Bus>,
     /// How much alert history each city keeps for clients that reconnect with `since`.
     pub history: HistoryPolicy,
+    /// Failed logins per client IP and per user name.
+    pub login_limits: crate::auth::login_limits::LoginLimits,
+    /// Proxies whose `X-Forwarded-For` names the client (see [`crate::client_addr`]).
+    pub trusted_proxies: crate::client_addr::TrustedProxies,
     /// Alerts are published one at a time, so their ids and their delivery order agree.
     /// Alerts are published by operators, rarely; this costs nothing.
     alert_order: tokio::sync::Mutex<()>,
@@ -87,6 +91,8 @@ impl App {
             bus: Arc::new(LocalBus::new(hub.clone())),
             hub,
             history: HistoryPolicy::default(),
+            login_limits: Default::default(),
+            trusted_proxies: Default::default(),
             alert_order: tokio::sync::Mutex::new(()),
         }
     }
@@ -95,6 +101,17 @@ impl App {
     pub fn with_bus(mut self, bus: Arc<dyn Bus>) -> App {
         self.bus = bus;
         self
+    }
+
+    /// This application believing `X-Forwarded-For` from these proxies.
+    pub fn with_trusted_proxies(mut self, proxies: crate::client_addr::TrustedProxies) -> App {
+        self.trusted_proxies = proxies;
+        self
+    }
+
+    /// The client's IP address of `request` (the TCP peer, or what a trusted proxy reports).
+    pub fn client_ip(&self, request: &poem::Request) -> Option<std::net::IpAddr> {
+        crate::client_addr::client_ip(request, &self.trusted_proxies)
     }
 
     /// This application with another history policy.

@@ -165,6 +165,11 @@ pub struct ServeArgs {
     /// Lifetime of refresh tokens, in seconds.
     #[arg(long, env = "WFS_REFRESH_TTL", default_value_t = 86_400)]
     pub refresh_ttl: u64,
+    // Accounts: who the client is behind a proxy (login limits, the access log).
+    /// Proxies whose `X-Forwarded-For` names the client, comma-separated addresses or networks
+    /// (`127.0.0.1,10.0.0.0/8`). Default: none; the TCP peer is the client.
+    #[arg(long, env = "WFS_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
     /// Serve https and wss (TLS) instead of http and ws, on the same address. `TLS_ENABLE=1`
     /// (the old service's switch) does the same.
     #[arg(long, env = "WFS_TLS")]
@@ -224,6 +229,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let trusted_proxies = crate::client_addr::TrustedProxies::parse(&args.trusted_proxies)
+        .context("invalid --trusted-proxies / WFS_TRUSTED_PROXIES")?;
     let store = args.data.open_store().await?;
     let jwt = args.data.jwt(
         Duration::from_secs(args.access_ttl),
@@ -286,7 +293,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         keep: args.history_size,
         max_age: Duration::from_secs(args.history_hours.saturating_mul(3600)),
     };
-    let mut app = crate::app::App::new(store, jwt).with_history(history);
+    let mut app = crate::app::App::new(store, jwt)
+        .with_history(history)
+        .with_trusted_proxies(trusted_proxies);
     if let Some(url) = &args.redis_url {
         let bus = crate::redis_bus::RedisBus::start(url, app.hub.clone(), app.store.clone())
             .context("cannot use the Redis URL")?;

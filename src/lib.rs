@@ -23,6 +23,7 @@ pub mod app;
 pub mod auth;
 pub mod chat;
 pub mod cli;
+pub mod client_addr;
 pub mod contract;
 pub mod echo;
 pub mod health;

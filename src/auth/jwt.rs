@@ -31,6 +31,9 @@ use super::{AuthError, Claims, TokenKind};
 /// Tokens longer than this are refused before any decoding (ours are about 250 bytes).
 pub(crate) const MAX_TOKEN_LEN: usize = 4096;
 
+/// How far in the future `nbf` and `iat` may be (clocks of instances differ a little).
+pub const CLOCK_LEEWAY_SECS: u64 = 30;
+
 /// The one algorithm we issue and accept.
 const ALGORITHM: Algorithm = Algorithm::HS256;
 
@@ -91,8 +94,10 @@ impl Jwt {
         refresh_ttl: Duration,
     ) -> Result<Jwt, JwtError> {
         let mut validation = Validation::new(ALGORITHM);
-        // Expiry is checked to the second below (simplejwt had no leeway either).
-        validation.leeway = 0;
+        // `nbf` in the future (beyond a little clock skew) is refused by the crate; expiry is
+        // checked to the second below (simplejwt had no leeway either), `iat` below too.
+        validation.leeway = CLOCK_LEEWAY_SECS;
+        validation.validate_nbf = true;
         validation.required_spec_claims = HashSet::from(["exp".to_owned()]);
         // The crate refuses only an empty key.
         let key_error = |_| JwtError::EmptySecret;
@@ -180,6 +185,7 @@ impl Jwt {
             .map_err(|error| match error.kind() {
                 ErrorKind::InvalidSignature => AuthError::BadSignature,
                 ErrorKind::ExpiredSignature => AuthError::Expired,
+                ErrorKind::ImmatureSignature => AuthError::NotYetValid,
                 ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
                     AuthError::UnsupportedAlgorithm(printable(&alg))
                 }
@@ -188,8 +194,13 @@ impl Jwt {
             .claims;
         // The crate counts a token as expired from the second after `exp`; simplejwt (and
         // this service before) from `exp` itself.
-        if Utc::now().timestamp() >= claims.exp {
+        let now = Utc::now().timestamp();
+        if now >= claims.exp {
             return Err(AuthError::Expired);
+        }
+        // A token "issued" later than now was not issued by a clock we trust.
+        if claims.iat > now.saturating_add(CLOCK_LEEWAY_SECS as i64) {
+            return Err(AuthError::NotYetValid);
         }
         if claims.token_type != TokenKind::Access.as_str()
             && claims.token_type != TokenKind::Refresh.as_str()
@@ -332,6 +343,42 @@ mod tests {
         );
         let old = sign_parts(HEADER_JSON, &claims_json(1, -60, "access"));
         assert_eq!(jwt.verify(&old, TokenKind::Access), Err(AuthError::Expired));
+    }
+
+    #[test]
+    fn tokens_from_the_future_are_refused() {
+        let jwt = jwt();
+        let now = Utc::now().timestamp();
+        let payload = |extra: &str, iat: i64| {
+            format!(
+                r#"{{"id":1,"exp":{},"iat":{iat},"token_type":"access","jti":"abc"{extra}}}"#,
+                now + 3600
+            )
+        };
+        let later = sign_parts(
+            HEADER_JSON,
+            &payload(&format!(r#","nbf":{}"#, now + 600), now),
+        );
+        assert_eq!(
+            jwt.verify(&later, TokenKind::Access),
+            Err(AuthError::NotYetValid)
+        );
+        let issued_later = sign_parts(HEADER_JSON, &payload("", now + 600));
+        assert_eq!(
+            jwt.verify(&issued_later, TokenKind::Access),
+            Err(AuthError::NotYetValid)
+        );
+        // A little clock skew between instances is fine.
+        let skewed = sign_parts(
+            HEADER_JSON,
+            &payload(&format!(r#","nbf":{}"#, now + 5), now + 5),
+        );
+        assert_eq!(jwt.verify(&skewed, TokenKind::Access).map(|c| c.id), Ok(1));
+        let past = sign_parts(
+            HEADER_JSON,
+            &payload(&format!(r#","nbf":{}"#, now - 5), now),
+        );
+        assert_eq!(jwt.verify(&past, TokenKind::Access).map(|c| c.id), Ok(1));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! and the check a channel handshake or an API call makes ([`authenticate`]).
 
 pub mod jwt;
+pub mod login_limits;
 pub mod passwords;
 pub mod secret;
 
@@ -57,6 +58,9 @@ pub enum AuthError {
     BadSignature,
     #[error("Token is expired.")]
     Expired,
+    /// `nbf` or `iat` in the future, beyond a little clock skew.
+    #[error("Token is not valid yet.")]
+    NotYetValid,
     #[error("Token has the wrong type.")]
     WrongKind,
     #[error("User not found.")]

@@ -1,11 +1,35 @@
 //! Passwords: argon2id PHC strings, checked and made on tokio's blocking pool, and generated
 //! passwords for accounts whose password nobody chose.
 //!
-//! Hashing takes tens of milliseconds of CPU and ~19 MiB of memory on purpose, so it never runs
-//! on a runtime worker.
+//! The parameters are chosen on purpose: OWASP's Password Storage Cheat Sheet recommends
+//! argon2id with 19 MiB of memory, 2 passes and 1 lane as its baseline, which costs about
+//! 20-40 ms of one core here. A check reads the parameters from the stored hash, so hashes made
+//! with other parameters keep working.
+//!
+//! Each hash takes those 19 MiB for its duration, so how many run at once is bounded: one per
+//! core (more would only queue for the CPU and multiply the memory). The rest wait their turn
+//! for up to [`QUEUE_WAIT`], at most [`QUEUED_PER_PERMIT`] per core; beyond that a check is
+//! refused at once with [`PasswordError::Busy`] (the API answers 503 with `Retry-After`). The
+//! memory of a hash is freed when it ends, so a burst leaves no lasting growth.
 
-use argon2::Argon2;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
 use argon2::password_hash::{self, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use tokio::sync::Semaphore;
+
+/// argon2id memory in KiB (19 MiB), passes and lanes: OWASP's recommended baseline.
+pub const ARGON2_MEMORY_KIB: u32 = 19 * 1024;
+pub const ARGON2_PASSES: u32 = 2;
+pub const ARGON2_LANES: u32 = 1;
+
+/// How long a password check waits for a free core before it is refused as busy.
+pub const QUEUE_WAIT: Duration = Duration::from_secs(5);
+
+/// Checks that may wait per core; more are refused at once rather than queued.
+pub const QUEUED_PER_PERMIT: usize = 32;
 
 /// Length of a generated password: 24 characters of 62 give about 143 bits.
 pub const GENERATED_PASSWORD_LEN: usize = 24;
@@ -64,6 +88,40 @@ pub enum PasswordError {
     /// A stored hash that is not a PHC string this build reads.
     #[error("unreadable password hash: {0}")]
     Corrupt(String),
+    /// Every core is hashing and the queue is full: try again in a moment.
+    #[error("too many password checks at once")]
+    Busy,
+}
+
+/// The hashes allowed to run at once (one per core) and how many wait for one.
+struct Gate {
+    permits: Semaphore,
+    size: usize,
+    waiting: AtomicUsize,
+}
+
+fn gate() -> &'static Gate {
+    static GATE: OnceLock<Gate> = OnceLock::new();
+    GATE.get_or_init(|| {
+        let size = std::thread::available_parallelism().map_or(1, usize::from);
+        Gate {
+            permits: Semaphore::new(size),
+            size,
+            waiting: AtomicUsize::new(0),
+        }
+    })
+}
+
+/// How many password hashes may run at once (the number of cores).
+pub fn concurrent_hashes() -> usize {
+    gate().size
+}
+
+/// The argon2 instance for new hashes.
+fn argon2() -> Result<Argon2<'static>, PasswordError> {
+    let params = Params::new(ARGON2_MEMORY_KIB, ARGON2_PASSES, ARGON2_LANES, None)
+        .map_err(|error| PasswordError::Hash(error.to_string()))?;
+    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
 }
 
 /// The argon2id PHC string of `password` with a fresh random salt.
@@ -84,12 +142,35 @@ pub async fn waste_a_check(password: &str) -> Result<(), PasswordError> {
     hash(password).await.map(drop)
 }
 
-/// Runs CPU-heavy work (argon2) on the blocking pool.
+/// Runs CPU-heavy work (argon2) on the blocking pool, once a core is free (see the module docs).
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, PasswordError> + Send + 'static,
 ) -> Result<T, PasswordError> {
-    tokio::task::spawn_blocking(work)
-        .await
+    let gate = gate();
+    let permit = match gate.permits.try_acquire() {
+        Ok(permit) => permit,
+        Err(_) => {
+            let waiting = gate.waiting.fetch_add(1, Ordering::AcqRel);
+            let acquired = if waiting >= QUEUED_PER_PERMIT * gate.size {
+                None
+            } else {
+                tokio::time::timeout(QUEUE_WAIT, gate.permits.acquire())
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+            };
+            gate.waiting.fetch_sub(1, Ordering::AcqRel);
+            acquired.ok_or(PasswordError::Busy)?
+        }
+    };
+    // The permit goes with the work: if the request is dropped meanwhile, the hash still runs
+    // to its end and holds its core (and memory) until then.
+    let outcome = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        work()
+    })
+    .await;
+    outcome
         .map_err(|error| PasswordError::Hash(format!("the hashing task did not finish: {error}")))?
 }
 
@@ -98,7 +179,7 @@ fn hash_now(password: &str) -> Result<String, PasswordError> {
     getrandom::fill(&mut salt).map_err(|error| PasswordError::Random(error.to_string()))?;
     let salt =
         SaltString::encode_b64(&salt).map_err(|error| PasswordError::Hash(error.to_string()))?;
-    let hash = Argon2::default()
+    let hash = argon2()?
         .hash_password(password.as_bytes(), &salt)
         .map_err(|error| PasswordError::Hash(error.to_string()))?;
     Ok(hash.to_string())
@@ -107,7 +188,8 @@ fn hash_now(password: &str) -> Result<String, PasswordError> {
 fn check_now(password: &str, stored: &str) -> Result<bool, PasswordError> {
     let parsed =
         PasswordHash::new(stored).map_err(|error| PasswordError::Corrupt(error.to_string()))?;
-    match Argon2::default().verify_password(password.as_bytes(), &parsed) {
+    // `verify_password` uses the parameters written in the stored hash, not these.
+    match argon2()?.verify_password(password.as_bytes(), &parsed) {
         Ok(()) => Ok(true),
         Err(password_hash::Error::Password) => Ok(false),
         Err(error) => Err(PasswordError::Hash(error.to_string())),
@@ -147,6 +229,15 @@ mod tests {
         assert!(one.chars().all(|c| c.is_ascii_alphanumeric()));
     }
 
+    #[tokio::test]
+    async fn a_burst_waits_its_turn_and_every_check_finishes() {
+        let stored = hash("correct horse").await.expect("hashed");
+        let checks = (0..3 * concurrent_hashes()).map(|_| verify("correct horse", &stored));
+        for outcome in futures_util::future::join_all(checks).await {
+            assert_eq!(outcome, Ok(true));
+        }
+    }
+
     #[test]
     fn weak_passwords_are_refused_with_a_reason() {
         assert_eq!(check_strength("carol", ""), Err(WeakPassword::Empty));
@@ -176,7 +267,10 @@ mod tests {
     async fn hashes_verify_and_differ_by_salt() {
         let first = hash("correct horse").await.expect("hashed");
         let second = hash("correct horse").await.expect("hashed");
-        assert!(first.starts_with("$argon2id$"), "{first}");
+        assert!(
+            first.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{first}"
+        );
         assert_ne!(first, second);
         assert_eq!(verify("correct horse", &first).await, Ok(true));
         assert_eq!(verify("battery staple", &first).await, Ok(false));

@@ -106,6 +106,12 @@ pub(super) async fn connect(database_url: &str) -> Result<(AnyPool, Backend)> {
                 connect_url.push(if database_url.contains('?') { '&' } else { '?' });
                 connect_url.push_str("mode=rwc");
             }
+            if !in_memory && connect_url.contains("mode=rwc") {
+                create_private(database_url).map_err(|source| StoreError::Open {
+                    url: url.clone(),
+                    source: sqlx::Error::Io(source),
+                })?;
+            }
             let pool_options = if in_memory {
                 // An in-memory database lives only as long as a connection to it: keep
                 // exactly one open for the life of the pool (one also avoids shared-cache
@@ -146,6 +152,33 @@ pub(super) async fn connect(database_url: &str) -> Result<(AnyPool, Backend)> {
         .await
         .map_err(|source| StoreError::Migrate { url, source })?;
     Ok((pool, backend))
+}
+
+/// Creates the SQLite file of `database_url` with mode 0600 if it does not exist yet: it holds
+/// password hashes, so other users of the machine may not read it (SQLite gives its `-wal` and
+/// `-shm` files the same mode). SQLite itself would create it with the umask's 0644.
+fn create_private(database_url: &str) -> std::io::Result<()> {
+    let path = database_url
+        .strip_prefix("sqlite://")
+        .or_else(|| database_url.strip_prefix("sqlite:"))
+        .unwrap_or(database_url);
+    let path = std::path::Path::new(path.split('?').next().unwrap_or(path));
+    if path.as_os_str().is_empty() || path.exists() {
+        return Ok(());
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        // Another instance created it at the same moment.
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(error) => Err(std::io::Error::new(
+            error.kind(),
+            format!("{}: {error}", path.display()),
+        )),
+    }
 }
 
 /// The migrator for `backend`, built from the embedded SQL.

@@ -212,6 +212,19 @@ mod tests {
         })
         .await;
         assert!(dir.0.join("wfs.db").exists());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |name: &str| {
+                std::fs::metadata(dir.0.join(name))
+                    .expect("the file exists")
+                    .permissions()
+                    .mode()
+                    & 0o777
+            };
+            // It holds password hashes: readable by its owner only.
+            assert_eq!(mode("wfs.db"), 0o600);
+        }
     }
 
     #[tokio::test]

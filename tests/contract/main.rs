@@ -13,6 +13,7 @@ mod echo;
 mod handshake;
 mod history;
 mod limits;
+mod login_limits;
 mod logs;
 mod official_parser;
 mod pages;

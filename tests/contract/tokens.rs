@@ -158,6 +158,43 @@ async fn verify_answers_200_for_valid_tokens_and_401_otherwise() {
 }
 
 #[tokio::test]
+async fn tokens_not_valid_yet_are_refused_everywhere() {
+    let server = TestServer::start().await;
+    let secret = wfs::auth::Jwt::load_or_create_secret(&server.data_dir, None).unwrap();
+    let key = jsonwebtoken::EncodingKey::from_secret(&secret).unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let sign = |nbf: Option<i64>, iat: i64| {
+        let mut claims = json!({
+            "id": server.alice.id, "exp": now + 3600, "iat": iat,
+            "token_type": "access", "jti": "0123456789abcdef0123456789abcdef",
+        });
+        if let Some(nbf) = nbf {
+            claims["nbf"] = json!(nbf);
+        }
+        jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap()
+    };
+    let not_before_later = sign(Some(now + 600), now);
+    let issued_later = sign(None, now + 600);
+    let fine = sign(Some(now - 10), now);
+    for (token, expected) in [(&not_before_later, 401), (&issued_later, 401), (&fine, 200)] {
+        let (status, _) = post(&server, "/api/jwt/verify", &json!({"token": token})).await;
+        assert_eq!(status, expected, "{token}");
+    }
+    // The channels refuse them at the handshake too.
+    let cairo = server.city("Cairo").await.uuid;
+    let (status, _, body) = http(
+        &server,
+        "GET",
+        &format!("/sse/v1/alert?city_uuid={cairo}&access_token={issued_later}"),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("not valid yet"), "{body}");
+}
+
+#[tokio::test]
 async fn a_revoked_refresh_token_is_refused_on_every_instance() {
     let first = TestServer::start().await;
     let second = first.another_instance(None).await;

@@ -402,5 +402,18 @@ async fn the_first_start_binds_before_it_prints_the_admin_password() {
     assert!(out.contains("WFS_ADMIN_PASSWORD is ignored"), "{out}");
     assert!(!out.contains("too-late-password"), "{out}");
 
+    // The database holds password hashes: only its owner may read it, like the JWT secret.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for file in ["wfs.sqlite3", "jwt-secret"] {
+            let mode = std::fs::metadata(data_dir.join(file))
+                .expect("the file exists")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{file}");
+        }
+    }
+
     let _ = std::fs::remove_dir_all(&data_dir);
 }
