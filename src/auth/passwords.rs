@@ -16,8 +16,8 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use argon2::password_hash::{self, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{self, Output, ParamsString, PasswordHash, Salt, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use tokio::sync::Semaphore;
 
 /// argon2id memory in KiB (19 MiB), passes and lanes: OWASP's recommended baseline.
@@ -117,13 +117,6 @@ pub fn concurrent_hashes() -> usize {
     gate().size
 }
 
-/// The argon2 instance for new hashes.
-fn argon2() -> Result<Argon2<'static>, PasswordError> {
-    let params = Params::new(ARGON2_MEMORY_KIB, ARGON2_PASSES, ARGON2_LANES, None)
-        .map_err(|error| PasswordError::Hash(error.to_string()))?;
-    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
-}
-
 /// The argon2id PHC string of `password` with a fresh random salt.
 pub async fn hash(password: &str) -> Result<String, PasswordError> {
     let password = password.to_owned();
@@ -177,23 +170,79 @@ async fn blocking<T: Send + 'static>(
 fn hash_now(password: &str) -> Result<String, PasswordError> {
     let mut salt = [0u8; 16];
     getrandom::fill(&mut salt).map_err(|error| PasswordError::Random(error.to_string()))?;
-    let salt =
-        SaltString::encode_b64(&salt).map_err(|error| PasswordError::Hash(error.to_string()))?;
-    let hash = argon2()?
-        .hash_password(password.as_bytes(), &salt)
+    let salt = SaltString::encode_b64(&salt).map_err(hash_error)?;
+    let params = Params::new(ARGON2_MEMORY_KIB, ARGON2_PASSES, ARGON2_LANES, None)
         .map_err(|error| PasswordError::Hash(error.to_string()))?;
+    let hash = compute(
+        Algorithm::Argon2id,
+        Version::V0x13,
+        params,
+        password,
+        salt.as_salt(),
+    )?;
     Ok(hash.to_string())
 }
 
 fn check_now(password: &str, stored: &str) -> Result<bool, PasswordError> {
-    let parsed =
-        PasswordHash::new(stored).map_err(|error| PasswordError::Corrupt(error.to_string()))?;
-    // `verify_password` uses the parameters written in the stored hash, not these.
-    match argon2()?.verify_password(password.as_bytes(), &parsed) {
-        Ok(()) => Ok(true),
-        Err(password_hash::Error::Password) => Ok(false),
-        Err(error) => Err(PasswordError::Hash(error.to_string())),
-    }
+    let corrupt = |error: password_hash::Error| PasswordError::Corrupt(error.to_string());
+    let parsed = PasswordHash::new(stored).map_err(corrupt)?;
+    // The stored hash's own algorithm, version and parameters, not today's.
+    let algorithm = Algorithm::try_from(parsed.algorithm).map_err(corrupt)?;
+    let version = parsed
+        .version
+        .map(Version::try_from)
+        .transpose()
+        .map_err(|error| PasswordError::Corrupt(error.to_string()))?
+        .unwrap_or_default();
+    let params = Params::try_from(&parsed).map_err(corrupt)?;
+    let (Some(salt), Some(expected)) = (parsed.salt, &parsed.hash) else {
+        return Err(PasswordError::Corrupt("no salt or no hash".to_owned()));
+    };
+    let computed = compute(algorithm, version, params, password, salt)?;
+    // `Output`'s equality is constant-time.
+    Ok(computed.hash.as_ref() == Some(expected))
+}
+
+/// Bytes reserved for a hash's working memory: more than glibc's largest dynamic mmap
+/// threshold (32 MiB on 64-bit systems). A block that large is always mapped on its own and
+/// unmapped when freed, and freeing it never raises the threshold; a 19 MiB block would, after
+/// the first one, be carved from a per-thread arena that keeps it when freed (observed: 64
+/// logins left 700 MB behind). Only the 19 MiB that argon2 writes become resident.
+const RESERVED_BYTES: usize = 33 * 1024 * 1024;
+
+/// argon2 of `password` with `salt`, its working memory in a block of its own (see
+/// [`RESERVED_BYTES`]), as a PHC hash (what `PasswordHasher::hash_password` makes).
+fn compute<'a>(
+    algorithm: Algorithm,
+    version: Version,
+    params: Params,
+    password: &str,
+    salt: Salt<'a>,
+) -> Result<PasswordHash<'a>, PasswordError> {
+    let mut salt_bytes = [0u8; 64];
+    let salt_bytes = salt.decode_b64(&mut salt_bytes).map_err(hash_error)?;
+    let needed = params.block_count();
+    let mut blocks: Vec<Block> = Vec::with_capacity(needed.max(RESERVED_BYTES / Block::SIZE));
+    blocks.resize(needed, Block::default());
+    let output_len = params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN);
+    let argon2 = Argon2::new(algorithm, version, params.clone());
+    let output = Output::init_with(output_len, |out| {
+        argon2
+            .hash_password_into_with_memory(password.as_bytes(), salt_bytes, out, &mut blocks)
+            .map_err(|_| password_hash::Error::Crypto)
+    })
+    .map_err(hash_error)?;
+    Ok(PasswordHash {
+        algorithm: algorithm.ident(),
+        version: Some(version.into()),
+        params: ParamsString::try_from(&params).map_err(hash_error)?,
+        salt: Some(salt),
+        hash: Some(output),
+    })
+}
+
+fn hash_error(error: password_hash::Error) -> PasswordError {
+    PasswordError::Hash(error.to_string())
 }
 
 /// A password of ASCII letters and digits: safe to paste anywhere, never mistaken for a flag.
@@ -219,6 +268,31 @@ pub fn generate() -> Result<String, PasswordError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hashes_of_the_argon2_crate_and_of_others_parameters_still_verify() {
+        use argon2::PasswordHasher;
+        let salt = SaltString::encode_b64(b"sixteen byte slt").expect("salt");
+        for params in [
+            Params::default(),
+            Params::new(4096, 3, 2, None).expect("params"),
+        ] {
+            let made = Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+                .hash_password(b"correct horse", &salt)
+                .expect("hashed")
+                .to_string();
+            assert_eq!(check_now("correct horse", &made), Ok(true), "{made}");
+            assert_eq!(check_now("battery staple", &made), Ok(false), "{made}");
+        }
+        // And ours are what the crate itself would make with these parameters.
+        let ours = hash_now("correct horse").expect("hashed");
+        let parsed = PasswordHash::new(&ours).expect("phc");
+        let theirs = Argon2::default()
+            .hash_password(b"correct horse", parsed.salt.expect("salt"))
+            .expect("hashed")
+            .to_string();
+        assert_eq!(ours, theirs);
+    }
 
     #[test]
     fn generated_passwords_differ() {
