@@ -149,12 +149,23 @@ impl Served {
             }
         })
         .await;
-        Served {
+        let served = Served {
             port,
             data_dir,
             owned,
             child,
-        }
+        };
+        // The first start creates `admin` just after it binds the address: wait for it, as
+        // `wfs alert` signs its token as the admin.
+        let store = served.store().await;
+        within("the admin is created", async {
+            while !matches!(store.first_admin().await, Ok(Some(_))) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        store.close().await;
+        served
     }
 
     /// The served database, opened beside the server (SQLite in WAL mode allows it).
