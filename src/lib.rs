@@ -10,7 +10,8 @@
 //!   [`redis_bus`] carries them across instances; [`health`] reports on both.
 //! - [`store`]: cities, users and alerts (SQLite or PostgreSQL), a file per table;
 //!   [`auth`]: JWT tokens, the signing secret, passwords.
-//! - [`accounts`]: `wfs user ...` and the admin account on the first start.
+//! - [`accounts`]: `wfs user ...` and the admin account on the first start; [`client_addr`]:
+//!   who the client of a request is (the peer, or what a trusted proxy says).
 //! - [`http`]: the Host/Origin gate; [`api`]: the REST API (poem-openapi) under `/api`;
 //!   [`sse`]: alerts as Server-Sent Events; [`pages`]: the browser pages.
 //! - [`app()`] assembles the route tree; [`serve`] runs it until shutdown. Nothing else lives

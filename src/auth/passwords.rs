@@ -12,8 +12,8 @@
 //! refused at once with [`PasswordError::Busy`] (the API answers 503 with `Retry-After`). The
 //! memory of a hash is freed when it ends, so a burst leaves no lasting growth.
 
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use argon2::password_hash::{self, Output, ParamsString, PasswordHash, Salt, SaltString};
@@ -95,20 +95,71 @@ pub enum PasswordError {
 
 /// The hashes allowed to run at once (one per core) and how many wait for one.
 struct Gate {
-    permits: Semaphore,
+    permits: Arc<Semaphore>,
     size: usize,
+    /// Waiters beyond this are refused at once.
+    queue_limit: usize,
+    /// How long a waiter waits.
+    wait: Duration,
     waiting: AtomicUsize,
+}
+
+/// Counts a waiter for as long as it waits, even if its request is dropped meanwhile.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Gate {
+    fn new(size: usize, queue_limit: usize, wait: Duration) -> Gate {
+        Gate {
+            permits: Arc::new(Semaphore::new(size)),
+            size,
+            queue_limit,
+            wait,
+            waiting: AtomicUsize::new(0),
+        }
+    }
+
+    /// Runs CPU-heavy work (argon2) on the blocking pool once a permit is free.
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> Result<T, PasswordError> + Send + 'static,
+    ) -> Result<T, PasswordError> {
+        let permit = match self.permits.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                let before = self.waiting.fetch_add(1, Ordering::AcqRel);
+                let _waiting = Waiting(&self.waiting);
+                if before >= self.queue_limit {
+                    return Err(PasswordError::Busy);
+                }
+                tokio::time::timeout(self.wait, self.permits.clone().acquire_owned())
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+                    .ok_or(PasswordError::Busy)?
+            }
+        };
+        // The permit goes with the work: if the request is dropped meanwhile, the hash still
+        // runs to its end and holds its core (and memory) until then.
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            work()
+        })
+        .await
+        .map_err(|error| PasswordError::Hash(format!("the hashing task did not finish: {error}")))?
+    }
 }
 
 fn gate() -> &'static Gate {
     static GATE: OnceLock<Gate> = OnceLock::new();
     GATE.get_or_init(|| {
         let size = std::thread::available_parallelism().map_or(1, usize::from);
-        Gate {
-            permits: Semaphore::new(size),
-            size,
-            waiting: AtomicUsize::new(0),
-        }
+        Gate::new(size, QUEUED_PER_PERMIT * size, QUEUE_WAIT)
     })
 }
 
@@ -139,32 +190,7 @@ pub async fn waste_a_check(password: &str) -> Result<(), PasswordError> {
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, PasswordError> + Send + 'static,
 ) -> Result<T, PasswordError> {
-    let gate = gate();
-    let permit = match gate.permits.try_acquire() {
-        Ok(permit) => permit,
-        Err(_) => {
-            let waiting = gate.waiting.fetch_add(1, Ordering::AcqRel);
-            let acquired = if waiting >= QUEUED_PER_PERMIT * gate.size {
-                None
-            } else {
-                tokio::time::timeout(QUEUE_WAIT, gate.permits.acquire())
-                    .await
-                    .ok()
-                    .and_then(Result::ok)
-            };
-            gate.waiting.fetch_sub(1, Ordering::AcqRel);
-            acquired.ok_or(PasswordError::Busy)?
-        }
-    };
-    // The permit goes with the work: if the request is dropped meanwhile, the hash still runs
-    // to its end and holds its core (and memory) until then.
-    let outcome = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        work()
-    })
-    .await;
-    outcome
-        .map_err(|error| PasswordError::Hash(format!("the hashing task did not finish: {error}")))?
+    gate().run(work).await
 }
 
 fn hash_now(password: &str) -> Result<String, PasswordError> {
@@ -310,6 +336,42 @@ mod tests {
         for outcome in futures_util::future::join_all(checks).await {
             assert_eq!(outcome, Ok(true));
         }
+    }
+
+    #[tokio::test]
+    async fn beyond_the_queue_checks_are_refused_as_busy_and_a_dropped_waiter_leaves_no_trace() {
+        let gate = Arc::new(Gate::new(1, 1, Duration::from_secs(10)));
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let busy = {
+            let gate = gate.clone();
+            tokio::spawn(async move {
+                gate.run(move || {
+                    let _ = held.recv_timeout(Duration::from_secs(10));
+                    Ok(())
+                })
+                .await
+            })
+        };
+        while gate.permits.available_permits() != 0 {
+            tokio::task::yield_now().await;
+        }
+        // One may wait; it is dropped (its client went away) and counts no more.
+        let waiter = gate.run(|| Ok(()));
+        let dropped = tokio::time::timeout(Duration::from_millis(50), waiter).await;
+        assert!(dropped.is_err(), "it waited");
+        assert_eq!(gate.waiting.load(Ordering::Acquire), 0);
+        // With one waiting, the next is refused at once.
+        let first = tokio::spawn({
+            let gate = gate.clone();
+            async move { gate.run(|| Ok(())).await }
+        });
+        while gate.waiting.load(Ordering::Acquire) == 0 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(gate.run(|| Ok(())).await, Err(PasswordError::Busy));
+        release.send(()).expect("released");
+        assert_eq!(busy.await.expect("joined"), Ok(()));
+        assert_eq!(first.await.expect("joined"), Ok(()));
     }
 
     #[test]
