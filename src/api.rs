@@ -174,14 +174,22 @@ pub enum ObtainResponse {
     /// `Retry-After` seconds.
     #[oai(status = 429)]
     TooManyRequests(Json<ErrorBody>, #[oai(header = "Retry-After")] u64),
-    /// The user store is unavailable.
+    /// The user store is unavailable, or too many password checks are running at once: try
+    /// again after `Retry-After` seconds.
     #[oai(status = 503)]
-    Unavailable(Json<ErrorBody>),
-    /// Too many password checks at once: try again after `Retry-After` seconds.
-    #[oai(status = 503)]
-    Busy(Json<ErrorBody>, #[oai(header = "Retry-After")] u64),
+    Unavailable(Json<ErrorBody>, #[oai(header = "Retry-After")] u64),
 }
-from_problem!(ObtainResponse { BAD_REQUEST => BadRequest, UNAUTHORIZED => Unauthorized });
+
+// By hand rather than `from_problem!`: the 503 here carries `Retry-After`.
+impl From<Problem> for ObtainResponse {
+    fn from(problem: Problem) -> ObtainResponse {
+        match problem.status {
+            StatusCode::BAD_REQUEST => ObtainResponse::BadRequest(problem.body()),
+            StatusCode::UNAUTHORIZED => ObtainResponse::Unauthorized(problem.body()),
+            _ => ObtainResponse::Unavailable(problem.body(), 5),
+        }
+    }
+}
 
 /// A city.
 #[derive(Debug, Object)]
@@ -411,12 +419,14 @@ impl Api {
                 )
                 .into()
             }
-            Err(crate::store::StoreError::Password(PasswordError::Busy)) => ObtainResponse::Busy(
-                Json(ErrorBody {
-                    detail: "Too many logins at once; try again in a moment.".to_owned(),
-                }),
-                1,
-            ),
+            Err(crate::store::StoreError::Password(PasswordError::Busy)) => {
+                ObtainResponse::Unavailable(
+                    Json(ErrorBody {
+                        detail: "Too many logins at once; try again in a moment.".to_owned(),
+                    }),
+                    1,
+                )
+            }
             Err(error) => Problem::unavailable("token request", &error).into(),
         }
     }
