@@ -255,6 +255,11 @@ fn weak(reason: passwords::WeakPassword) -> Failure {
 /// folder that is not the server's (its first start creates the database and `admin`).
 async fn open_existing(data: &DataArgs) -> anyhow::Result<Store> {
     let url = match &data.database_url {
+        // A SQLite URL is opened read-write, never created (the store would add `mode=rwc`).
+        Some(url) if url.starts_with("sqlite:") && !url.contains("mode=") => {
+            let separator = if url.contains('?') { '&' } else { '?' };
+            format!("{url}{separator}mode=rw")
+        }
         Some(url) => url.clone(),
         None => {
             let file = data.data_dir.join(crate::cli::DATABASE_FILE);

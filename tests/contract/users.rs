@@ -190,6 +190,22 @@ async fn user_commands_never_create_a_database() {
     assert!(stderr.contains("There is no wfs database in"), "{stderr}");
     assert!(stderr.contains("--data-dir"), "{stderr}");
     assert!(!empty.exists(), "a data directory was created");
+
+    // Nor through a SQLite URL naming a file that does not exist.
+    std::fs::create_dir_all(&empty).expect("folder");
+    let file = empty.join("elsewhere.sqlite3");
+    let output = within(
+        "wfs user list",
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_wfs"))
+            .args(["user", "list"])
+            .env("WFS_DATABASE_URL", format!("sqlite://{}", file.display()))
+            .output(),
+    )
+    .await
+    .expect("wfs runs");
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stdout));
+    assert!(!file.exists(), "a database was created");
+    let _ = std::fs::remove_dir_all(&empty);
 }
 
 /// An admin's and alice's bearer headers.
