@@ -39,9 +39,17 @@ fn fixture_documents() -> Vec<PathBuf> {
         .expect("fixtures folder")
         .flatten()
         .map(|entry| entry.path())
+        // A multi-file fixture is a folder whose root document is `main.yaml`.
+        .map(|path| {
+            if path.is_dir() {
+                path.join("main.yaml")
+            } else {
+                path
+            }
+        })
         .filter(|path| path.extension().is_some_and(|e| e == "yaml" || e == "json"))
+        .filter(|path| path.is_file())
         .collect();
-    documents.push(dir.join("refs/main.yaml"));
     documents.sort();
     documents
 }
@@ -77,7 +85,7 @@ fn every_corpus_document_and_fixture_generates_code_that_compiles() {
             .unwrap()
             .to_string_lossy();
         let stem = document.file_stem().unwrap().to_string_lossy();
-        let module = format!("v{}_{}", version.replace('.', "_"), stem.replace('-', "_"));
+        let module = format!("v{version}_{stem}").replace(['.', '-'], "_");
         let settings =
             wfs_codegen::Settings::default().with_source_name(format!("{version}/{stem}"));
         match wfs_codegen::Generator::new(settings).generate_file(document) {

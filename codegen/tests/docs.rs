@@ -216,6 +216,14 @@ fn every_heading_has_a_permalink() {
     }
 }
 
+/// Pointers through a cross-file `$ref` (`#/channels/echo/messages/echo` where `#/channels/echo`
+/// is in another file) resolve in the docs as in the code.
+#[test]
+fn cross_file_pointers_render() {
+    let html = render(&manifest_dir().join("tests/fixtures/generate/cross-file/main.yaml"));
+    insta::assert_snapshot!("cross_file_pointers_outline", outline(&html));
+}
+
 #[test]
 fn v1_contract_outline() {
     let html = render(&repo_root().join("asyncapi/v1-schema.yaml"));

@@ -36,6 +36,12 @@ generated! {
     oneof => "tests/fixtures/generate/oneof.yaml",
     discriminator => "tests/fixtures/generate/discriminator.yaml",
     refs_across_files => "tests/fixtures/generate/refs/main.yaml",
+    cross_file_pointers => "tests/fixtures/generate/cross-file/main.yaml",
+    unused_parameter => "tests/fixtures/generate/unused-parameter.yaml",
+    url_channel_name => "tests/fixtures/generate/url-channel.yaml",
+    validator_keywords => "tests/fixtures/generate/validator-keywords.yaml",
+    tuples => "tests/fixtures/generate/tuples.yaml",
+    mixed_address => "tests/fixtures/generate/mixed-address.yaml",
     asyncapi_2_6 => "tests/fixtures/generate/v2.yaml",
     shared_address => "tests/fixtures/generate/shared-address.yaml",
     json_and_3_1 => "tests/fixtures/generate/json-3-1.json",
@@ -58,6 +64,17 @@ refused! {
     error_unsupported_constructs => "tests/fixtures/broken/unsupported.yaml",
     error_several_problems_at_once => "tests/fixtures/broken/several-problems.yaml",
     error_remote_and_missing_refs => "tests/fixtures/broken/remote-and-missing-refs.yaml",
+}
+
+/// Warnings do not stop generation, and each says where it is, like an error.
+#[test]
+fn an_unused_parameter_is_a_located_warning() {
+    let path = "tests/fixtures/generate/unused-parameter.yaml";
+    let (contract, _) = Generator::default()
+        .generate_file(path)
+        .unwrap_or_else(|error| panic!("{path} should generate:\n{error}"));
+    let warnings: Vec<String> = contract.warnings.iter().map(ToString::to_string).collect();
+    insta::assert_snapshot!("warning_unused_parameter", warnings.join("\n"));
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! `cargo xtask codegen --input FILE [--out DIR]`: the generator on any AsyncAPI document.
 //!
 //! Writes the generated Rust to `DIR/<file stem>.rs` (or prints it when no `--out` is given);
-//! a broken document prints one located error per problem and exits 1.
+//! a broken document prints one located error per problem and exits 1. Warnings (located the
+//! same way) are printed on stderr and do not change the exit status.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,7 +27,11 @@ pub fn run(args: &[String]) -> anyhow::Result<ExitCode> {
     let input = input.context("--input FILE is required")?;
     let settings = wfs_codegen::Settings::default().with_source_name(input.display().to_string());
     match wfs_codegen::Generator::new(settings).generate_file(&input) {
-        Ok((_, code)) => {
+        Ok((contract, code)) => {
+            // Warnings go to stderr, apart from the code (which may be printed to stdout).
+            for warning in &contract.warnings {
+                eprintln!("warning: {warning}");
+            }
             match out {
                 Some(dir) => {
                     std::fs::create_dir_all(&dir)

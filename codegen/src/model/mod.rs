@@ -51,6 +51,9 @@ pub struct Contract {
     /// some `$ref` points at, in the order first met.
     pub schemas: Vec<Schema>,
     pub security_schemes: Vec<SecurityScheme>,
+    /// What loading found worth a maintainer's attention without refusing the document (a
+    /// parameter the address does not use ...), located, in file and line order.
+    pub warnings: Vec<Diagnostic>,
     /// Where every node of every file is, to locate problems found after loading.
     maps: Vec<(PathBuf, yaml::SourceMap)>,
 }
@@ -402,8 +405,12 @@ impl Builder {
         }
     }
 
-    fn finish(self, asyncapi: String, root_parts: RootParts) -> Contract {
+    fn finish(mut self, asyncapi: String, root_parts: RootParts) -> Contract {
+        let mut warnings = std::mem::take(&mut self.sources.warnings);
+        warnings.sort();
+        warnings.dedup();
         Contract {
+            warnings,
             files: self.sources.paths(),
             maps: self.sources.maps(),
             asyncapi,

@@ -202,7 +202,7 @@ pub(crate) fn bundle(schemas: &[Schema], id: SchemaId) -> Value {
             }
         });
     }
-    let mut root = match &schemas[id].value {
+    let root = match &schemas[id].value {
         Value::Object(map) => map.clone(),
         // `true`/`false` schemas: wrap so definitions can sit beside them.
         other => {
@@ -211,18 +211,75 @@ pub(crate) fn bundle(schemas: &[Schema], id: SchemaId) -> Value {
             map
         }
     };
-    root.insert(
-        "$schema".to_owned(),
-        Value::String("http://json-schema.org/draft-07/schema#".to_owned()),
-    );
+    let definitions: Map<String, Value> = reached
+        .iter()
+        .map(|&index| (schemas[index].name.clone(), schemas[index].value.clone()))
+        .collect();
+    // Draft-07 unless a keyword only a later draft has is used (a draft-07 validator would
+    // silently ignore it); the later draft then reads draft-07's tuple keywords in its own.
+    let later = uses_later_draft(&Value::Object(root.clone()))
+        || definitions.values().any(uses_later_draft);
+    let mut root = Value::Object(root);
+    let mut definitions = Value::Object(definitions);
+    let draft = if later {
+        to_2020_12(&mut root);
+        to_2020_12(&mut definitions);
+        "https://json-schema.org/draft/2020-12/schema"
+    } else {
+        "http://json-schema.org/draft-07/schema#"
+    };
+    let Value::Object(mut root) = root else {
+        return root;
+    };
+    root.insert("$schema".to_owned(), Value::String(draft.to_owned()));
     if !reached.is_empty() {
-        let definitions: Map<String, Value> = reached
-            .iter()
-            .map(|&index| (schemas[index].name.clone(), schemas[index].value.clone()))
-            .collect();
-        root.insert("definitions".to_owned(), Value::Object(definitions));
+        root.insert("definitions".to_owned(), definitions);
     }
     Value::Object(root)
+}
+
+/// Keywords of JSON Schema 2019-09 / 2020-12 that draft-07 does not have.
+const LATER_DRAFT_KEYWORDS: &[&str] = &[
+    "dependentSchemas",
+    "dependentRequired",
+    "unevaluatedProperties",
+    "unevaluatedItems",
+    "prefixItems",
+];
+
+fn uses_later_draft(value: &Value) -> bool {
+    match value {
+        Value::Object(map) => map.iter().any(|(key, inner)| {
+            LATER_DRAFT_KEYWORDS.contains(&key.as_str())
+                || (!DATA_KEYWORDS.contains(&key.as_str()) && uses_later_draft(inner))
+        }),
+        Value::Array(items) => items.iter().any(uses_later_draft),
+        _ => false,
+    }
+}
+
+/// Rewrites draft-07 tuple arrays (`items: [..]` with `additionalItems`) as 2020-12 reads them
+/// (`prefixItems` with `items`), so a schema that mixes both stays one valid document.
+fn to_2020_12(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            if matches!(map.get("items"), Some(Value::Array(_))) {
+                if let Some(positions) = map.remove("items") {
+                    map.insert("prefixItems".to_owned(), positions);
+                }
+                if let Some(rest) = map.remove("additionalItems") {
+                    map.insert("items".to_owned(), rest);
+                }
+            }
+            for (key, inner) in map.iter_mut() {
+                if !DATA_KEYWORDS.contains(&key.as_str()) {
+                    to_2020_12(inner);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(to_2020_12),
+        _ => {}
+    }
 }
 
 /// Calls `found` with the name of every `#/definitions/<name>` reference in a schema value.

@@ -752,7 +752,12 @@ fn params_struct(channel: &Channel, plan: &ChannelPlan) -> TokenStream {
     };
     let query_pairs = pairs("query");
     let header_pairs = pairs("header");
-    let address = channel.address.clone().unwrap_or_default();
+    let address = channel
+        .address
+        .as_deref()
+        .map(served_path)
+        .unwrap_or_default();
+    let (address_static, address_methods) = address_parts(channel, plan);
     let path_replacements = plan.params.iter().filter(|f| f.location == "path").map(|field| {
         let ident = &field.ident;
         let placeholder = format!("{{{}}}", field.name);
@@ -819,6 +824,7 @@ fn params_struct(channel: &Channel, plan: &ChannelPlan) -> TokenStream {
         }
 
         #params_schema_static
+        #address_static
 
         impl #name {
             /// Reads and checks the parameters of a handshake; every problem is reported.
@@ -826,7 +832,8 @@ fn params_struct(channel: &Channel, plan: &ChannelPlan) -> TokenStream {
                 #from_handshake_body
             }
 
-            /// The channel address with its `{...}` parameters filled in.
+            /// The path the channel is served at, with its `{...}` parameters filled in
+            /// (percent-encoded), for a client's handshake.
             pub fn path(&self) -> ::std::string::String {
                 #path_body
             }
@@ -840,8 +847,96 @@ fn params_struct(channel: &Channel, plan: &ChannelPlan) -> TokenStream {
             pub fn header_pairs(&self) -> ::std::vec::Vec<(&'static str, ::std::string::String)> {
                 #header_pairs
             }
+
+            #address_methods
         }
     }
+}
+
+/// The typed address builder and parser of a channel with an address: `ADDRESS` (its
+/// template), `Params::address()` and `Params::from_address()`. They work on the address as
+/// written, whatever the protocol (an MQTT topic, a Kafka topic, a WebSocket path).
+fn address_parts(channel: &Channel, plan: &ChannelPlan) -> (TokenStream, TokenStream) {
+    let Some(address) = &channel.address else {
+        return (TokenStream::new(), TokenStream::new());
+    };
+    let template = template(address);
+    let static_doc = format!("The address of channel `{}`: `{address}`.", channel.key);
+    let path_fields: Vec<&ParamField> = plan
+        .params
+        .iter()
+        .filter(|f| f.location == "path")
+        .collect();
+    let fills = path_fields.iter().map(|field| {
+        let ident = &field.ident;
+        let placeholder = format!("{{{}}}", field.name);
+        quote!(address = address.replace(#placeholder, &self.#ident.to_string());)
+    });
+    let builder = if path_fields.is_empty() {
+        quote!(::std::string::String::from(#address))
+    } else {
+        quote! {
+            let mut address = ::std::string::String::from(#address);
+            #(#fills)*
+            address
+        }
+    };
+    let key = &channel.key;
+    let mismatch = quote! {
+        return ::std::result::Result::Err(::wfs_runtime::ParamsError::not_an_address(address, #key, #address));
+    };
+    let parses = path_fields.iter().map(|field| {
+        let ident = &field.ident;
+        let name = &field.name;
+        let parser = field.kind.parser();
+        quote! {
+            let #ident = ::wfs_runtime::params::parse(&mut errors, "path", #name, value(#name), true, #parser);
+        }
+    });
+    let idents: Vec<&Ident> = path_fields.iter().map(|f| &f.ident).collect();
+    let rest = if path_fields.len() < plan.params.len() {
+        quote!(..::std::default::Default::default())
+    } else {
+        TokenStream::new()
+    };
+    let parser_body = if path_fields.is_empty() {
+        quote! {
+            if ADDRESS.parse(address).is_none() {
+                #mismatch
+            }
+            ::std::result::Result::Ok(Self::default())
+        }
+    } else {
+        quote! {
+            let ::std::option::Option::Some(values) = ADDRESS.parse(address) else {
+                #mismatch
+            };
+            let value = |name: &str| values.iter().find(|(key, _)| *key == name).map(|(_, value)| *value);
+            let mut errors = ::wfs_runtime::ParamsError::default();
+            #(#parses)*
+            let (#(::std::option::Option::Some(#idents),)*) = (#(#idents,)*) else {
+                return ::std::result::Result::Err(errors);
+            };
+            ::std::result::Result::Ok(Self { #(#idents,)* #rest })
+        }
+    };
+    let statics = quote! {
+        #[doc = #static_doc]
+        pub static ADDRESS: ::wfs_runtime::address::Template = #template;
+    };
+    let methods = quote! {
+        /// The channel address as written in the contract, with its `{...}` parameters filled in.
+        pub fn address(&self) -> ::std::string::String {
+            #builder
+        }
+
+        /// Reads the `{...}` parameters of an address of this channel, matched exactly against
+        /// [`ADDRESS`]; the query and header fields keep their defaults.
+        pub fn from_address(address: &str) -> ::std::result::Result<Self, ::wfs_runtime::ParamsError> {
+            #parser_body
+        }
+    };
+    (statics, methods)
 }
 
 fn capitalise(text: &str) -> String {
@@ -856,6 +951,8 @@ fn capitalise(text: &str) -> String {
 /// served (AsyncAPI leaves such addresses to be found at run time).
 pub(crate) struct Endpoint {
     pub address: String,
+    /// The path it is served at (see [`served_path`]).
+    pub path: String,
     pub route: String,
     pub name: Ident,
     pub channels: Vec<usize>,
@@ -878,17 +975,8 @@ pub(crate) fn endpoints(
             endpoint.channels.push(index);
             continue;
         }
-        let route = match route_of(address) {
-            Ok(route) => route,
-            Err(why) => {
-                problems.push(contract.diagnostic(
-                    &channel.origin.file,
-                    &format!("{}/address", channel.origin.pointer),
-                    why,
-                ));
-                continue;
-            }
-        };
+        let path = served_path(address);
+        let route = route_of(&path);
         if let Some(other) = endpoints.iter().find(|e| e.route == route) {
             problems.push(contract.diagnostic(
                 &channel.origin.file,
@@ -900,10 +988,11 @@ pub(crate) fn endpoints(
             ));
             continue;
         }
-        let base = address.trim_matches('/').to_snake_case();
+        let base = path.trim_matches('/').to_snake_case();
         let name = unique(&mut names, if base.is_empty() { "root" } else { &base });
         endpoints.push(Endpoint {
             address: address.clone(),
+            path,
             route,
             name: format_ident!("{}", name.to_upper_camel_case()),
             channels: vec![index],
@@ -916,32 +1005,83 @@ pub(crate) fn endpoints(
     }
 }
 
-/// The poem route of an address: `{name}` segments become `:name`.
-fn route_of(address: &str) -> Result<String, String> {
-    let mut route = String::new();
-    for segment in address.trim_start_matches('/').split('/') {
-        route.push('/');
-        if let Some(name) = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(format!(
-                    "parameter `{{{name}}}` must be a name of letters, digits and `_` to be served"
-                ));
-            }
-            route.push(':');
-            route.push_str(name);
-        } else if segment.contains('{') || segment.contains('}') {
-            return Err(format!(
-                "address segment `{segment}` mixes a parameter with text; only whole-segment parameters (`/{{id}}/`) can be served"
-            ));
-        } else if segment.contains(':') || segment.contains('*') || segment.contains('<') {
-            return Err(format!(
-                "address segment `{segment}` contains `:`, `*` or `<`, which routes cannot hold"
-            ));
+/// The path a channel is served at: its address with a leading `/`; for a 2.x channel named
+/// by a URL (`https://example.com/books/{id}`), the URL's path (`/books/{id}`), as a client
+/// connecting to that URL asks for it.
+pub(crate) fn served_path(address: &str) -> String {
+    let path = match address.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("", |slash| &rest[slash..]),
+        None => address,
+    };
+    let path = path.split(['?', '#']).next().unwrap_or_default();
+    format!("/{}", path.trim_start_matches('/'))
+}
+
+/// An address as text and `{name}` pieces: `(false, text)` or `(true, name)`.
+fn pieces(address: &str) -> Vec<(bool, String)> {
+    let mut pieces = Vec::new();
+    let mut rest = address;
+    while let Some(start) = rest.find('{') {
+        let Some(length) = rest[start..].find('}') else {
+            break;
+        };
+        if start > 0 {
+            pieces.push((false, rest[..start].to_owned()));
+        }
+        pieces.push((true, rest[start + 1..start + length].to_owned()));
+        rest = &rest[start + length + 1..];
+    }
+    if !rest.is_empty() {
+        pieces.push((false, rest.to_owned()));
+    }
+    pieces
+}
+
+/// `::wfs_runtime::address::Template` of an address, to match it exactly.
+pub(crate) fn template(address: &str) -> TokenStream {
+    let pieces = pieces(address).into_iter().map(|(is_param, text)| {
+        if is_param {
+            quote!(::wfs_runtime::address::Piece::Param(#text))
         } else {
+            quote!(::wfs_runtime::address::Piece::Text(#text))
+        }
+    });
+    quote!(::wfs_runtime::address::Template::new(&[#(#pieces),*]))
+}
+
+/// The poem route of a served path. A whole-segment `{name}` becomes a `:pN` parameter; a
+/// segment that mixes text and parameters (`TRADE-{a}--{b}`), or holds a character routes
+/// give a meaning to (`:`, `*`, `<`), becomes a regular expression of its text, so different
+/// texts are different routes. Either way the handshake matches the path exactly against the
+/// channel's address template, which is what reads the parameters.
+fn route_of(path: &str) -> String {
+    let mut route = String::new();
+    for (index, segment) in path.trim_start_matches('/').split('/').enumerate() {
+        route.push('/');
+        let segment_pieces = pieces(segment);
+        if let [(true, _)] = segment_pieces.as_slice() {
+            route.push_str(&format!(":p{index}"));
+        } else if !segment.contains(['{', '}', ':', '*', '<', '>']) {
             route.push_str(segment);
+        } else {
+            route.push_str("<^");
+            for (is_param, text) in segment_pieces {
+                if is_param {
+                    route.push_str("[^/]+");
+                } else {
+                    for c in text.chars() {
+                        if c.is_ascii_alphanumeric() {
+                            route.push(c);
+                        } else {
+                            route.push_str(&format!("\\x{{{:x}}}", u32::from(c)));
+                        }
+                    }
+                }
+            }
+            route.push('>');
         }
     }
-    Ok(route)
+    route
 }
 
 /// The endpoint functions and socket handlers, and `routes`.
@@ -971,11 +1111,17 @@ pub(crate) fn serving(
         }));
         let serve_fn = format_ident!("serve_{}", endpoint.name.to_string().to_snake_case());
         let socket = format_ident!("{}Socket", endpoint.name);
-        let path_names: Vec<String> = contract.channels[channels[0].id]
-            .parameters
-            .iter()
-            .map(|p| p.name.clone())
-            .collect();
+        // The channel's own `ADDRESS` when it is the served path (most addresses are).
+        let path_template = if endpoint.path == endpoint.address {
+            let module = &channels[0].module;
+            quote!(super::#module::ADDRESS)
+        } else {
+            let template = template(&endpoint.path);
+            quote!({
+                static PATH: ::wfs_runtime::address::Template = #template;
+                PATH
+            })
+        };
         let state_fields: Vec<Ident> = channels
             .iter()
             .map(|plan| format_ident!("{}_state", plan.module.to_string().trim_start_matches("r#")))
@@ -1048,14 +1194,15 @@ pub(crate) fn serving(
             let connection = invalid_plan.ident("Connection");
             quote!(<S as super::#module::#trait_name>::on_invalid_frame(&self.app, &super::#module::#connection::new(connection.clone()), &self.#invalid_state, error).await;)
         };
-        let path_names_lit = path_names.iter().map(String::as_str);
         let doc = format!("Serves `{}`.", endpoint.address);
         items.push(quote! {
             #[doc = #doc]
             pub(super) async fn #serve_fn<S>(app: ::std::sync::Arc<S>, config: ::std::sync::Arc<::wfs_runtime::Config>, request: ::wfs_runtime::poem::Request) -> ::wfs_runtime::poem::Response
             where S: #(#bounds)+*
             {
-                let handshake = ::wfs_runtime::Handshake::from_request(&request, &[#(#path_names_lit),*]);
+                let ::std::option::Option::Some(handshake) = ::wfs_runtime::Handshake::from_address(&request, &#path_template) else {
+                    return ::wfs_runtime::socket::refuse(&request, config, ::wfs_runtime::Reject::Http { status: 404, body: ::std::string::String::from("Not Found") }).await;
+                };
                 #(#connects)*
                 ::wfs_runtime::socket::upgrade(&request, config, #socket { app, #(#state_fields,)* }).await
             }
