@@ -77,6 +77,36 @@ fn an_unused_parameter_is_a_located_warning() {
     insta::assert_snapshot!("warning_unused_parameter", warnings.join("\n"));
 }
 
+/// The fixtures whose generated code the runtime's tests serve over a real WebSocket
+/// (`runtime/tests/generated/`) are committed as the generator makes them today, like the
+/// snapshots. `WFS_BLESS=1 cargo test -p wfs-codegen --test generate` rewrites them.
+#[test]
+fn code_served_by_the_runtime_tests_is_fresh() {
+    for (fixture, file) in [
+        ("mixed-address.yaml", "mixed_address.rs"),
+        ("validator-keywords.yaml", "validator_keywords.rs"),
+    ] {
+        let source = format!("codegen/tests/fixtures/generate/{fixture}");
+        let settings = Settings::default().with_source_name(&source);
+        let code = match Generator::new(settings).generate_file(format!("../{source}")) {
+            Ok((_, code)) => code,
+            Err(error) => panic!("{source} should generate:\n{error}"),
+        };
+        let path = std::path::Path::new("../runtime/tests/generated").join(file);
+        if std::fs::read_to_string(&path).ok().as_deref() == Some(code.as_str()) {
+            continue;
+        }
+        if std::env::var_os("WFS_BLESS").is_some() {
+            std::fs::write(&path, code).unwrap();
+        } else {
+            panic!(
+                "{} is stale: run `WFS_BLESS=1 cargo test -p wfs-codegen --test generate`",
+                path.display()
+            );
+        }
+    }
+}
+
 #[test]
 fn the_same_contract_gives_byte_identical_output() {
     let first = generate("../asyncapi/v1-schema.yaml");

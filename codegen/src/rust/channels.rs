@@ -982,7 +982,9 @@ pub(crate) fn endpoints(
                 &channel.origin.file,
                 &format!("{}/address", channel.origin.pointer),
                 format!(
-                    "address `{address}` is the same route as `{}` (only parameter names differ)",
+                    "unsupported: address `{address}` cannot be served beside `{}`: both are \
+                     routed as `{route}` (they differ only in parameter names, or after the \
+                     first parameter of a segment); give one of them a distinct text before it",
                     other.address
                 ),
             ));
@@ -1049,36 +1051,25 @@ pub(crate) fn template(address: &str) -> TokenStream {
     quote!(::wfs_runtime::address::Template::new(&[#(#pieces),*]))
 }
 
-/// The poem route of a served path. A whole-segment `{name}` becomes a `:pN` parameter; a
-/// segment that mixes text and parameters (`TRADE-{a}--{b}`), or holds a character routes
-/// give a meaning to (`:`, `*`, `<`), becomes a regular expression of its text, so different
-/// texts are different routes. Either way the handshake matches the path exactly against the
-/// channel's address template, which is what reads the parameters.
+/// The poem route of a served path. A plain segment is itself; any other segment (a `{name}`,
+/// text mixed with parameters as in `TRADE-{a}--{b}`, or a character routes give a meaning to:
+/// `:`, `*`, `<`) becomes its text up to the first such character followed by a `:pN`
+/// parameter, which takes the rest of the segment. So `TRADE-{a}--{b}` and `c{type}` are
+/// different routes, and the handshake then matches the path exactly against the channel's
+/// address template, which is what reads the parameters.
+///
+/// Not a regular-expression route (`<^TRADE-[^/]+>`): poem 3.1 drops a node's regular
+/// expression children when a later route splits that node, so such routes can vanish.
 fn route_of(path: &str) -> String {
     let mut route = String::new();
     for (index, segment) in path.trim_start_matches('/').split('/').enumerate() {
         route.push('/');
-        let segment_pieces = pieces(segment);
-        if let [(true, _)] = segment_pieces.as_slice() {
-            route.push_str(&format!(":p{index}"));
-        } else if !segment.contains(['{', '}', ':', '*', '<', '>']) {
-            route.push_str(segment);
-        } else {
-            route.push_str("<^");
-            for (is_param, text) in segment_pieces {
-                if is_param {
-                    route.push_str("[^/]+");
-                } else {
-                    for c in text.chars() {
-                        if c.is_ascii_alphanumeric() {
-                            route.push(c);
-                        } else {
-                            route.push_str(&format!("\\x{{{:x}}}", u32::from(c)));
-                        }
-                    }
-                }
+        match segment.find(['{', '}', ':', '*', '<']) {
+            None => route.push_str(segment),
+            Some(special) => {
+                route.push_str(&segment[..special]);
+                route.push_str(&format!(":p{index}"));
             }
-            route.push('>');
         }
     }
     route
