@@ -1,10 +1,11 @@
 //! The generator on AsyncAPI documents we did not write (`../shared/asyncapi-corpus`), and on
 //! our own fixtures (`tests/fixtures/generate`), whose generated code must compile too.
 //!
-//! Every document must either generate Rust that compiles, or be refused with located
-//! "unsupported" errors; anything else (a panic, an unlocated error, code that does not compile)
-//! fails. All generated files go into one throwaway crate under `target/` that is
-//! `cargo check`ed once, which is much faster than a crate per document.
+//! Every document must either generate Rust that compiles with no warning, rustc's or clippy's
+//! (default lints), or be refused with errors that are all located `unsupported: ...`; anything
+//! else (a panic, an unlocated error, another error, code that does not compile or warns) fails.
+//! All generated files go into one throwaway crate under `target/` that is `cargo clippy`ed
+//! once, which is much faster than a crate per document.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -149,7 +150,13 @@ regress = "0.12"
     .unwrap();
 
     let output = Command::new(env!("CARGO"))
-        .args(["check", "--quiet", "--offline", "--message-format", "short"])
+        .args([
+            "clippy",
+            "--quiet",
+            "--offline",
+            "--message-format",
+            "short",
+        ])
         .current_dir(&crate_dir)
         .env("CARGO_TARGET_DIR", crate_dir.join("target"))
         .env_remove("RUSTFLAGS")

@@ -42,6 +42,7 @@ generated! {
     validator_keywords => "tests/fixtures/generate/validator-keywords.yaml",
     tuples => "tests/fixtures/generate/tuples.yaml",
     mixed_address => "tests/fixtures/generate/mixed-address.yaml",
+    large_message => "tests/fixtures/generate/large-message.yaml",
     asyncapi_2_6 => "tests/fixtures/generate/v2.yaml",
     shared_address => "tests/fixtures/generate/shared-address.yaml",
     json_and_3_1 => "tests/fixtures/generate/json-3-1.json",

@@ -23,6 +23,15 @@ pub(crate) struct ChannelPlan {
     pub inbound: Vec<MessageId>,
     /// Messages the server sends on this channel (send operations and replies), in order.
     pub outbound: Vec<MessageId>,
+    /// Messages whose payload is boxed in an enum of several messages (see `sizes`).
+    pub large: Vec<MessageId>,
+}
+
+impl ChannelPlan {
+    /// Whether `message` is boxed in an enum of `messages`: a large payload beside others.
+    pub fn boxed(&self, message: MessageId, messages: &[MessageId]) -> bool {
+        messages.len() > 1 && self.large.contains(&message)
+    }
 }
 
 impl ChannelPlan {
@@ -121,6 +130,7 @@ pub(crate) fn plan(contract: &Contract) -> Vec<ChannelPlan> {
                 params: param_fields(channel),
                 inbound,
                 outbound,
+                large: Vec::new(),
             }
         })
         .collect()
@@ -307,6 +317,7 @@ fn resolve<'a>(contract: &'a Contract, mut value: &'a Value) -> &'a Value {
 /// discriminator, if any), decoded by discriminator or by checking each schema in turn.
 pub(crate) fn message_enum(
     contract: &Contract,
+    plan: &ChannelPlan,
     name: &Ident,
     doc: &str,
     messages: &[MessageId],
@@ -331,6 +342,11 @@ pub(crate) fn message_enum(
         .map(|&id| {
             let variant = variant_ident(contract, id);
             let payload = payload_type(contract, id);
+            let payload = if plan.boxed(id, messages) {
+                quote!(::std::boxed::Box<#payload>)
+            } else {
+                payload
+            };
             let doc = message_doc(contract, id);
             quote! {
                 #[doc = #doc]
@@ -341,6 +357,10 @@ pub(crate) fn message_enum(
     let decode_one = |id: MessageId| -> TokenStream {
         let variant = variant_ident(contract, id);
         match contract.messages[id].payload {
+            Some(schema) if plan.boxed(id, messages) => {
+                let validator = super::types::validator_ident(&contract.schemas[schema]);
+                quote!(super::schemas::#validator.decode(value).map(|message| Self::#variant(::std::boxed::Box::new(message))))
+            }
             Some(schema) => {
                 let validator = super::types::validator_ident(&contract.schemas[schema]);
                 quote!(super::schemas::#validator.decode(value).map(Self::#variant))
@@ -430,6 +450,7 @@ fn operation_doc(operation: &Operation) -> String {
 /// several messages.
 fn operation_message_type(
     contract: &Contract,
+    plan: &ChannelPlan,
     operation: &Operation,
     suffix: &str,
     messages: &[MessageId],
@@ -440,7 +461,7 @@ fn operation_message_type(
         several => {
             let name = format_ident!("{}{}", operation.key.to_upper_camel_case(), suffix);
             let doc = format!("The messages of operation `{}`.", operation.key);
-            let definition = message_enum(contract, &name, &doc, several);
+            let definition = message_enum(contract, plan, &name, &doc, several);
             (quote!(#name), Some(definition))
         }
     }
@@ -476,12 +497,14 @@ pub(crate) fn channel_module(
     let params_struct = params_struct(channel, plan);
     let inbound_enum = message_enum(
         contract,
+        plan,
         &inbound,
         "Every message a client may send on this channel (what the server receives).",
         &plan.inbound,
     );
     let outbound_enum = message_enum(
         contract,
+        plan,
         &outbound,
         "Every message the server may send on this channel.",
         &plan.outbound,
@@ -496,12 +519,12 @@ pub(crate) fn channel_module(
         let method = method_ident(&operation.key);
         let doc = operation_doc(operation);
         let (message_type, message_enum) =
-            operation_message_type(contract, operation, "Message", &operation.messages);
+            operation_message_type(contract, plan, operation, "Message", &operation.messages);
         extra_types.extend(message_enum);
         let reply_type = match &operation.reply {
             Some(reply) => {
                 let (reply_type, reply_enum) =
-                    operation_message_type(contract, operation, "Reply", &reply.messages);
+                    operation_message_type(contract, plan, operation, "Reply", &reply.messages);
                 extra_types.extend(reply_enum);
                 reply_type
             }
@@ -1305,9 +1328,12 @@ fn dispatch(contract: &Contract, plan: &ChannelPlan, state: &Ident) -> TokenStre
             return quote!(super::#module::#inbound::#variant(_) => {});
         };
         let method = method_ident(&operation.key);
+        // The operation's own enum boxes like the channel's (both hold several messages).
         let argument = if operation.messages.len() > 1 {
             let op_enum = format_ident!("{}Message", operation.key.to_upper_camel_case());
             quote!(super::#module::#op_enum::#variant(message))
+        } else if plan.boxed(message, &plan.inbound) {
+            quote!(*message)
         } else {
             quote!(message)
         };

@@ -7,6 +7,7 @@
 mod channels;
 mod client;
 mod names;
+mod sizes;
 mod types;
 
 use std::path::Path;
@@ -68,7 +69,7 @@ impl Generator {
     /// The Rust source for `contract`, formatted.
     pub fn generate(&self, contract: &Contract) -> Result<String> {
         let mut problems = Vec::new();
-        let plans = channels::plan(contract);
+        let mut plans = channels::plan(contract);
         let endpoints = match channels::endpoints(contract, &plans) {
             Ok(endpoints) => endpoints,
             Err(mut found) => {
@@ -80,7 +81,22 @@ impl Generator {
             problems.sort();
             return Err(Error::Contract(problems));
         }
-        let types = types::generate(contract).map_err(Error::Contract)?;
+        let (types, sizes) = types::generate(contract).map_err(Error::Contract)?;
+        // Payloads large enough to be boxed in enums of several messages (clippy-clean code).
+        let large: Vec<_> = contract
+            .messages
+            .iter()
+            .enumerate()
+            .filter(|(_, message)| {
+                message.payload.is_some_and(|schema| {
+                    sizes.of(&contract.schemas[schema].name) >= sizes::BOX_FROM
+                })
+            })
+            .map(|(id, _)| id)
+            .collect();
+        for plan in &mut plans {
+            plan.large = large.clone();
+        }
         let validators = types::validators(contract);
         let mut modules = Vec::new();
         for plan in &plans {
