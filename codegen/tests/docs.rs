@@ -151,6 +151,7 @@ fixture_tests! {
     fixture_directions_reply => "directions-reply",
     fixture_info_servers_security => "info-servers-security",
     fixture_asyncapi_2 => "asyncapi-2",
+    fixture_schema_formats => "schema-formats",
 }
 
 #[test]

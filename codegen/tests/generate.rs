@@ -43,6 +43,8 @@ generated! {
     tuples => "tests/fixtures/generate/tuples.yaml",
     mixed_address => "tests/fixtures/generate/mixed-address.yaml",
     large_message => "tests/fixtures/generate/large-message.yaml",
+    avro => "tests/fixtures/generate/avro/main.yaml",
+    openapi_schemas => "tests/fixtures/generate/openapi.yaml",
     asyncapi_2_6 => "tests/fixtures/generate/v2.yaml",
     shared_address => "tests/fixtures/generate/shared-address.yaml",
     json_and_3_1 => "tests/fixtures/generate/json-3-1.json",

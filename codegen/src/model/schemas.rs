@@ -101,6 +101,55 @@ impl Registry {
         Some(id)
     }
 
+    /// Registers a schema that is not written as JSON Schema in the contract (an Avro type
+    /// converted to it), keyed by `loc` (its place, or a made-up child of it), named after
+    /// `name_hint`. Returns its id and whether it is new; [`Registry::set_value`] gives it its
+    /// value once the names of the schemas it references are known.
+    pub fn reserve(&mut self, sources: &Sources, loc: &Loc, name_hint: &str) -> (SchemaId, bool) {
+        if let Some(&id) = self.by_loc.get(loc) {
+            return (id, false);
+        }
+        let name = self.unique_name(name_hint);
+        let diagnostic = sources.diagnostic(loc, String::new());
+        let id = self.schemas.len();
+        self.schemas.push(Schema {
+            name,
+            component: None,
+            value: Value::Null,
+            origin: Origin {
+                file: diagnostic.file,
+                pointer: diagnostic.pointer,
+                position: Position {
+                    line: diagnostic.line,
+                    column: diagnostic.column,
+                },
+            },
+        });
+        self.by_loc.insert(loc.clone(), id);
+        (id, true)
+    }
+
+    pub fn set_value(&mut self, id: SchemaId, value: Value) {
+        self.schemas[id].value = value;
+    }
+
+    pub fn name(&self, id: SchemaId) -> &str {
+        &self.schemas[id].name
+    }
+
+    /// How many schemas are registered (ids below it exist).
+    pub fn len(&self) -> usize {
+        self.schemas.len()
+    }
+
+    /// Rewrites the OpenAPI 3.0 `nullable: true` of the schemas `ids` as JSON Schema says it
+    /// (`type: [T, "null"]`), so typify makes the field an `Option` and the validator allows null.
+    pub fn openapi_to_json_schema(&mut self, ids: std::ops::Range<SchemaId>) {
+        for id in ids {
+            nullable(&mut self.schemas[id].value);
+        }
+    }
+
     /// A copy of the schema at `loc` with each nested `$ref` replaced by `#/definitions/<name>`.
     fn rewrite(&mut self, sources: &mut Sources, loc: &Loc) -> Value {
         let Some(value) = sources.get(loc).cloned() else {
@@ -159,6 +208,37 @@ impl Registry {
             .map(|counter| format!("{hint}{counter}"))
             .find(|name| !taken(name))
             .unwrap_or_else(|| hint.to_owned())
+    }
+}
+
+fn nullable(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            if map.remove("nullable") == Some(Value::Bool(true)) {
+                match map.get_mut("type") {
+                    Some(Value::String(kind)) => {
+                        let kind = std::mem::take(kind);
+                        map.insert("type".to_owned(), json!([kind, "null"]));
+                    }
+                    Some(Value::Array(kinds)) if !kinds.contains(&json!("null")) => {
+                        kinds.push(json!("null"));
+                    }
+                    _ => {}
+                }
+                if let Some(Value::Array(values)) = map.get_mut("enum")
+                    && !values.contains(&Value::Null)
+                {
+                    values.push(Value::Null);
+                }
+            }
+            for (key, inner) in map.iter_mut() {
+                if !DATA_KEYWORDS.contains(&key.as_str()) {
+                    nullable(inner);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(nullable),
+        _ => {}
     }
 }
 
