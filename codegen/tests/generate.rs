@@ -110,6 +110,12 @@ fn code_served_by_the_runtime_tests_is_fresh() {
     }
 }
 
+/// The document `cargo xtask codegen --time` is timed on (see the README) generates.
+#[test]
+fn a_4000_line_document_generates() {
+    generate("tests/fixtures/timing/large.yaml");
+}
+
 #[test]
 fn the_same_contract_gives_byte_identical_output() {
     let first = generate("../asyncapi/v1-schema.yaml");

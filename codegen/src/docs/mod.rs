@@ -1019,7 +1019,12 @@ fn channel_urls(contract: &Contract, index: usize) -> Vec<String> {
             let base = server_url(server);
             let base = base.trim_end_matches('/');
             let separator = if address.starts_with('/') { "" } else { "/" };
-            let mut url = format!("{base}{separator}{address}");
+            // A 2.x channel named by a URL is that URL (and is served at its path).
+            let mut url = if address.contains("://") {
+                address.clone()
+            } else {
+                format!("{base}{separator}{address}")
+            };
             if !query.is_empty() {
                 url.push('?');
                 url.push_str(&query.join("&"));
