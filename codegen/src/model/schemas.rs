@@ -383,3 +383,57 @@ pub(crate) fn collect_refs(value: &Value, found: &mut impl FnMut(&str)) {
         _ => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema(name: &str, value: Value) -> Schema {
+        Schema {
+            name: name.to_owned(),
+            component: None,
+            value,
+            origin: Origin {
+                file: Default::default(),
+                pointer: String::new(),
+                position: Position { line: 1, column: 1 },
+            },
+        }
+    }
+
+    #[test]
+    fn later_draft_keywords_make_a_2020_12_bundle_with_its_tuple_keywords() {
+        let schemas = [
+            schema(
+                "Card",
+                json!({"properties": {"pair": {"$ref": "#/definitions/Pair"}}, "unevaluatedProperties": false}),
+            ),
+            schema(
+                "Pair",
+                json!({"type": "array", "items": [{"type": "string"}], "additionalItems": false}),
+            ),
+        ];
+        let bundled = bundle(&schemas, 0);
+        assert_eq!(
+            bundled["$schema"],
+            "https://json-schema.org/draft/2020-12/schema"
+        );
+        let pair = &bundled["definitions"]["Pair"];
+        assert_eq!(pair["prefixItems"], json!([{"type": "string"}]));
+        assert_eq!(pair["items"], json!(false));
+        let plain = bundle(&schemas, 1);
+        assert_eq!(plain["$schema"], "http://json-schema.org/draft-07/schema#");
+        assert!(plain.get("prefixItems").is_none());
+    }
+
+    #[test]
+    fn openapi_nullable_becomes_a_null_type() {
+        let mut value =
+            json!({"properties": {"a": {"type": "string", "nullable": true, "enum": ["x"]}}});
+        nullable(&mut value);
+        assert_eq!(
+            value["properties"]["a"],
+            json!({"type": ["string", "null"], "enum": ["x", null]})
+        );
+    }
+}

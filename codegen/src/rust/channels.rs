@@ -1384,3 +1384,28 @@ fn dispatch(contract: &Contract, plan: &ChannelPlan, state: &Ident) -> TokenStre
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_served_at_their_path() {
+        assert_eq!(served_path("https://example.com/books/{id}"), "/books/{id}");
+        assert_eq!(served_path("wss://example.com"), "/");
+        assert_eq!(served_path("/ws/v1/echo"), "/ws/v1/echo");
+        assert_eq!(served_path("lights.{id}.on"), "/lights.{id}.on");
+    }
+
+    #[test]
+    fn segments_with_parameters_route_by_their_text_before_the_first_one() {
+        assert_eq!(route_of("/rooms/{id}"), "/rooms/:p1");
+        assert_eq!(
+            route_of("/markets/TRADE-{a}--{b}--{c}"),
+            "/markets/TRADE-:p1"
+        );
+        assert_eq!(route_of("/c{type}/x"), "/c:p0/x");
+        assert_eq!(route_of("/urn:thing"), "/urn:p0");
+        assert_eq!(route_of("/plain.text"), "/plain.text");
+    }
+}
