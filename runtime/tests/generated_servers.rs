@@ -67,6 +67,27 @@ impl mixed::trades::TradesChannel for Markets {
     }
 }
 
+impl mixed::spot::SpotChannel for Markets {
+    type State = ();
+
+    async fn on_connect(
+        &self,
+        _: &Handshake,
+        params: Result<mixed::spot::SpotParams, ParamsError>,
+    ) -> Result<(), Reject> {
+        accept(params).map(|_| ())
+    }
+
+    async fn receive_spot(
+        &self,
+        _: &mixed::spot::SpotConnection,
+        _: &(),
+        _: mixed::types::Hello,
+    ) -> Result<(), ChannelError> {
+        Ok(())
+    }
+}
+
 impl mixed::kinds::KindsChannel for Markets {
     type State = ();
 
@@ -174,6 +195,12 @@ async fn mixed_address_segments_are_matched_exactly_and_read_into_typed_params()
             "{wrong} should not be served"
         );
     }
+    // `TRADE-{exchangeCode}.spot` shares the route of `trades`; each path goes to the one
+    // address it matches.
+    assert_eq!(
+        refused_status(&format!("{base}/markets/TRADE-kraken.spot")).await,
+        None
+    );
     // Text glued to a parameter (`c{type}`) and dotted topics are served too.
     assert_eq!(refused_status(&format!("{base}/ccat")).await, None);
     assert_eq!(

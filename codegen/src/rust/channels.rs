@@ -1000,14 +1000,14 @@ pub(crate) fn endpoints(
         }
         let path = served_path(address);
         let route = route_of(&path);
-        if let Some(other) = endpoints.iter().find(|e| e.route == route) {
+        if let Some(other) = endpoints.iter().find(|e| shape(&e.path) == shape(&path)) {
             problems.push(contract.diagnostic(
                 &channel.origin.file,
                 &format!("{}/address", channel.origin.pointer),
                 format!(
-                    "unsupported: address `{address}` cannot be served beside `{}`: both are \
-                     routed as `{route}` (they differ only in parameter names, or after the \
-                     first parameter of a segment); give one of them a distinct text before it",
+                    "unsupported: address `{address}` cannot be told apart from `{}`: they \
+                     differ only in parameter names, so every path matches both; give one of \
+                     them a distinct text",
                     other.address
                 ),
             ));
@@ -1062,6 +1062,14 @@ fn pieces(address: &str) -> Vec<(bool, String)> {
     pieces
 }
 
+/// An address with its parameter names left out: two addresses of one shape match the same paths.
+fn shape(address: &str) -> Vec<Option<String>> {
+    pieces(address)
+        .into_iter()
+        .map(|(is_param, text)| (!is_param).then_some(text))
+        .collect()
+}
+
 /// `::wfs_runtime::address::Template` of an address, to match it exactly.
 pub(crate) fn template(address: &str) -> TokenStream {
     let pieces = pieces(address).into_iter().map(|(is_param, text)| {
@@ -1108,6 +1116,7 @@ pub(crate) fn serving(
     let mut mounts = Vec::new();
     let mut mount_fns = Vec::new();
     let mut all_bounds: Vec<TokenStream> = Vec::new();
+    let mut mounted = Vec::new();
     for endpoint in endpoints {
         let channels: Vec<&ChannelPlan> = endpoint.channels.iter().map(|&i| &plans[i]).collect();
         let bounds: Vec<TokenStream> = channels
@@ -1244,7 +1253,6 @@ pub(crate) fn serving(
                 }
             }
         });
-        let route = &endpoint.route;
         let mount_fn = format_ident!("mount_{}", endpoint.name.to_string().to_snake_case());
         let channel_list = channels
             .iter()
@@ -1264,13 +1272,91 @@ pub(crate) fn serving(
                 quote!(#module::#trait_name)
             })
             .collect();
+        let template_outer = if endpoint.path == endpoint.address {
+            let module = &channels[0].module;
+            quote!(#module::ADDRESS)
+        } else {
+            let template = template(&endpoint.path);
+            quote!({
+                static PATH: ::wfs_runtime::address::Template = #template;
+                PATH
+            })
+        };
+        mounted.push(Mounted {
+            route: endpoint.route.clone(),
+            mount_fn,
+            mount_doc,
+            serve_fn,
+            template: template_outer,
+            bounds: bounds_outer,
+        });
+    }
+    // Addresses that share a route (`TRADE-{a}--{b}` and `TRADE-{a}-{b}` both route as
+    // `TRADE-:p0`) are mounted once; each request goes to the first whose address it matches.
+    let mut groups: Vec<Vec<&Mounted>> = Vec::new();
+    for mount in &mounted {
+        match groups.iter_mut().find(|group| {
+            group
+                .first()
+                .is_some_and(|first| first.route == mount.route)
+        }) {
+            Some(group) => group.push(mount),
+            None => groups.push(vec![mount]),
+        }
+    }
+    for group in groups {
+        let Some(&first) = group.first() else {
+            continue;
+        };
+        let route = &first.route;
+        let mount_fn = &first.mount_fn;
+        let bounds: Vec<&TokenStream> = group.iter().flat_map(|mount| &mount.bounds).collect();
+        let (doc, body) = match group.as_slice() {
+            [] => continue,
+            [single] => {
+                let serve_fn = &single.serve_fn;
+                (
+                    single.mount_doc.clone(),
+                    quote! {
+                        endpoints::#serve_fn(app.clone(), config.clone(), request)
+                    },
+                )
+            }
+            [earlier @ .., last] => {
+                let several = group.as_slice();
+                let tries = earlier.iter().map(|mount| {
+                    let serve_fn = &mount.serve_fn;
+                    let template = &mount.template;
+                    quote! {
+                        if #template.parse(request.uri().path()).is_some() {
+                            return endpoints::#serve_fn(app, config, request).await;
+                        }
+                    }
+                });
+                let last_fn = &last.serve_fn;
+                let docs: Vec<String> = several.iter().map(|m| m.mount_doc.clone()).collect();
+                (
+                    format!(
+                        "{}\n\nThese addresses share one route; a request goes to the first it matches.",
+                        docs.join("\n\n")
+                    ),
+                    quote! {
+                        let (app, config) = (app.clone(), config.clone());
+                        async move {
+                            #(#tries)*
+                            endpoints::#last_fn(app, config, request).await
+                        }
+                    },
+                )
+            }
+        };
         mount_fns.push(quote! {
-            #[doc = #mount_doc]
+            #[doc = #doc]
             pub fn #mount_fn<S>(route: ::wfs_runtime::poem::Route, app: ::std::sync::Arc<S>, config: ::std::sync::Arc<::wfs_runtime::Config>) -> ::wfs_runtime::poem::Route
-            where S: #(#bounds_outer)+*
+            where S: #(#bounds)+*
             {
                 route.at(#route, ::wfs_runtime::poem::get(::wfs_runtime::poem::endpoint::make(move |request| {
-                    endpoints::#serve_fn(app.clone(), config.clone(), request)
+                    #body
                 })))
             }
         });
@@ -1310,6 +1396,17 @@ pub(crate) fn serving(
             #routes_body
         }
     }
+}
+
+/// What mounting one endpoint takes.
+struct Mounted {
+    route: String,
+    mount_fn: Ident,
+    mount_doc: String,
+    serve_fn: Ident,
+    /// Its address template, from the top of the generated file.
+    template: TokenStream,
+    bounds: Vec<TokenStream>,
 }
 
 /// Decoding a frame as one of a channel's inbound messages and calling the operation's method.

@@ -508,6 +508,329 @@ The value returned is sent back as the reply.*/
         }
     }
 }
+///Channel `spot` at `/markets/TRADE-{exchangeCode}.spot`.
+pub mod spot {
+    ///The parameters of channel `spot`: path, query and headers of the handshake.
+    #[derive(Debug, Clone, PartialEq, Default)]
+    pub struct SpotParams {
+        ///Path parameter `exchangeCode` (required)
+        pub exchange_code: ::std::string::String,
+    }
+    static PARAMS_SCHEMA: ::wfs_runtime::Validator = ::wfs_runtime::Validator::new(
+        "spot parameters",
+        "{\"$schema\":\"http://json-schema.org/draft-07/schema#\",\"type\":\"object\",\"properties\":{\"exchangeCode\":{\"type\":\"string\"}},\"required\":[\"exchangeCode\"]}",
+    );
+    ///The address of channel `spot`: `/markets/TRADE-{exchangeCode}.spot`.
+    pub static ADDRESS: ::wfs_runtime::address::Template = ::wfs_runtime::address::Template::new(
+        &[
+            ::wfs_runtime::address::Piece::Text("/markets/TRADE-"),
+            ::wfs_runtime::address::Piece::Param("exchangeCode"),
+            ::wfs_runtime::address::Piece::Text(".spot"),
+        ],
+    );
+    impl SpotParams {
+        /// Reads and checks the parameters of a handshake; every problem is reported.
+        pub fn from_handshake(
+            handshake: &::wfs_runtime::Handshake,
+        ) -> ::std::result::Result<Self, ::wfs_runtime::ParamsError> {
+            let mut errors = ::wfs_runtime::ParamsError::default();
+            let exchange_code = ::wfs_runtime::params::parse(
+                &mut errors,
+                "path",
+                "exchangeCode",
+                handshake.path_param("exchangeCode"),
+                true,
+                ::wfs_runtime::params::string,
+            );
+            let (::std::option::Option::Some(exchange_code),) = (exchange_code,) else {
+                return ::std::result::Result::Err(errors);
+            };
+            let mut checked = ::serde_json::Map::new();
+            checked
+                .insert("exchangeCode".to_owned(), ::serde_json::json!(exchange_code));
+            if let ::std::result::Result::Err(violations) = PARAMS_SCHEMA
+                .check(&::serde_json::Value::Object(checked))
+            {
+                for problem in violations.problems {
+                    let name = problem
+                        .path
+                        .trim_start_matches('/')
+                        .split('/')
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned();
+                    let location = match name.as_str() {
+                        "exchangeCode" => "path",
+                        _ => "query",
+                    };
+                    errors
+                        .problems
+                        .push(
+                            ::wfs_runtime::ParamsError::invalid(
+                                location,
+                                name,
+                                problem.message,
+                            ),
+                        );
+                }
+            }
+            if !errors.is_empty() {
+                return ::std::result::Result::Err(errors);
+            }
+            ::std::result::Result::Ok(Self { exchange_code })
+        }
+        /// The path the channel is served at, with its `{...}` parameters filled in
+        /// (percent-encoded), for a client's handshake.
+        pub fn path(&self) -> ::std::string::String {
+            let mut path = ::std::string::String::from(
+                "/markets/TRADE-{exchangeCode}.spot",
+            );
+            path = path
+                .replace(
+                    "{exchangeCode}",
+                    &::wfs_runtime::client::encode(&self.exchange_code.to_string()),
+                );
+            path
+        }
+        /// The query parameters, for a client's handshake.
+        pub fn query_pairs(
+            &self,
+        ) -> ::std::vec::Vec<(&'static str, ::std::string::String)> {
+            ::std::vec![]
+        }
+        /// The headers, for a client's handshake.
+        pub fn header_pairs(
+            &self,
+        ) -> ::std::vec::Vec<(&'static str, ::std::string::String)> {
+            ::std::vec![]
+        }
+        /// The channel address as written in the contract, with its `{...}` parameters filled in.
+        pub fn address(&self) -> ::std::string::String {
+            let mut address = ::std::string::String::from(
+                "/markets/TRADE-{exchangeCode}.spot",
+            );
+            address = address.replace("{exchangeCode}", &self.exchange_code.to_string());
+            address
+        }
+        /// Reads the `{...}` parameters of an address of this channel, matched exactly against
+        /// [`ADDRESS`]; the query and header fields keep their defaults.
+        pub fn from_address(
+            address: &str,
+        ) -> ::std::result::Result<Self, ::wfs_runtime::ParamsError> {
+            let ::std::option::Option::Some(values) = ADDRESS.parse(address) else {
+                return ::std::result::Result::Err(
+                    ::wfs_runtime::ParamsError::not_an_address(
+                        address,
+                        "spot",
+                        "/markets/TRADE-{exchangeCode}.spot",
+                    ),
+                );
+            };
+            let value = |name: &str| {
+                values.iter().find(|(key, _)| *key == name).map(|(_, value)| *value)
+            };
+            let mut errors = ::wfs_runtime::ParamsError::default();
+            let exchange_code = ::wfs_runtime::params::parse(
+                &mut errors,
+                "path",
+                "exchangeCode",
+                value("exchangeCode"),
+                true,
+                ::wfs_runtime::params::string,
+            );
+            let (::std::option::Option::Some(exchange_code),) = (exchange_code,) else {
+                return ::std::result::Result::Err(errors);
+            };
+            ::std::result::Result::Ok(Self { exchange_code })
+        }
+    }
+    ///Every message a client may send on this channel (what the server receives).
+    #[derive(Debug, Clone, PartialEq, ::serde::Serialize)]
+    #[serde(untagged)]
+    pub enum SpotInbound {
+        ///Message `hello`
+        Hello(super::types::Hello),
+    }
+    impl SpotInbound {
+        /// Decodes a JSON value into the message it is, checked against the contract.
+        pub fn decode(
+            value: &::serde_json::Value,
+        ) -> ::std::result::Result<Self, ::std::vec::Vec<::wfs_runtime::Violations>> {
+            let mut violations = ::std::vec::Vec::new();
+            match super::schemas::HELLO.decode(value).map(Self::Hello) {
+                ::std::result::Result::Ok(message) => {
+                    return ::std::result::Result::Ok(message);
+                }
+                ::std::result::Result::Err(found) => violations.push(found),
+            }
+            ::std::result::Result::Err(violations)
+        }
+    }
+    ///Every message the server may send on this channel.
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum SpotOutbound {}
+    impl SpotOutbound {
+        /// No message is allowed here: every value is refused.
+        pub fn decode(
+            _value: &::serde_json::Value,
+        ) -> ::std::result::Result<Self, ::std::vec::Vec<::wfs_runtime::Violations>> {
+            ::std::result::Result::Err(
+                ::std::vec![
+                    ::wfs_runtime::Violations::single("SpotOutbound",
+                    "no message is expected here")
+                ],
+            )
+        }
+    }
+    /// The server side of this channel: implement it, and `routes` serves it.
+    pub trait SpotChannel: ::std::marker::Send + ::std::marker::Sync + 'static {
+        /// Per-connection state, made by `on_connect` and handed to every other method.
+        type State: ::std::marker::Send + ::std::marker::Sync + 'static;
+        /// A client asks to connect. `params` holds the checked channel parameters, or
+        /// every problem with them; the handshake gives the raw request. Return the
+        /// connection's state to accept it, or a [`::wfs_runtime::Reject`].
+        fn on_connect(
+            &self,
+            handshake: &::wfs_runtime::Handshake,
+            params: ::std::result::Result<SpotParams, ::wfs_runtime::ParamsError>,
+        ) -> impl ::std::future::Future<
+            Output = ::std::result::Result<Self::State, ::wfs_runtime::Reject>,
+        > + ::std::marker::Send;
+        /// The connection is open (the place to greet or subscribe). Default: nothing.
+        fn on_open(
+            &self,
+            connection: &SpotConnection,
+            state: &Self::State,
+        ) -> impl ::std::future::Future<Output = ()> + ::std::marker::Send {
+            let _ = (connection, state);
+            async {}
+        }
+        ///operationId `receiveSpot`
+        fn receive_spot(
+            &self,
+            connection: &SpotConnection,
+            state: &Self::State,
+            message: super::types::Hello,
+        ) -> impl ::std::future::Future<
+            Output = ::std::result::Result<(), ::wfs_runtime::ChannelError>,
+        > + ::std::marker::Send;
+        /// A frame the contract does not allow arrived. Default: close with the
+        /// error's code (1003 not JSON text, 1007 not a message of this channel).
+        fn on_invalid_frame(
+            &self,
+            connection: &SpotConnection,
+            state: &Self::State,
+            error: ::wfs_runtime::FrameError,
+        ) -> impl ::std::future::Future<Output = ()> + ::std::marker::Send {
+            let _ = state;
+            connection.close(error.close_code(), error.close_reason());
+            async {}
+        }
+        /// The connection has ended. Default: nothing.
+        fn on_close(
+            &self,
+            connection: &SpotConnection,
+            state: &Self::State,
+        ) -> impl ::std::future::Future<Output = ()> + ::std::marker::Send {
+            let _ = (connection, state);
+            async {}
+        }
+    }
+    /// A connection on this channel: what the server may send on it, typed.
+    #[derive(Debug, Clone)]
+    pub struct SpotConnection {
+        connection: ::wfs_runtime::Connection,
+    }
+    impl SpotConnection {
+        /// Wraps an accepted connection.
+        pub fn new(connection: ::wfs_runtime::Connection) -> Self {
+            Self { connection }
+        }
+        /// The untyped connection (id, closed state).
+        pub fn connection(&self) -> &::wfs_runtime::Connection {
+            &self.connection
+        }
+        /// Closes the connection with `code` and `reason` after the frames already queued.
+        pub fn close(
+            &self,
+            code: u16,
+            reason: impl ::std::convert::Into<::std::string::String>,
+        ) {
+            self.connection.close(code, reason);
+        }
+    }
+    ///A client of channel `spot` at `/markets/TRADE-{exchangeCode}.spot`.
+    #[derive(Debug)]
+    pub struct SpotClient {
+        client: ::wfs_runtime::client::Client,
+    }
+    impl SpotClient {
+        /// The handshake request for `base_url` (`ws://host:port`) and `params`; add
+        /// headers to it before [`Self::connect_with`] if needed.
+        pub fn request(
+            base_url: &str,
+            params: &SpotParams,
+        ) -> ::std::result::Result<
+            ::wfs_runtime::client::Request,
+            ::wfs_runtime::client::ClientError,
+        > {
+            let query = params.query_pairs();
+            let headers = params.header_pairs();
+            ::wfs_runtime::client::request(base_url, &params.path(), &query, &headers)
+        }
+        /// Connects to `base_url` (`ws://host:port`) with `params`.
+        pub async fn connect(
+            base_url: &str,
+            params: &SpotParams,
+        ) -> ::std::result::Result<Self, ::wfs_runtime::client::ClientError> {
+            Self::connect_with(Self::request(base_url, params)?).await
+        }
+        /// Connects with a prepared handshake request.
+        pub async fn connect_with(
+            request: ::wfs_runtime::client::Request,
+        ) -> ::std::result::Result<Self, ::wfs_runtime::client::ClientError> {
+            ::std::result::Result::Ok(Self {
+                client: ::wfs_runtime::client::Client::connect(request).await?,
+            })
+        }
+        ///Sends message `hello` to the server.
+        pub async fn send_hello(
+            &mut self,
+            message: &super::types::Hello,
+        ) -> ::std::result::Result<(), ::wfs_runtime::client::ClientError> {
+            let text = ::serde_json::to_string(message)
+                .map_err(|error| ::wfs_runtime::client::ClientError::Request(
+                    error.to_string(),
+                ))?;
+            self.client.send_text(text).await
+        }
+        /// The next message from the server, checked against the contract.
+        pub async fn recv(
+            &mut self,
+        ) -> ::std::result::Result<SpotOutbound, ::wfs_runtime::client::ClientError> {
+            let text = self.client.recv_text().await?;
+            let value: ::serde_json::Value = ::serde_json::from_str(&text)
+                .map_err(|error| ::wfs_runtime::client::ClientError::NotJson(
+                    error.to_string(),
+                ))?;
+            SpotOutbound::decode(&value)
+                .map_err(|violations| ::wfs_runtime::client::ClientError::Unexpected {
+                    text,
+                    violations,
+                })
+        }
+        /// The untyped client, to send what the contract does not allow (for tests).
+        pub fn raw(&mut self) -> &mut ::wfs_runtime::client::Client {
+            &mut self.client
+        }
+        /// Closes the connection (1000).
+        pub async fn close(
+            self,
+        ) -> ::std::result::Result<(), ::wfs_runtime::client::ClientError> {
+            self.client.close().await
+        }
+    }
+}
 ///Channel `kinds` at `c{type}`.
 pub mod kinds {
     ///The parameters of channel `kinds`: path, query and headers of the handshake.
@@ -1294,6 +1617,128 @@ mod endpoints {
                 .await;
         }
     }
+    ///Serves `/markets/TRADE-{exchangeCode}.spot`.
+    pub(super) async fn serve_markets_trade_exchange_code_spot<S>(
+        app: ::std::sync::Arc<S>,
+        config: ::std::sync::Arc<::wfs_runtime::Config>,
+        request: ::wfs_runtime::poem::Request,
+    ) -> ::wfs_runtime::poem::Response
+    where
+        S: super::spot::SpotChannel,
+    {
+        let ::std::option::Option::Some(handshake) = ::wfs_runtime::Handshake::from_address(
+            &request,
+            &super::spot::ADDRESS,
+        ) else {
+            return ::wfs_runtime::socket::refuse(
+                    &request,
+                    config,
+                    ::wfs_runtime::Reject::Http {
+                        status: 404,
+                        body: ::std::string::String::from("Not Found"),
+                    },
+                )
+                .await;
+        };
+        let spot_state = match <S as super::spot::SpotChannel>::on_connect(
+                &app,
+                &handshake,
+                super::spot::SpotParams::from_handshake(&handshake),
+            )
+            .await
+        {
+            ::std::result::Result::Ok(state) => state,
+            ::std::result::Result::Err(reject) => {
+                return ::wfs_runtime::socket::refuse(&request, config, reject).await;
+            }
+        };
+        ::wfs_runtime::socket::upgrade(
+                &request,
+                config,
+                MarketsTradeExchangeCodeSpotSocket {
+                    app,
+                    spot_state,
+                },
+            )
+            .await
+    }
+    pub(super) struct MarketsTradeExchangeCodeSpotSocket<S: super::spot::SpotChannel> {
+        app: ::std::sync::Arc<S>,
+        spot_state: <S as super::spot::SpotChannel>::State,
+    }
+    impl<S: super::spot::SpotChannel> ::wfs_runtime::socket::SocketHandler
+    for MarketsTradeExchangeCodeSpotSocket<S> {
+        async fn on_open(&self, connection: &::wfs_runtime::Connection) {
+            <S as super::spot::SpotChannel>::on_open(
+                    &self.app,
+                    &super::spot::SpotConnection::new(connection.clone()),
+                    &self.spot_state,
+                )
+                .await;
+        }
+        async fn on_text(
+            &self,
+            connection: &::wfs_runtime::Connection,
+            text: ::std::string::String,
+        ) {
+            let value = match ::wfs_runtime::socket::parse_json(&text) {
+                ::std::result::Result::Ok(value) => value,
+                ::std::result::Result::Err(error) => {
+                    return self.on_invalid(connection, error).await;
+                }
+            };
+            let mut violations = ::std::vec::Vec::new();
+            match super::spot::SpotInbound::decode(&value) {
+                ::std::result::Result::Ok(decoded) => {
+                    match decoded {
+                        super::spot::SpotInbound::Hello(message) => {
+                            let typed = super::spot::SpotConnection::new(
+                                connection.clone(),
+                            );
+                            match <S as super::spot::SpotChannel>::receive_spot(
+                                    &self.app,
+                                    &typed,
+                                    &self.spot_state,
+                                    message,
+                                )
+                                .await
+                            {
+                                ::std::result::Result::Ok(()) => {}
+                                ::std::result::Result::Err(error) => {
+                                    connection.close(error.code, error.reason)
+                                }
+                            }
+                        }
+                    }
+                    return;
+                }
+                ::std::result::Result::Err(mut found) => violations.append(&mut found),
+            }
+            self.on_invalid(connection, ::wfs_runtime::FrameError::Contract(violations))
+                .await;
+        }
+        async fn on_invalid(
+            &self,
+            connection: &::wfs_runtime::Connection,
+            error: ::wfs_runtime::FrameError,
+        ) {
+            <S as super::spot::SpotChannel>::on_invalid_frame(
+                    &self.app,
+                    &super::spot::SpotConnection::new(connection.clone()),
+                    &self.spot_state,
+                    error,
+                )
+                .await;
+        }
+        async fn on_close(&self, connection: &::wfs_runtime::Connection) {
+            <S as super::spot::SpotChannel>::on_close(
+                    &self.app,
+                    &super::spot::SpotConnection::new(connection.clone()),
+                    &self.spot_state,
+                )
+                .await;
+        }
+    }
     ///Serves `c{type}`.
     pub(super) async fn serve_c_type<S>(
         app: ::std::sync::Arc<S>,
@@ -1559,25 +2004,41 @@ mod endpoints {
         }
     }
 }
-///Mounts `/markets/TRADE-{exchangeCode}--{primaryCurrency}--{secondaryCurrency}` (channels `trades`) on `route`. [`routes`] mounts every address; this is for a server that serves only some of them.
+/**Mounts `/markets/TRADE-{exchangeCode}--{primaryCurrency}--{secondaryCurrency}` (channels `trades`) on `route`. [`routes`] mounts every address; this is for a server that serves only some of them.
+
+Mounts `/markets/TRADE-{exchangeCode}.spot` (channels `spot`) on `route`. [`routes`] mounts every address; this is for a server that serves only some of them.
+
+These addresses share one route; a request goes to the first it matches.*/
 pub fn mount_markets_trade_exchange_code_primary_currency_secondary_currency<S>(
     route: ::wfs_runtime::poem::Route,
     app: ::std::sync::Arc<S>,
     config: ::std::sync::Arc<::wfs_runtime::Config>,
 ) -> ::wfs_runtime::poem::Route
 where
-    S: trades::TradesChannel,
+    S: trades::TradesChannel + spot::SpotChannel,
 {
     route
         .at(
             "/markets/TRADE-:p1",
             ::wfs_runtime::poem::get(
                 ::wfs_runtime::poem::endpoint::make(move |request| {
-                    endpoints::serve_markets_trade_exchange_code_primary_currency_secondary_currency(
-                        app.clone(),
-                        config.clone(),
-                        request,
-                    )
+                    let (app, config) = (app.clone(), config.clone());
+                    async move {
+                        if trades::ADDRESS.parse(request.uri().path()).is_some() {
+                            return endpoints::serve_markets_trade_exchange_code_primary_currency_secondary_currency(
+                                    app,
+                                    config,
+                                    request,
+                                )
+                                .await;
+                        }
+                        endpoints::serve_markets_trade_exchange_code_spot(
+                                app,
+                                config,
+                                request,
+                            )
+                            .await
+                    }
                 }),
             ),
         )
@@ -1630,7 +2091,8 @@ pub fn routes<S>(
     config: ::std::sync::Arc<::wfs_runtime::Config>,
 ) -> ::wfs_runtime::poem::Route
 where
-    S: trades::TradesChannel + kinds::KindsChannel + measured::MeasuredChannel,
+    S: trades::TradesChannel + spot::SpotChannel + kinds::KindsChannel
+        + measured::MeasuredChannel,
 {
     let mut route = ::wfs_runtime::poem::Route::new();
     route = mount_markets_trade_exchange_code_primary_currency_secondary_currency(
