@@ -836,7 +836,12 @@ impl Builder {
                 None,
             );
         }
-        let foreign = self.sources.deref(&schema_loc).map(|at| ForeignSchema {
+        // Keyed by where the schema is written (after references), so a shared `.avsc` file
+        // gives one set of types.
+        let Some(at) = self.sources.deref(&schema_loc) else {
+            return (None, None);
+        };
+        let foreign = Some(ForeignSchema {
             format: format.clone().unwrap_or_default(),
             schema: self.resolved(&at).unwrap_or(Value::Null),
             origin: self.origin(&at),
@@ -851,7 +856,7 @@ impl Builder {
             }
             Format::Avro => foreign
                 .as_ref()
-                .and_then(|foreign| self.avro(&schema_loc, &foreign.schema, &name)),
+                .and_then(|foreign| self.avro(&at, &foreign.schema, &name)),
             _ => None,
         };
         (id, foreign)
@@ -873,13 +878,11 @@ impl Builder {
         for (index, ty) in named.iter().enumerate() {
             // A made-up place below the schema keys each named type; diagnostics walk up to it.
             let type_loc = loc.child(&format!("avro:{}", ty.full_name));
+            // Named after the Avro type itself (`com.acme.User` is `User`).
             let short = ty.full_name.rsplit('.').next().unwrap_or(&ty.full_name);
-            let hint = if index == 0 {
-                name.to_owned()
-            } else {
-                heck_pascal(short)
-            };
-            let (id, new) = self.registry.reserve(&self.sources, &type_loc, &hint);
+            let (id, new) = self
+                .registry
+                .reserve(&self.sources, &type_loc, &heck_pascal(short));
             names.insert(ty.full_name.clone(), self.registry.name(id).to_owned());
             if new {
                 fresh.push((id, index));
