@@ -147,18 +147,31 @@ fn push_unique(target: &mut Vec<MessageId>, ids: &[MessageId]) {
 fn param_fields(channel: &Channel) -> Vec<ParamField> {
     let mut taken = Vec::new();
     let mut fields = Vec::new();
+    // A 2.x channel named by a URL is served at its path: a parameter of the host part
+    // (`wss://{region}.example.com/books/{id}`) is not in the request path, so it is optional
+    // (location `address`), read only by `from_address`.
+    let served = channel
+        .address
+        .as_deref()
+        .map(served_path)
+        .unwrap_or_default();
+    let in_path: Vec<String> = pieces(&served)
+        .into_iter()
+        .filter_map(|(is_param, name)| is_param.then_some(name))
+        .collect();
     for parameter in &channel.parameters {
         let ident = unique(&mut taken, &parameter.name.to_snake_case());
         let kind = match &parameter.schema {
             Some(schema) => ParamKind::of(Some(schema)),
             None => ParamKind::String,
         };
+        let served = in_path.contains(&parameter.name);
         fields.push(ParamField {
             ident: field_ident(&ident),
             name: parameter.name.clone(),
-            location: "path",
+            location: if served { "path" } else { "address" },
             kind,
-            required: true,
+            required: served,
             description: parameter.description.clone(),
         });
     }
@@ -703,7 +716,8 @@ fn params_struct(channel: &Channel, plan: &ChannelPlan) -> TokenStream {
         let raw = match field.location {
             "path" => quote!(handshake.path_param(#name)),
             "query" => quote!(handshake.query(#name)),
-            _ => quote!(handshake.header(#name)),
+            "header" => quote!(handshake.header(#name)),
+            _ => quote!(::std::option::Option::None),
         };
         quote! {
             let #ident = ::wfs_runtime::params::parse(&mut errors, #location, #name, #raw, #required, #parser);
@@ -888,12 +902,20 @@ fn address_parts(channel: &Channel, plan: &ChannelPlan) -> (TokenStream, TokenSt
     let path_fields: Vec<&ParamField> = plan
         .params
         .iter()
-        .filter(|f| f.location == "path")
+        .filter(|f| matches!(f.location, "path" | "address"))
         .collect();
     let fills = path_fields.iter().map(|field| {
         let ident = &field.ident;
         let placeholder = format!("{{{}}}", field.name);
-        quote!(address = address.replace(#placeholder, &self.#ident.to_string());)
+        if field.required {
+            quote!(address = address.replace(#placeholder, &self.#ident.to_string());)
+        } else {
+            quote! {
+                if let ::std::option::Option::Some(value) = &self.#ident {
+                    address = address.replace(#placeholder, &value.to_string());
+                }
+            }
+        }
     });
     let builder = if path_fields.is_empty() {
         quote!(::std::string::String::from(#address))
@@ -912,11 +934,36 @@ fn address_parts(channel: &Channel, plan: &ChannelPlan) -> (TokenStream, TokenSt
         let ident = &field.ident;
         let name = &field.name;
         let parser = field.kind.parser();
+        let required = field.required;
         quote! {
-            let #ident = ::wfs_runtime::params::parse(&mut errors, "path", #name, value(#name), true, #parser);
+            let #ident = ::wfs_runtime::params::parse(&mut errors, "path", #name, value(#name), #required, #parser);
         }
     });
     let idents: Vec<&Ident> = path_fields.iter().map(|f| &f.ident).collect();
+    let required: Vec<&Ident> = path_fields
+        .iter()
+        .filter(|f| f.required)
+        .map(|f| &f.ident)
+        .collect();
+    let unwrap_required = if required.is_empty() {
+        TokenStream::new()
+    } else {
+        quote! {
+            let (#(::std::option::Option::Some(#required),)*) = (#(#required,)*) else {
+                return ::std::result::Result::Err(errors);
+            };
+        }
+    };
+    // An optional parameter that does not parse is `None` with a problem recorded.
+    let optional_errors = if required.len() < path_fields.len() {
+        quote! {
+            if !errors.is_empty() {
+                return ::std::result::Result::Err(errors);
+            }
+        }
+    } else {
+        TokenStream::new()
+    };
     let rest = if path_fields.len() < plan.params.len() {
         quote!(..::std::default::Default::default())
     } else {
@@ -937,9 +984,8 @@ fn address_parts(channel: &Channel, plan: &ChannelPlan) -> (TokenStream, TokenSt
             let value = |name: &str| values.iter().find(|(key, _)| *key == name).map(|(_, value)| *value);
             let mut errors = ::wfs_runtime::ParamsError::default();
             #(#parses)*
-            let (#(::std::option::Option::Some(#idents),)*) = (#(#idents,)*) else {
-                return ::std::result::Result::Err(errors);
-            };
+            #unwrap_required
+            #optional_errors
             ::std::result::Result::Ok(Self { #(#idents,)* #rest })
         }
     };
