@@ -1,7 +1,8 @@
 //! Generates the contract's Rust code (`$OUT_DIR/contract.rs`) from `asyncapi/v1-schema.yaml`.
 //!
 //! A broken contract stops the build with one `cargo::error=` line per problem, each naming
-//! the file, line and column; no panic, no backtrace.
+//! the file, line and column; no panic, no backtrace. What only deserves attention (a
+//! parameter the address does not use) is a `cargo::warning=` line, located the same way.
 
 use std::path::Path;
 
@@ -18,6 +19,10 @@ fn main() {
     // Every file the contract references, so editing a shared file regenerates too.
     for file in &contract.files {
         println!("cargo::rerun-if-changed={}", file.display());
+    }
+    // Warnings do not stop the build; each names its file, line and column like an error.
+    for warning in &contract.warnings {
+        println!("cargo::warning={warning}");
     }
     match generator.generate(&contract) {
         Ok(code) => {

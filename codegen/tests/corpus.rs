@@ -1,10 +1,11 @@
 //! The generator on AsyncAPI documents we did not write (`../shared/asyncapi-corpus`), and on
 //! our own fixtures (`tests/fixtures/generate`), whose generated code must compile too.
 //!
-//! Every document must either generate Rust that compiles, or be refused with located
-//! "unsupported" errors; anything else (a panic, an unlocated error, code that does not compile)
-//! fails. All generated files go into one throwaway crate under `target/` that is
-//! `cargo check`ed once, which is much faster than a crate per document.
+//! Every document must either generate Rust that compiles with no warning, rustc's or clippy's
+//! (default lints), or be refused with errors that are all located `unsupported: ...`; anything
+//! else (a panic, an unlocated error, another error, code that does not compile or warns) fails.
+//! All generated files go into one throwaway crate under `target/` that is `cargo clippy`ed
+//! once, which is much faster than a crate per document.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -39,9 +40,17 @@ fn fixture_documents() -> Vec<PathBuf> {
         .expect("fixtures folder")
         .flatten()
         .map(|entry| entry.path())
+        // A multi-file fixture is a folder whose root document is `main.yaml`.
+        .map(|path| {
+            if path.is_dir() {
+                path.join("main.yaml")
+            } else {
+                path
+            }
+        })
         .filter(|path| path.extension().is_some_and(|e| e == "yaml" || e == "json"))
+        .filter(|path| path.is_file())
         .collect();
-    documents.push(dir.join("refs/main.yaml"));
     documents.sort();
     documents
 }
@@ -77,7 +86,7 @@ fn every_corpus_document_and_fixture_generates_code_that_compiles() {
             .unwrap()
             .to_string_lossy();
         let stem = document.file_stem().unwrap().to_string_lossy();
-        let module = format!("v{}_{}", version.replace('.', "_"), stem.replace('-', "_"));
+        let module = format!("v{version}_{stem}").replace(['.', '-'], "_");
         let settings =
             wfs_codegen::Settings::default().with_source_name(format!("{version}/{stem}"));
         match wfs_codegen::Generator::new(settings).generate_file(document) {
@@ -141,7 +150,13 @@ regress = "0.12"
     .unwrap();
 
     let output = Command::new(env!("CARGO"))
-        .args(["check", "--quiet", "--offline", "--message-format", "short"])
+        .args([
+            "clippy",
+            "--quiet",
+            "--offline",
+            "--message-format",
+            "short",
+        ])
         .current_dir(&crate_dir)
         .env("CARGO_TARGET_DIR", crate_dir.join("target"))
         .env_remove("RUSTFLAGS")

@@ -151,6 +151,7 @@ fixture_tests! {
     fixture_directions_reply => "directions-reply",
     fixture_info_servers_security => "info-servers-security",
     fixture_asyncapi_2 => "asyncapi-2",
+    fixture_schema_formats => "schema-formats",
 }
 
 #[test]
@@ -214,6 +215,14 @@ fn every_heading_has_a_permalink() {
             );
         }
     }
+}
+
+/// Pointers through a cross-file `$ref` (`#/channels/echo/messages/echo` where `#/channels/echo`
+/// is in another file) resolve in the docs as in the code.
+#[test]
+fn cross_file_pointers_render() {
+    let html = render(&manifest_dir().join("tests/fixtures/generate/cross-file/main.yaml"));
+    insta::assert_snapshot!("cross_file_pointers_outline", outline(&html));
 }
 
 #[test]

@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use poem::Request;
 use poem::http::HeaderMap;
 
+use crate::address::Template;
+
 /// What a client sent to open a connection: path parameters, query, headers, peer address.
 #[derive(Debug, Clone)]
 pub struct Handshake {
@@ -39,6 +41,21 @@ impl Handshake {
             headers: request.headers().clone(),
             remote_addr: request.remote_addr().as_socket_addr().copied(),
         }
+    }
+
+    /// Reads the parts of `request` a handshake needs, with the path parameters read by the
+    /// channel's address template; `None` when the path does not match it exactly (a segment
+    /// that mixes text and parameters is routed by a looser pattern, and checked here).
+    pub fn from_address(request: &Request, address: &Template) -> Option<Handshake> {
+        let path = request.uri().path();
+        let path_params = address
+            .parse(path)?
+            .into_iter()
+            .map(|(name, value)| (name.to_owned(), percent_decode(value)))
+            .collect();
+        let mut handshake = Handshake::from_request(request, &[]);
+        handshake.path_params = path_params;
+        Some(handshake)
     }
 
     /// The request path.
@@ -173,6 +190,17 @@ impl ParamsError {
             location,
             name: name.into(),
             invalid: Some(why.into()),
+        }
+    }
+
+    /// `address` is not an address of `channel`, whose template is `template`.
+    pub fn not_an_address(address: &str, channel: &str, template: &str) -> ParamsError {
+        ParamsError {
+            problems: vec![ParamsError::invalid(
+                "path",
+                "address",
+                format!("`{address}` is not an address of channel `{channel}` (`{template}`)"),
+            )],
         }
     }
 

@@ -7,11 +7,13 @@
 //! - [`Handshake`] and [`Reject`]: what an `on_connect` hook sees and how it refuses (an HTTP
 //!   status before the upgrade, or a close code after it).
 //! - [`Validator`]: the contract's JSON Schemas, checked on every inbound frame.
+//! - [`address::Template`]: channel addresses matched exactly at the handshake, and filled in.
 //! - [`socket::run`]: the per-connection loop (read, write, keepalive, limits, close codes).
 //! - [`client::Client`]: the tokio-tungstenite client the generated typed clients wrap.
 //!
 //! Crates the generated code names are re-exported, so its paths resolve through this one.
 
+pub mod address;
 pub mod client;
 pub mod connection;
 mod handshake;

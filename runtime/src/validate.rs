@@ -9,7 +9,8 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
-/// A lazily compiled JSON Schema (draft-07, formats checked) embedded as text.
+/// A lazily compiled JSON Schema (draft-07, or the later draft its `$schema` names; formats
+/// checked) embedded as text.
 pub struct Validator {
     name: &'static str,
     schema: &'static str,
@@ -97,7 +98,7 @@ impl Validator {
             let schema: Value =
                 serde_json::from_str(self.schema).map_err(|error| error.to_string())?;
             jsonschema::options()
-                .with_draft(jsonschema::Draft::Draft7)
+                .with_draft(draft_of(&schema))
                 .should_validate_formats(true)
                 // Draft-07 predates the `uuid` format that AsyncAPI contracts use; without this
                 // it would be ignored. Canonical form only, as at the handshake.
@@ -139,6 +140,22 @@ impl Validator {
     }
 }
 
+/// The draft a schema names in `$schema`: 2020-12 or 2019-09 when it says so (a contract that
+/// uses `dependentSchemas` or `unevaluatedProperties` needs them enforced), draft-07 otherwise.
+fn draft_of(schema: &Value) -> jsonschema::Draft {
+    let named = schema
+        .get("$schema")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if named.contains("2020-12") {
+        jsonschema::Draft::Draft202012
+    } else if named.contains("2019-09") {
+        jsonschema::Draft::Draft201909
+    } else {
+        jsonschema::Draft::Draft7
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,6 +178,18 @@ mod tests {
             .map(|problem| problem.path.as_str())
             .collect();
         assert_eq!(paths, ["/message", "/id"], "{violations}");
+    }
+
+    #[test]
+    fn later_draft_keywords_are_enforced_when_the_schema_names_its_draft() {
+        static LATER: Validator = Validator::new(
+            "Later",
+            r#"{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object","properties":{"card":{"type":"string"}},"dependentSchemas":{"card":{"required":["expiry"]}},"unevaluatedProperties":false,"prefixItems":[{"type":"string"}]}"#,
+        );
+        assert!(LATER.check(&json!({"card": "x", "expiry": 1})).is_err());
+        assert!(LATER.check(&json!({"card": "x"})).is_err());
+        assert!(LATER.check(&json!({"other": 1})).is_err());
+        assert!(LATER.check(&json!({})).is_ok());
     }
 
     #[test]

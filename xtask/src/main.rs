@@ -1,5 +1,5 @@
 //! Project automation, run as `cargo xtask <command>`:
-//! - `codegen --input FILE [--out DIR]`: run the generator on any AsyncAPI document;
+//! - `codegen --input FILE [--out DIR] [--time]`: run the generator on any AsyncAPI document;
 //! - `docs [--input FILE] [--out DIR] [--check]`: render the HTML docs of a contract;
 //! - `ci`: everything CI runs (installs, format, lints, docs check, every test);
 //! - `bench [--smoke] [--scenario NAME] [--out FILE]`: the benchmarks (docs/benchmarks.md).
@@ -14,10 +14,10 @@ use std::process::ExitCode;
 
 const USAGE: &str = "usage: cargo xtask <command>
 
-  codegen --input FILE [--out DIR]       generate Rust from any AsyncAPI document
-  docs [--input FILE] [--out DIR] [--check]  render the HTML docs (default: the v1 contract into docs/)
-  ci                                     everything CI runs: format, clippy, docs check, all tests
-  bench [--smoke] [--scenario NAME]      benchmarks of wfs and its baselines (docs/benchmarks.md)";
+  codegen --input FILE [--out DIR] [--time]   generate Rust from any AsyncAPI document
+  docs [--input FILE] [--out DIR] [--check]   render the HTML docs (default: the v1 contract into docs/)
+  ci                                          everything CI runs: format, clippy, docs check, all tests
+  bench [--smoke] [--scenario NAME]           benchmarks of wfs and its baselines (docs/benchmarks.md)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

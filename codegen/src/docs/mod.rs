@@ -264,7 +264,15 @@ struct MessageView {
     used_by: Vec<Ref>,
     headers: Option<Table>,
     payload: Option<Table>,
+    /// A payload written in another schema format (Avro, RAML ...): its format and text.
+    payload_foreign: Option<ForeignView>,
     examples: Vec<ExampleView>,
+}
+
+#[derive(Serialize)]
+struct ForeignView {
+    format: String,
+    text: String,
 }
 
 #[derive(Serialize)]
@@ -783,7 +791,15 @@ impl<'a> Builder<'a> {
                 });
             }
         }
-        let payload = message.payload.map(|schema| self.schema_table(schema));
+        // A schema written in another format is shown as written, not as its JSON Schema.
+        let payload_foreign = message.foreign_payload.as_ref().map(|foreign| ForeignView {
+            format: foreign.format.clone(),
+            text: json_pretty(&foreign.schema),
+        });
+        let payload = match payload_foreign {
+            Some(_) => None,
+            None => message.payload.map(|schema| self.schema_table(schema)),
+        };
         let headers = message.headers.map(|schema| self.schema_table(schema));
         let examples = if message.examples.is_empty() {
             let anchors = self.tables_anchors();
@@ -848,6 +864,7 @@ impl<'a> Builder<'a> {
             used_by,
             headers,
             payload,
+            payload_foreign,
             examples,
         }
     }
@@ -1002,7 +1019,12 @@ fn channel_urls(contract: &Contract, index: usize) -> Vec<String> {
             let base = server_url(server);
             let base = base.trim_end_matches('/');
             let separator = if address.starts_with('/') { "" } else { "/" };
-            let mut url = format!("{base}{separator}{address}");
+            // A 2.x channel named by a URL is that URL (and is served at its path).
+            let mut url = if address.contains("://") {
+                address.clone()
+            } else {
+                format!("{base}{separator}{address}")
+            };
             if !query.is_empty() {
                 url.push('?');
                 url.push_str(&query.join("&"));

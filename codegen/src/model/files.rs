@@ -47,6 +47,8 @@ pub(crate) struct Sources {
     files: Vec<SourceFile>,
     /// Problems found so far, in the order found.
     pub diagnostics: Vec<Diagnostic>,
+    /// Things that do not stop generation but that a maintainer should see, in the order found.
+    pub warnings: Vec<Diagnostic>,
 }
 
 impl Sources {
@@ -55,6 +57,7 @@ impl Sources {
         let mut sources = Sources {
             files: Vec::new(),
             diagnostics: Vec::new(),
+            warnings: Vec::new(),
         };
         match sources.read(path.to_path_buf()) {
             Ok(_) => Ok(sources),
@@ -71,6 +74,7 @@ impl Sources {
         let mut sources = Sources {
             files: Vec::new(),
             diagnostics: Vec::new(),
+            warnings: Vec::new(),
         };
         sources
             .parse(path.to_path_buf(), path.to_path_buf(), text)
@@ -110,6 +114,12 @@ impl Sources {
     pub fn error(&mut self, loc: &Loc, message: impl Into<String>) {
         let diagnostic = self.diagnostic(loc, message.into());
         self.diagnostics.push(diagnostic);
+    }
+
+    /// Records a warning at `loc`: generation goes on.
+    pub fn warn(&mut self, loc: &Loc, message: impl Into<String>) {
+        let diagnostic = self.diagnostic(loc, message.into());
+        self.warnings.push(diagnostic);
     }
 
     pub fn diagnostic(&self, loc: &Loc, message: String) -> Diagnostic {
@@ -166,8 +176,10 @@ impl Sources {
             self.error(
                 &ref_loc,
                 format!(
-                    "remote reference `{reference}` is not supported: save the document beside \
-                     this one and reference it by a relative path"
+                    "unsupported: remote reference `{reference}`: builds stay offline, so \
+                     nothing is fetched; vendor the file (save it beside this document) and \
+                     point the `$ref` at it by a relative path, like `./{}`",
+                    vendored_name(file_part)
                 ),
             );
             return None;
@@ -202,19 +214,41 @@ impl Sources {
                 return None;
             }
         };
-        let target = Loc { file, pointer };
-        if self.get(&target).is_none() {
-            let file_name = self.files[file].path.display().to_string();
-            self.error(
-                &ref_loc,
-                format!(
-                    "`$ref` `{reference}` points to nothing: `{file_name}` has no `#{}`",
-                    target.pointer
-                ),
-            );
-            return None;
+        match self.walk(file, &pointer) {
+            Some(target) => Some(target),
+            None => {
+                let file_name = self.files[file].path.display().to_string();
+                self.error(
+                    &ref_loc,
+                    format!(
+                        "`$ref` `{reference}` points to nothing: `{file_name}` has no `#{pointer}`"
+                    ),
+                );
+                None
+            }
         }
-        Some(target)
+    }
+
+    /// The node `pointer` names in `file`, following every `$ref` met on the way: in
+    /// `#/channels/echo/messages/echo`, `#/channels/echo` may itself be a reference to another
+    /// file, and the rest of the pointer is read there (as the official parser does).
+    fn walk(&mut self, file: usize, pointer: &str) -> Option<Loc> {
+        let mut current = Loc {
+            file,
+            pointer: String::new(),
+        };
+        for token in pointer_tokens(pointer) {
+            let child = current.child(&token);
+            current = if self.get(&child).is_some() {
+                child
+            } else {
+                // Only a reference in between can make the rest of the pointer exist.
+                self.reference_at(&current)?;
+                self.deref(&current)?.child(&token)
+            };
+            self.get(&current)?;
+        }
+        Some(current)
     }
 
     fn read(&mut self, path: PathBuf) -> Result<usize, ReadFailure> {
@@ -274,6 +308,15 @@ fn syntax_hint(message: &str) -> &'static str {
 enum ReadFailure {
     Io(std::io::Error),
     Syntax(Diagnostic),
+}
+
+/// The file name a remote reference's document would have once vendored (`schemas.yaml`).
+fn vendored_name(url: &str) -> String {
+    let path = url.split(['?', '#']).next().unwrap_or(url);
+    match path.rsplit('/').next() {
+        Some(name) if !name.is_empty() && !path.ends_with("://") => name.to_owned(),
+        _ => "vendored.yaml".to_owned(),
+    }
 }
 
 /// Removes `.` and resolves `..` lexically, so `a/./b/../c.yaml` is named `a/c.yaml`.

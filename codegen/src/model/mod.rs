@@ -10,6 +10,7 @@
 //! references inside schema values are rewritten to `#/definitions/<name>`, which lets
 //! recursive schemas stay finite and gives every type a stable name.
 
+mod avro;
 mod files;
 mod schemas;
 mod v2;
@@ -51,6 +52,9 @@ pub struct Contract {
     /// some `$ref` points at, in the order first met.
     pub schemas: Vec<Schema>,
     pub security_schemes: Vec<SecurityScheme>,
+    /// What loading found worth a maintainer's attention without refusing the document (a
+    /// parameter the address does not use ...), located, in file and line order.
+    pub warnings: Vec<Diagnostic>,
     /// Where every node of every file is, to locate problems found after loading.
     maps: Vec<(PathBuf, yaml::SourceMap)>,
 }
@@ -222,12 +226,32 @@ pub struct Message {
     pub description: Option<String>,
     pub content_type: Option<String>,
     pub payload: Option<SchemaId>,
+    /// The payload schema as written when it is not JSON Schema (Avro, RAML, Protobuf ...),
+    /// for the docs. An Avro payload also has its JSON Schema in [`Message::payload`]; any
+    /// other format has none, and cannot become Rust.
+    pub foreign_payload: Option<ForeignSchema>,
     pub headers: Option<SchemaId>,
     pub correlation_id: Option<Value>,
     pub examples: Vec<Example>,
     pub tags: Vec<Tag>,
     pub deprecated: bool,
     pub origin: Origin,
+}
+
+/// A schema in another format than JSON Schema, as written.
+#[derive(Debug, Clone)]
+pub struct ForeignSchema {
+    /// The `schemaFormat` as written (`application/vnd.apache.avro;version=1.9.0`, ...).
+    pub format: String,
+    pub schema: Value,
+    pub origin: Origin,
+}
+
+impl ForeignSchema {
+    /// Whether it is an Avro schema (which has a JSON Schema equivalent).
+    pub fn is_avro(&self) -> bool {
+        Format::of(&self.format) == Format::Avro
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -402,8 +426,12 @@ impl Builder {
         }
     }
 
-    fn finish(self, asyncapi: String, root_parts: RootParts) -> Contract {
+    fn finish(mut self, asyncapi: String, root_parts: RootParts) -> Contract {
+        let mut warnings = std::mem::take(&mut self.sources.warnings);
+        warnings.sort();
+        warnings.dedup();
         Contract {
+            warnings,
             files: self.sources.paths(),
             maps: self.sources.maps(),
             asyncapi,
@@ -685,14 +713,17 @@ impl Builder {
             .get("schemaFormat")
             .and_then(Value::as_str)
             .map(str::to_owned);
-        let payload = match merged.get("payload") {
+        let (payload, foreign_payload) = match merged.get("payload") {
             Some(_) => {
                 self.message_schema(&target.child("payload"), &type_hint, payload_format, "")
             }
-            None => None,
+            None => (None, None),
         };
         let headers = match merged.get("headers") {
-            Some(_) => self.message_schema(&field_loc("headers"), &type_hint, None, "Headers"),
+            Some(_) => {
+                self.message_schema(&field_loc("headers"), &type_hint, None, "Headers")
+                    .0
+            }
             None => None,
         };
         let examples = self.examples(&owner("examples"), &merged);
@@ -704,6 +735,7 @@ impl Builder {
             description: self.string(&target, &merged, "description"),
             content_type: self.string(&target, &merged, "contentType"),
             payload,
+            foreign_payload,
             headers,
             correlation_id: match merged.get("correlationId") {
                 Some(_) => self.resolved(&field_loc("correlationId")),
@@ -770,15 +802,20 @@ impl Builder {
         (merged, sources)
     }
 
-    /// A payload or headers schema: a multi-format schema object (3.x) or a plain schema.
+    /// A payload or headers schema: a multi-format schema object (3.x) or a plain schema. JSON
+    /// Schema, AsyncAPI and OpenAPI schemas are registered as they are (OpenAPI's `nullable`
+    /// rewritten); an Avro schema is converted to JSON Schema and kept as written for the docs;
+    /// any other format is only kept as written (the docs show it, the Rust generator refuses it).
     fn message_schema(
         &mut self,
         loc: &Loc,
         type_hint: &str,
         v2_format: Option<String>,
         suffix: &str,
-    ) -> Option<SchemaId> {
-        let target = self.sources.deref(loc)?;
+    ) -> (Option<SchemaId>, Option<ForeignSchema>) {
+        let Some(target) = self.sources.deref(loc) else {
+            return (None, None);
+        };
         let (schema_loc, format) = match self.sources.get(&target) {
             Some(Value::Object(map))
                 if map.contains_key("schemaFormat") && map.contains_key("schema") =>
@@ -791,20 +828,94 @@ impl Builder {
             }
             _ => (target.clone(), v2_format),
         };
-        if let Some(format) = &format
-            && !is_json_schema_format(format)
-        {
-            self.sources.error(
-                &schema_loc,
-                format!(
-                    "schema format `{format}` is not supported: only AsyncAPI and JSON Schema \
-                     payloads can become Rust types"
-                ),
-            );
-            return None;
-        }
         let name = format!("{}{suffix}", heck_pascal(type_hint));
-        self.registry.intern(&mut self.sources, &schema_loc, &name)
+        let kind = format.as_deref().map_or(Format::JsonSchema, Format::of);
+        if kind == Format::JsonSchema {
+            return (
+                self.registry.intern(&mut self.sources, &schema_loc, &name),
+                None,
+            );
+        }
+        // Keyed by where the schema is written (after references), so a shared `.avsc` file
+        // gives one set of types.
+        let Some(at) = self.sources.deref(&schema_loc) else {
+            return (None, None);
+        };
+        let foreign = Some(ForeignSchema {
+            format: format.clone().unwrap_or_default(),
+            schema: self.resolved(&at).unwrap_or(Value::Null),
+            origin: self.origin(&at),
+        });
+        let id = match kind {
+            Format::OpenApi => {
+                let first = self.registry.len();
+                let id = self.registry.intern(&mut self.sources, &schema_loc, &name);
+                let last = self.registry.len();
+                self.registry.openapi_to_json_schema(first..last);
+                return (id, None);
+            }
+            Format::Avro => foreign
+                .as_ref()
+                .and_then(|foreign| self.avro(&at, &foreign.schema, &name)),
+            _ => None,
+        };
+        (id, foreign)
+    }
+
+    /// Registers an Avro schema (and each named type in it) as JSON Schema.
+    fn avro(&mut self, loc: &Loc, schema: &Value, name: &str) -> Option<SchemaId> {
+        let fail = |b: &mut Builder, why: String| {
+            b.sources
+                .error(loc, format!("not a valid Avro schema: {why}"));
+            None
+        };
+        let named = match avro::named_types(schema) {
+            Ok(named) => named,
+            Err(why) => return fail(self, why),
+        };
+        let mut names = HashMap::new();
+        let mut fresh = Vec::new();
+        for (index, ty) in named.iter().enumerate() {
+            // A made-up place below the schema keys each named type; diagnostics walk up to it.
+            let type_loc = loc.child(&format!("avro:{}", ty.full_name));
+            // Named after the Avro type itself (`com.acme.User` is `User`).
+            let short = ty.full_name.rsplit('.').next().unwrap_or(&ty.full_name);
+            let (id, new) = self
+                .registry
+                .reserve(&self.sources, &type_loc, &heck_pascal(short));
+            names.insert(ty.full_name.clone(), self.registry.name(id).to_owned());
+            if new {
+                fresh.push((id, index));
+            }
+        }
+        let converter = avro::Converter { names: &names };
+        for (id, index) in fresh {
+            match converter.definition(&named[index]) {
+                Ok(value) => self.registry.set_value(id, value),
+                Err(why) => return fail(self, why),
+            }
+        }
+        let root = match converter.schema(schema, None) {
+            Ok(root) => root,
+            Err(why) => return fail(self, why),
+        };
+        // A payload that is a named type (a record, most often) is that type's schema.
+        if let Some(name) = root
+            .get("$ref")
+            .and_then(Value::as_str)
+            .and_then(|reference| reference.strip_prefix("#/definitions/"))
+        {
+            return self.registry_id(name);
+        }
+        let (id, new) = self.registry.reserve(&self.sources, loc, name);
+        if new {
+            self.registry.set_value(id, root);
+        }
+        Some(id)
+    }
+
+    fn registry_id(&self, name: &str) -> Option<SchemaId> {
+        (0..self.registry.len()).find(|&id| self.registry.name(id) == name)
     }
 
     fn examples(&mut self, loc: &Loc, map: &serde_json::Map<String, Value>) -> Vec<Example> {
@@ -928,12 +1039,34 @@ pub(crate) struct RootParts {
     pub security_schemes: Vec<SecurityScheme>,
 }
 
-fn is_json_schema_format(format: &str) -> bool {
-    let format = format.to_ascii_lowercase();
-    format.starts_with("application/vnd.aai.asyncapi")
-        || format.starts_with("application/schema+json")
-        || format.starts_with("application/schema+yaml")
-        || format.starts_with("application/vnd.oai.openapi")
+/// The kinds of `schemaFormat` the model tells apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    /// AsyncAPI schemas and JSON Schema (`application/vnd.aai.asyncapi...`, `schema+json`...).
+    JsonSchema,
+    /// OpenAPI 3 schema objects: JSON Schema but for `nullable`.
+    OpenApi,
+    Avro,
+    /// RAML, Protobuf and anything else.
+    Other,
+}
+
+impl Format {
+    fn of(format: &str) -> Format {
+        let format = format.to_ascii_lowercase();
+        if format.starts_with("application/vnd.aai.asyncapi")
+            || format.starts_with("application/schema+json")
+            || format.starts_with("application/schema+yaml")
+        {
+            Format::JsonSchema
+        } else if format.starts_with("application/vnd.oai.openapi") {
+            Format::OpenApi
+        } else if format.starts_with("application/vnd.apache.avro") {
+            Format::Avro
+        } else {
+            Format::Other
+        }
+    }
 }
 
 /// RFC 7396 JSON merge patch of `patch` onto `target`.

@@ -317,6 +317,6 @@ fn parameters(
             });
         }
     }
-    check_address_parameters(b, loc, &loc.child("parameters"), address, &out);
+    check_address_parameters(b, loc, &loc.child("parameters"), address, &mut out);
     out
 }

@@ -39,6 +39,7 @@ pub(super) fn build(b: &mut Builder) -> Option<RootParts> {
         security_schemes: &mut security_schemes,
         channel_locs: Vec::new(),
         channel_message_locs: Vec::new(),
+        server_locs: Vec::new(),
     };
 
     let servers = front.servers(b, &root, &map);
@@ -64,6 +65,8 @@ struct Front<'a> {
     channel_locs: Vec<Loc>,
     /// Where each of a channel's messages was defined (after references), by channel index.
     channel_message_locs: Vec<Vec<(Loc, MessageId)>>,
+    /// Where each server was defined (after references), with its key.
+    server_locs: Vec<(Loc, String)>,
 }
 
 impl Front<'_> {
@@ -77,6 +80,7 @@ impl Front<'_> {
             let Some((server_loc, server)) = b.object(&loc.child(key), "a server") else {
                 continue;
             };
+            self.server_locs.push((server_loc.clone(), key.clone()));
             let host = b.required_string(&server_loc, &server, "host", "a server");
             let protocol = b.required_string(&server_loc, &server, "protocol", "a server");
             let security = self.security(b, &server_loc, &server, key);
@@ -181,7 +185,7 @@ impl Front<'_> {
                     }
                 }
             }
-            let servers = server_keys(b, &channel_loc, &channel);
+            let servers = self.server_keys(b, &channel_loc, &channel);
             let ws = b.ws_binding(&channel_loc, &channel);
             self.channel_locs.push(channel_loc.clone());
             self.channel_message_locs.push(message_locs);
@@ -202,6 +206,32 @@ impl Front<'_> {
             });
         }
         out
+    }
+
+    /// The keys of the servers a channel lists. Compared after resolution: `#/servers/x` may
+    /// itself be a reference to a server in another file.
+    fn server_keys(&self, b: &mut Builder, loc: &Loc, map: &Map<String, Value>) -> Vec<String> {
+        let Some(Value::Array(items)) = map.get("servers") else {
+            return Vec::new();
+        };
+        let mut keys = Vec::new();
+        for index in 0..items.len() {
+            let item_loc = loc.child("servers").index(index);
+            if let Some(target) = b.sources.deref(&item_loc) {
+                match self
+                    .server_locs
+                    .iter()
+                    .find(|(server, _)| *server == target)
+                {
+                    Some((_, key)) => keys.push(key.clone()),
+                    None => b.sources.error(
+                        &item_loc,
+                        "a channel's `servers` must reference servers under `servers`",
+                    ),
+                }
+            }
+        }
+        keys
     }
 
     fn channel_of(&self, b: &mut Builder, loc: &Loc, what: &str) -> Option<ChannelId> {
@@ -459,32 +489,36 @@ fn parameters(
         }
     }
     if let Some(address) = address {
-        check_address_parameters(b, loc, &loc.child("address"), address, &out);
+        check_address_parameters(b, loc, &loc.child("address"), address, &mut out);
     }
     out
 }
 
-/// Every `{name}` of `address` must be a parameter of the channel at `loc`, and every
-/// parameter must appear in the address; a missing one is reported at `missing_at`.
+/// Every `{name}` of `address` must be a parameter of the channel at `loc`; a missing one is
+/// reported at `missing_at`. A parameter the address does not use is only a warning (the
+/// official parser accepts it) and is dropped: there is nothing to read it from.
 pub(super) fn check_address_parameters(
     b: &mut Builder,
     loc: &Loc,
     missing_at: &Loc,
     address: &str,
-    defined: &[Parameter],
+    defined: &mut Vec<Parameter>,
 ) {
     let in_address = address_parameters(address);
-    for parameter in defined {
+    defined.retain(|parameter| {
         let name = &parameter.name;
-        if !in_address.contains(name) {
-            b.sources.error(
+        let used = in_address.contains(name);
+        if !used {
+            b.sources.warn(
                 &loc.child("parameters").child(name),
                 format!(
-                    "parameter `{name}` does not appear as `{{{name}}}` in the channel address"
+                    "parameter `{name}` does not appear as `{{{name}}}` in the channel address \
+                     `{address}`; it is ignored (remove it, or use it in the address)"
                 ),
             );
         }
-    }
+        used
+    });
     for name in &in_address {
         if !defined.iter().any(|parameter| &parameter.name == name) {
             b.sources.error(
@@ -507,28 +541,6 @@ pub(super) fn address_parameters(address: &str) -> Vec<String> {
         rest = &rest[start + length + 1..];
     }
     names
-}
-
-fn server_keys(b: &mut Builder, loc: &Loc, map: &Map<String, Value>) -> Vec<String> {
-    let Some(Value::Array(items)) = map.get("servers") else {
-        return Vec::new();
-    };
-    let mut keys = Vec::new();
-    for index in 0..items.len() {
-        let item_loc = loc.child("servers").index(index);
-        if let Some(target) = b.sources.deref(&item_loc) {
-            let tokens: Vec<String> = pointer_tokens(&target.pointer).collect();
-            if tokens.len() == 2 && tokens[0] == "servers" {
-                keys.push(tokens[1].clone());
-            } else {
-                b.sources.error(
-                    &item_loc,
-                    "a channel's `servers` must reference servers under `servers`",
-                );
-            }
-        }
-    }
-    keys
 }
 
 fn resolved_field(

@@ -23,6 +23,15 @@ pub(crate) struct ChannelPlan {
     pub inbound: Vec<MessageId>,
     /// Messages the server sends on this channel (send operations and replies), in order.
     pub outbound: Vec<MessageId>,
+    /// Messages whose payload is boxed in an enum of several messages (see `sizes`).
+    pub large: Vec<MessageId>,
+}
+
+impl ChannelPlan {
+    /// Whether `message` is boxed in an enum of `messages`: a large payload beside others.
+    pub fn boxed(&self, message: MessageId, messages: &[MessageId]) -> bool {
+        messages.len() > 1 && self.large.contains(&message)
+    }
 }
 
 impl ChannelPlan {
@@ -121,6 +130,7 @@ pub(crate) fn plan(contract: &Contract) -> Vec<ChannelPlan> {
                 params: param_fields(channel),
                 inbound,
                 outbound,
+                large: Vec::new(),
             }
         })
         .collect()
@@ -137,18 +147,31 @@ fn push_unique(target: &mut Vec<MessageId>, ids: &[MessageId]) {
 fn param_fields(channel: &Channel) -> Vec<ParamField> {
     let mut taken = Vec::new();
     let mut fields = Vec::new();
+    // A 2.x channel named by a URL is served at its path: a parameter of the host part
+    // (`wss://{region}.example.com/books/{id}`) is not in the request path, so it is optional
+    // (location `address`), read only by `from_address`.
+    let served = channel
+        .address
+        .as_deref()
+        .map(served_path)
+        .unwrap_or_default();
+    let in_path: Vec<String> = pieces(&served)
+        .into_iter()
+        .filter_map(|(is_param, name)| is_param.then_some(name))
+        .collect();
     for parameter in &channel.parameters {
         let ident = unique(&mut taken, &parameter.name.to_snake_case());
         let kind = match &parameter.schema {
             Some(schema) => ParamKind::of(Some(schema)),
             None => ParamKind::String,
         };
+        let served = in_path.contains(&parameter.name);
         fields.push(ParamField {
             ident: field_ident(&ident),
             name: parameter.name.clone(),
-            location: "path",
+            location: if served { "path" } else { "address" },
             kind,
-            required: true,
+            required: served,
             description: parameter.description.clone(),
         });
     }
@@ -307,6 +330,7 @@ fn resolve<'a>(contract: &'a Contract, mut value: &'a Value) -> &'a Value {
 /// discriminator, if any), decoded by discriminator or by checking each schema in turn.
 pub(crate) fn message_enum(
     contract: &Contract,
+    plan: &ChannelPlan,
     name: &Ident,
     doc: &str,
     messages: &[MessageId],
@@ -331,6 +355,11 @@ pub(crate) fn message_enum(
         .map(|&id| {
             let variant = variant_ident(contract, id);
             let payload = payload_type(contract, id);
+            let payload = if plan.boxed(id, messages) {
+                quote!(::std::boxed::Box<#payload>)
+            } else {
+                payload
+            };
             let doc = message_doc(contract, id);
             quote! {
                 #[doc = #doc]
@@ -341,6 +370,10 @@ pub(crate) fn message_enum(
     let decode_one = |id: MessageId| -> TokenStream {
         let variant = variant_ident(contract, id);
         match contract.messages[id].payload {
+            Some(schema) if plan.boxed(id, messages) => {
+                let validator = super::types::validator_ident(&contract.schemas[schema]);
+                quote!(super::schemas::#validator.decode(value).map(|message| Self::#variant(::std::boxed::Box::new(message))))
+            }
             Some(schema) => {
                 let validator = super::types::validator_ident(&contract.schemas[schema]);
                 quote!(super::schemas::#validator.decode(value).map(Self::#variant))
@@ -430,6 +463,7 @@ fn operation_doc(operation: &Operation) -> String {
 /// several messages.
 fn operation_message_type(
     contract: &Contract,
+    plan: &ChannelPlan,
     operation: &Operation,
     suffix: &str,
     messages: &[MessageId],
@@ -440,7 +474,7 @@ fn operation_message_type(
         several => {
             let name = format_ident!("{}{}", operation.key.to_upper_camel_case(), suffix);
             let doc = format!("The messages of operation `{}`.", operation.key);
-            let definition = message_enum(contract, &name, &doc, several);
+            let definition = message_enum(contract, plan, &name, &doc, several);
             (quote!(#name), Some(definition))
         }
     }
@@ -476,12 +510,14 @@ pub(crate) fn channel_module(
     let params_struct = params_struct(channel, plan);
     let inbound_enum = message_enum(
         contract,
+        plan,
         &inbound,
         "Every message a client may send on this channel (what the server receives).",
         &plan.inbound,
     );
     let outbound_enum = message_enum(
         contract,
+        plan,
         &outbound,
         "Every message the server may send on this channel.",
         &plan.outbound,
@@ -496,12 +532,12 @@ pub(crate) fn channel_module(
         let method = method_ident(&operation.key);
         let doc = operation_doc(operation);
         let (message_type, message_enum) =
-            operation_message_type(contract, operation, "Message", &operation.messages);
+            operation_message_type(contract, plan, operation, "Message", &operation.messages);
         extra_types.extend(message_enum);
         let reply_type = match &operation.reply {
             Some(reply) => {
                 let (reply_type, reply_enum) =
-                    operation_message_type(contract, operation, "Reply", &reply.messages);
+                    operation_message_type(contract, plan, operation, "Reply", &reply.messages);
                 extra_types.extend(reply_enum);
                 reply_type
             }
@@ -680,7 +716,8 @@ fn params_struct(channel: &Channel, plan: &ChannelPlan) -> TokenStream {
         let raw = match field.location {
             "path" => quote!(handshake.path_param(#name)),
             "query" => quote!(handshake.query(#name)),
-            _ => quote!(handshake.header(#name)),
+            "header" => quote!(handshake.header(#name)),
+            _ => quote!(::std::option::Option::None),
         };
         quote! {
             let #ident = ::wfs_runtime::params::parse(&mut errors, #location, #name, #raw, #required, #parser);
@@ -752,7 +789,12 @@ fn params_struct(channel: &Channel, plan: &ChannelPlan) -> TokenStream {
     };
     let query_pairs = pairs("query");
     let header_pairs = pairs("header");
-    let address = channel.address.clone().unwrap_or_default();
+    let address = channel
+        .address
+        .as_deref()
+        .map(served_path)
+        .unwrap_or_default();
+    let (address_static, address_methods) = address_parts(channel, plan);
     let path_replacements = plan.params.iter().filter(|f| f.location == "path").map(|field| {
         let ident = &field.ident;
         let placeholder = format!("{{{}}}", field.name);
@@ -819,6 +861,7 @@ fn params_struct(channel: &Channel, plan: &ChannelPlan) -> TokenStream {
         }
 
         #params_schema_static
+        #address_static
 
         impl #name {
             /// Reads and checks the parameters of a handshake; every problem is reported.
@@ -826,7 +869,8 @@ fn params_struct(channel: &Channel, plan: &ChannelPlan) -> TokenStream {
                 #from_handshake_body
             }
 
-            /// The channel address with its `{...}` parameters filled in.
+            /// The path the channel is served at, with its `{...}` parameters filled in
+            /// (percent-encoded), for a client's handshake.
             pub fn path(&self) -> ::std::string::String {
                 #path_body
             }
@@ -840,8 +884,128 @@ fn params_struct(channel: &Channel, plan: &ChannelPlan) -> TokenStream {
             pub fn header_pairs(&self) -> ::std::vec::Vec<(&'static str, ::std::string::String)> {
                 #header_pairs
             }
+
+            #address_methods
         }
     }
+}
+
+/// The typed address builder and parser of a channel with an address: `ADDRESS` (its
+/// template), `Params::address()` and `Params::from_address()`. They work on the address as
+/// written, whatever the protocol (an MQTT topic, a Kafka topic, a WebSocket path).
+fn address_parts(channel: &Channel, plan: &ChannelPlan) -> (TokenStream, TokenStream) {
+    let Some(address) = &channel.address else {
+        return (TokenStream::new(), TokenStream::new());
+    };
+    let template = template(address);
+    let static_doc = format!("The address of channel `{}`: `{address}`.", channel.key);
+    let path_fields: Vec<&ParamField> = plan
+        .params
+        .iter()
+        .filter(|f| matches!(f.location, "path" | "address"))
+        .collect();
+    let fills = path_fields.iter().map(|field| {
+        let ident = &field.ident;
+        let placeholder = format!("{{{}}}", field.name);
+        if field.required {
+            quote!(address = address.replace(#placeholder, &self.#ident.to_string());)
+        } else {
+            quote! {
+                if let ::std::option::Option::Some(value) = &self.#ident {
+                    address = address.replace(#placeholder, &value.to_string());
+                }
+            }
+        }
+    });
+    let builder = if path_fields.is_empty() {
+        quote!(::std::string::String::from(#address))
+    } else {
+        quote! {
+            let mut address = ::std::string::String::from(#address);
+            #(#fills)*
+            address
+        }
+    };
+    let key = &channel.key;
+    let mismatch = quote! {
+        return ::std::result::Result::Err(::wfs_runtime::ParamsError::not_an_address(address, #key, #address));
+    };
+    let parses = path_fields.iter().map(|field| {
+        let ident = &field.ident;
+        let name = &field.name;
+        let parser = field.kind.parser();
+        let required = field.required;
+        quote! {
+            let #ident = ::wfs_runtime::params::parse(&mut errors, "path", #name, value(#name), #required, #parser);
+        }
+    });
+    let idents: Vec<&Ident> = path_fields.iter().map(|f| &f.ident).collect();
+    let required: Vec<&Ident> = path_fields
+        .iter()
+        .filter(|f| f.required)
+        .map(|f| &f.ident)
+        .collect();
+    let unwrap_required = if required.is_empty() {
+        TokenStream::new()
+    } else {
+        quote! {
+            let (#(::std::option::Option::Some(#required),)*) = (#(#required,)*) else {
+                return ::std::result::Result::Err(errors);
+            };
+        }
+    };
+    // An optional parameter that does not parse is `None` with a problem recorded.
+    let optional_errors = if required.len() < path_fields.len() {
+        quote! {
+            if !errors.is_empty() {
+                return ::std::result::Result::Err(errors);
+            }
+        }
+    } else {
+        TokenStream::new()
+    };
+    let rest = if path_fields.len() < plan.params.len() {
+        quote!(..::std::default::Default::default())
+    } else {
+        TokenStream::new()
+    };
+    let parser_body = if path_fields.is_empty() {
+        quote! {
+            if ADDRESS.parse(address).is_none() {
+                #mismatch
+            }
+            ::std::result::Result::Ok(Self::default())
+        }
+    } else {
+        quote! {
+            let ::std::option::Option::Some(values) = ADDRESS.parse(address) else {
+                #mismatch
+            };
+            let value = |name: &str| values.iter().find(|(key, _)| *key == name).map(|(_, value)| *value);
+            let mut errors = ::wfs_runtime::ParamsError::default();
+            #(#parses)*
+            #unwrap_required
+            #optional_errors
+            ::std::result::Result::Ok(Self { #(#idents,)* #rest })
+        }
+    };
+    let statics = quote! {
+        #[doc = #static_doc]
+        pub static ADDRESS: ::wfs_runtime::address::Template = #template;
+    };
+    let methods = quote! {
+        /// The channel address as written in the contract, with its `{...}` parameters filled in.
+        pub fn address(&self) -> ::std::string::String {
+            #builder
+        }
+
+        /// Reads the `{...}` parameters of an address of this channel, matched exactly against
+        /// [`ADDRESS`]; the query and header fields keep their defaults.
+        pub fn from_address(address: &str) -> ::std::result::Result<Self, ::wfs_runtime::ParamsError> {
+            #parser_body
+        }
+    };
+    (statics, methods)
 }
 
 fn capitalise(text: &str) -> String {
@@ -856,6 +1020,8 @@ fn capitalise(text: &str) -> String {
 /// served (AsyncAPI leaves such addresses to be found at run time).
 pub(crate) struct Endpoint {
     pub address: String,
+    /// The path it is served at (see [`served_path`]).
+    pub path: String,
     pub route: String,
     pub name: Ident,
     pub channels: Vec<usize>,
@@ -878,32 +1044,26 @@ pub(crate) fn endpoints(
             endpoint.channels.push(index);
             continue;
         }
-        let route = match route_of(address) {
-            Ok(route) => route,
-            Err(why) => {
-                problems.push(contract.diagnostic(
-                    &channel.origin.file,
-                    &format!("{}/address", channel.origin.pointer),
-                    why,
-                ));
-                continue;
-            }
-        };
-        if let Some(other) = endpoints.iter().find(|e| e.route == route) {
+        let path = served_path(address);
+        let route = route_of(&path);
+        if let Some(other) = endpoints.iter().find(|e| shape(&e.path) == shape(&path)) {
             problems.push(contract.diagnostic(
                 &channel.origin.file,
                 &format!("{}/address", channel.origin.pointer),
                 format!(
-                    "address `{address}` is the same route as `{}` (only parameter names differ)",
+                    "unsupported: address `{address}` cannot be told apart from `{}`: they \
+                     differ only in parameter names, so every path matches both; give one of \
+                     them a distinct text",
                     other.address
                 ),
             ));
             continue;
         }
-        let base = address.trim_matches('/').to_snake_case();
+        let base = path.trim_matches('/').to_snake_case();
         let name = unique(&mut names, if base.is_empty() { "root" } else { &base });
         endpoints.push(Endpoint {
             address: address.clone(),
+            path,
             route,
             name: format_ident!("{}", name.to_upper_camel_case()),
             channels: vec![index],
@@ -916,32 +1076,80 @@ pub(crate) fn endpoints(
     }
 }
 
-/// The poem route of an address: `{name}` segments become `:name`.
-fn route_of(address: &str) -> Result<String, String> {
-    let mut route = String::new();
-    for segment in address.trim_start_matches('/').split('/') {
-        route.push('/');
-        if let Some(name) = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(format!(
-                    "parameter `{{{name}}}` must be a name of letters, digits and `_` to be served"
-                ));
-            }
-            route.push(':');
-            route.push_str(name);
-        } else if segment.contains('{') || segment.contains('}') {
-            return Err(format!(
-                "address segment `{segment}` mixes a parameter with text; only whole-segment parameters (`/{{id}}/`) can be served"
-            ));
-        } else if segment.contains(':') || segment.contains('*') || segment.contains('<') {
-            return Err(format!(
-                "address segment `{segment}` contains `:`, `*` or `<`, which routes cannot hold"
-            ));
+/// The path a channel is served at: its address with a leading `/`; for a 2.x channel named
+/// by a URL (`https://example.com/books/{id}`), the URL's path (`/books/{id}`), as a client
+/// connecting to that URL asks for it.
+pub(crate) fn served_path(address: &str) -> String {
+    let path = match address.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("", |slash| &rest[slash..]),
+        None => address,
+    };
+    let path = path.split(['?', '#']).next().unwrap_or_default();
+    format!("/{}", path.trim_start_matches('/'))
+}
+
+/// An address as text and `{name}` pieces: `(false, text)` or `(true, name)`.
+fn pieces(address: &str) -> Vec<(bool, String)> {
+    let mut pieces = Vec::new();
+    let mut rest = address;
+    while let Some(start) = rest.find('{') {
+        let Some(length) = rest[start..].find('}') else {
+            break;
+        };
+        if start > 0 {
+            pieces.push((false, rest[..start].to_owned()));
+        }
+        pieces.push((true, rest[start + 1..start + length].to_owned()));
+        rest = &rest[start + length + 1..];
+    }
+    if !rest.is_empty() {
+        pieces.push((false, rest.to_owned()));
+    }
+    pieces
+}
+
+/// An address with its parameter names left out: two addresses of one shape match the same paths.
+fn shape(address: &str) -> Vec<Option<String>> {
+    pieces(address)
+        .into_iter()
+        .map(|(is_param, text)| (!is_param).then_some(text))
+        .collect()
+}
+
+/// `::wfs_runtime::address::Template` of an address, to match it exactly.
+pub(crate) fn template(address: &str) -> TokenStream {
+    let pieces = pieces(address).into_iter().map(|(is_param, text)| {
+        if is_param {
+            quote!(::wfs_runtime::address::Piece::Param(#text))
         } else {
-            route.push_str(segment);
+            quote!(::wfs_runtime::address::Piece::Text(#text))
+        }
+    });
+    quote!(::wfs_runtime::address::Template::new(&[#(#pieces),*]))
+}
+
+/// The poem route of a served path. A plain segment is itself; any other segment (a `{name}`,
+/// text mixed with parameters as in `TRADE-{a}--{b}`, or a character routes give a meaning to:
+/// `:`, `*`, `<`) becomes its text up to the first such character followed by a `:pN`
+/// parameter, which takes the rest of the segment. So `TRADE-{a}--{b}` and `c{type}` are
+/// different routes, and the handshake then matches the path exactly against the channel's
+/// address template, which is what reads the parameters.
+///
+/// Not a regular-expression route (`<^TRADE-[^/]+>`): poem 3.1 drops a node's regular
+/// expression children when a later route splits that node, so such routes can vanish.
+fn route_of(path: &str) -> String {
+    let mut route = String::new();
+    for (index, segment) in path.trim_start_matches('/').split('/').enumerate() {
+        route.push('/');
+        match segment.find(['{', '}', ':', '*', '<']) {
+            None => route.push_str(segment),
+            Some(special) => {
+                route.push_str(&segment[..special]);
+                route.push_str(&format!(":p{index}"));
+            }
         }
     }
-    Ok(route)
+    route
 }
 
 /// The endpoint functions and socket handlers, and `routes`.
@@ -954,6 +1162,7 @@ pub(crate) fn serving(
     let mut mounts = Vec::new();
     let mut mount_fns = Vec::new();
     let mut all_bounds: Vec<TokenStream> = Vec::new();
+    let mut mounted = Vec::new();
     for endpoint in endpoints {
         let channels: Vec<&ChannelPlan> = endpoint.channels.iter().map(|&i| &plans[i]).collect();
         let bounds: Vec<TokenStream> = channels
@@ -971,11 +1180,17 @@ pub(crate) fn serving(
         }));
         let serve_fn = format_ident!("serve_{}", endpoint.name.to_string().to_snake_case());
         let socket = format_ident!("{}Socket", endpoint.name);
-        let path_names: Vec<String> = contract.channels[channels[0].id]
-            .parameters
-            .iter()
-            .map(|p| p.name.clone())
-            .collect();
+        // The channel's own `ADDRESS` when it is the served path (most addresses are).
+        let path_template = if endpoint.path == endpoint.address {
+            let module = &channels[0].module;
+            quote!(super::#module::ADDRESS)
+        } else {
+            let template = template(&endpoint.path);
+            quote!({
+                static PATH: ::wfs_runtime::address::Template = #template;
+                PATH
+            })
+        };
         let state_fields: Vec<Ident> = channels
             .iter()
             .map(|plan| format_ident!("{}_state", plan.module.to_string().trim_start_matches("r#")))
@@ -1048,14 +1263,15 @@ pub(crate) fn serving(
             let connection = invalid_plan.ident("Connection");
             quote!(<S as super::#module::#trait_name>::on_invalid_frame(&self.app, &super::#module::#connection::new(connection.clone()), &self.#invalid_state, error).await;)
         };
-        let path_names_lit = path_names.iter().map(String::as_str);
         let doc = format!("Serves `{}`.", endpoint.address);
         items.push(quote! {
             #[doc = #doc]
             pub(super) async fn #serve_fn<S>(app: ::std::sync::Arc<S>, config: ::std::sync::Arc<::wfs_runtime::Config>, request: ::wfs_runtime::poem::Request) -> ::wfs_runtime::poem::Response
             where S: #(#bounds)+*
             {
-                let handshake = ::wfs_runtime::Handshake::from_request(&request, &[#(#path_names_lit),*]);
+                let ::std::option::Option::Some(handshake) = ::wfs_runtime::Handshake::from_address(&request, &#path_template) else {
+                    return ::wfs_runtime::socket::refuse(&request, config, ::wfs_runtime::Reject::Http { status: 404, body: ::std::string::String::from("Not Found") }).await;
+                };
                 #(#connects)*
                 ::wfs_runtime::socket::upgrade(&request, config, #socket { app, #(#state_fields,)* }).await
             }
@@ -1083,7 +1299,6 @@ pub(crate) fn serving(
                 }
             }
         });
-        let route = &endpoint.route;
         let mount_fn = format_ident!("mount_{}", endpoint.name.to_string().to_snake_case());
         let channel_list = channels
             .iter()
@@ -1103,13 +1318,91 @@ pub(crate) fn serving(
                 quote!(#module::#trait_name)
             })
             .collect();
+        let template_outer = if endpoint.path == endpoint.address {
+            let module = &channels[0].module;
+            quote!(#module::ADDRESS)
+        } else {
+            let template = template(&endpoint.path);
+            quote!({
+                static PATH: ::wfs_runtime::address::Template = #template;
+                PATH
+            })
+        };
+        mounted.push(Mounted {
+            route: endpoint.route.clone(),
+            mount_fn,
+            mount_doc,
+            serve_fn,
+            template: template_outer,
+            bounds: bounds_outer,
+        });
+    }
+    // Addresses that share a route (`TRADE-{a}--{b}` and `TRADE-{a}-{b}` both route as
+    // `TRADE-:p0`) are mounted once; each request goes to the first whose address it matches.
+    let mut groups: Vec<Vec<&Mounted>> = Vec::new();
+    for mount in &mounted {
+        match groups.iter_mut().find(|group| {
+            group
+                .first()
+                .is_some_and(|first| first.route == mount.route)
+        }) {
+            Some(group) => group.push(mount),
+            None => groups.push(vec![mount]),
+        }
+    }
+    for group in groups {
+        let Some(&first) = group.first() else {
+            continue;
+        };
+        let route = &first.route;
+        let mount_fn = &first.mount_fn;
+        let bounds: Vec<&TokenStream> = group.iter().flat_map(|mount| &mount.bounds).collect();
+        let (doc, body) = match group.as_slice() {
+            [] => continue,
+            [single] => {
+                let serve_fn = &single.serve_fn;
+                (
+                    single.mount_doc.clone(),
+                    quote! {
+                        endpoints::#serve_fn(app.clone(), config.clone(), request)
+                    },
+                )
+            }
+            [earlier @ .., last] => {
+                let several = group.as_slice();
+                let tries = earlier.iter().map(|mount| {
+                    let serve_fn = &mount.serve_fn;
+                    let template = &mount.template;
+                    quote! {
+                        if #template.parse(request.uri().path()).is_some() {
+                            return endpoints::#serve_fn(app, config, request).await;
+                        }
+                    }
+                });
+                let last_fn = &last.serve_fn;
+                let docs: Vec<String> = several.iter().map(|m| m.mount_doc.clone()).collect();
+                (
+                    format!(
+                        "{}\n\nThese addresses share one route; a request goes to the first it matches.",
+                        docs.join("\n\n")
+                    ),
+                    quote! {
+                        let (app, config) = (app.clone(), config.clone());
+                        async move {
+                            #(#tries)*
+                            endpoints::#last_fn(app, config, request).await
+                        }
+                    },
+                )
+            }
+        };
         mount_fns.push(quote! {
-            #[doc = #mount_doc]
+            #[doc = #doc]
             pub fn #mount_fn<S>(route: ::wfs_runtime::poem::Route, app: ::std::sync::Arc<S>, config: ::std::sync::Arc<::wfs_runtime::Config>) -> ::wfs_runtime::poem::Route
-            where S: #(#bounds_outer)+*
+            where S: #(#bounds)+*
             {
                 route.at(#route, ::wfs_runtime::poem::get(::wfs_runtime::poem::endpoint::make(move |request| {
-                    endpoints::#serve_fn(app.clone(), config.clone(), request)
+                    #body
                 })))
             }
         });
@@ -1151,6 +1444,17 @@ pub(crate) fn serving(
     }
 }
 
+/// What mounting one endpoint takes.
+struct Mounted {
+    route: String,
+    mount_fn: Ident,
+    mount_doc: String,
+    serve_fn: Ident,
+    /// Its address template, from the top of the generated file.
+    template: TokenStream,
+    bounds: Vec<TokenStream>,
+}
+
 /// Decoding a frame as one of a channel's inbound messages and calling the operation's method.
 fn dispatch(contract: &Contract, plan: &ChannelPlan, state: &Ident) -> TokenStream {
     let module = &plan.module;
@@ -1167,9 +1471,12 @@ fn dispatch(contract: &Contract, plan: &ChannelPlan, state: &Ident) -> TokenStre
             return quote!(super::#module::#inbound::#variant(_) => {});
         };
         let method = method_ident(&operation.key);
+        // The operation's own enum boxes like the channel's (both hold several messages).
         let argument = if operation.messages.len() > 1 {
             let op_enum = format_ident!("{}Message", operation.key.to_upper_camel_case());
             quote!(super::#module::#op_enum::#variant(message))
+        } else if plan.boxed(message, &plan.inbound) {
+            quote!(*message)
         } else {
             quote!(message)
         };
@@ -1218,5 +1525,30 @@ fn dispatch(contract: &Contract, plan: &ChannelPlan, state: &Ident) -> TokenStre
             }
             ::std::result::Result::Err(mut found) => violations.append(&mut found),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_served_at_their_path() {
+        assert_eq!(served_path("https://example.com/books/{id}"), "/books/{id}");
+        assert_eq!(served_path("wss://example.com"), "/");
+        assert_eq!(served_path("/ws/v1/echo"), "/ws/v1/echo");
+        assert_eq!(served_path("lights.{id}.on"), "/lights.{id}.on");
+    }
+
+    #[test]
+    fn segments_with_parameters_route_by_their_text_before_the_first_one() {
+        assert_eq!(route_of("/rooms/{id}"), "/rooms/:p1");
+        assert_eq!(
+            route_of("/markets/TRADE-{a}--{b}--{c}"),
+            "/markets/TRADE-:p1"
+        );
+        assert_eq!(route_of("/c{type}/x"), "/c:p0/x");
+        assert_eq!(route_of("/urn:thing"), "/urn:p0");
+        assert_eq!(route_of("/plain.text"), "/plain.text");
     }
 }

@@ -7,6 +7,7 @@
 mod channels;
 mod client;
 mod names;
+mod sizes;
 mod types;
 
 use std::path::Path;
@@ -67,8 +68,8 @@ impl Generator {
 
     /// The Rust source for `contract`, formatted.
     pub fn generate(&self, contract: &Contract) -> Result<String> {
-        let mut problems = types::check(contract);
-        let plans = channels::plan(contract);
+        let mut problems = foreign_payloads(contract);
+        let mut plans = channels::plan(contract);
         let endpoints = match channels::endpoints(contract, &plans) {
             Ok(endpoints) => endpoints,
             Err(mut found) => {
@@ -76,11 +77,31 @@ impl Generator {
                 Vec::new()
             }
         };
+        // Every problem at once: the types' too, even when the channels already have some.
+        let types = types::generate(contract);
+        if let Err(found) = &types {
+            problems.extend(found.iter().cloned());
+        }
         if !problems.is_empty() {
             problems.sort();
             return Err(Error::Contract(problems));
         }
-        let types = types::generate(contract).map_err(|problem| Error::Contract(vec![problem]))?;
+        let (types, sizes) = types.map_err(Error::Contract)?;
+        // Payloads large enough to be boxed in enums of several messages (clippy-clean code).
+        let large: Vec<_> = contract
+            .messages
+            .iter()
+            .enumerate()
+            .filter(|(_, message)| {
+                message.payload.is_some_and(|schema| {
+                    sizes.of(&contract.schemas[schema].name) >= sizes::BOX_FROM
+                })
+            })
+            .map(|(id, _)| id)
+            .collect();
+        for plan in &mut plans {
+            plan.large = large.clone();
+        }
         let validators = types::validators(contract);
         let mut modules = Vec::new();
         for plan in &plans {
@@ -110,4 +131,28 @@ impl Generator {
             prettyplease::unparse(&file)
         ))
     }
+}
+
+/// Payloads in a schema format that has no JSON Schema equivalent (RAML, Protobuf ...): the
+/// docs show them as written, but they cannot become Rust types.
+fn foreign_payloads(contract: &Contract) -> Vec<crate::Diagnostic> {
+    contract
+        .messages
+        .iter()
+        .filter_map(|message| {
+            let foreign = message.foreign_payload.as_ref()?;
+            (!foreign.is_avro()).then(|| {
+                contract.diagnostic(
+                    &foreign.origin.file,
+                    &foreign.origin.pointer,
+                    format!(
+                        "unsupported: schemaFormat `{}` (message `{}`): only JSON Schema, \
+                         AsyncAPI, OpenAPI and Avro payloads can become Rust types; describe \
+                         the payload in one of them (the docs show it as written)",
+                        foreign.format, message.key
+                    ),
+                )
+            })
+        })
+        .collect()
 }

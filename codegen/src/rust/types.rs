@@ -1,42 +1,30 @@
 //! Message types: the contract's named schemas through typify, plus the embedded validators.
 //!
-//! typify panics on some inputs (external references, `if`/`then`/`else`, some `not`), so
-//! schemas are checked first and each construct it cannot take is reported where it is written.
-//! A panic that still escapes is caught and reported against the contract, never passed on.
+//! typify cannot turn every JSON Schema keyword into a type (`not`, `if`/`then`/`else`, ...) and
+//! panics on some, so it is given each schema without them (the run-time validator, which
+//! holds the full schema, enforces them). A refusal or panic that still happens is caught and
+//! reported at the schema it is about, never passed on.
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 use serde_json::Value;
 
+use super::sizes::Sizes;
 use crate::error::Diagnostic;
 use crate::model::{Contract, Schema, SchemaId};
 
-/// Keywords typify cannot turn into Rust; each becomes a located "unsupported" error.
-const UNSUPPORTED: &[(&str, &str)] = &[
-    (
-        "if",
-        "conditional schemas (`if`/`then`/`else`) cannot become Rust types; use `oneOf` with one variant per case",
-    ),
-    (
-        "then",
-        "conditional schemas (`if`/`then`/`else`) cannot become Rust types; use `oneOf` with one variant per case",
-    ),
-    (
-        "else",
-        "conditional schemas (`if`/`then`/`else`) cannot become Rust types; use `oneOf` with one variant per case",
-    ),
-    (
-        "not",
-        "`not` cannot become a Rust type; describe what is allowed instead (`enum`, `oneOf`, `pattern`)",
-    ),
-    (
-        "dependentSchemas",
-        "`dependentSchemas` cannot become a Rust type; use `oneOf` with one variant per case",
-    ),
-    (
-        "unevaluatedProperties",
-        "`unevaluatedProperties` is not supported; use `additionalProperties`",
-    ),
+/// Keywords typify cannot turn into types. They are left out of the schema typify sees (the
+/// type comes from the rest of the schema, or is a JSON value where nothing is left) and kept
+/// in the schema the run-time validator checks every frame against, which enforces them.
+const VALIDATOR_ONLY: &[&str] = &[
+    "not",
+    "if",
+    "then",
+    "else",
+    "dependentSchemas",
+    "dependentRequired",
+    "unevaluatedProperties",
+    "unevaluatedItems",
 ];
 
 /// Keywords whose values are data, not subschemas.
@@ -48,64 +36,6 @@ const DATA_KEYWORDS: &[&str] = &[
     "enum",
     "x-examples",
 ];
-
-/// Finds the constructs typify cannot take, with where they are.
-pub(crate) fn check(contract: &Contract) -> Vec<Diagnostic> {
-    let mut problems = Vec::new();
-    for schema in &contract.schemas {
-        walk(
-            contract,
-            schema,
-            &schema.value,
-            String::new(),
-            &mut problems,
-        );
-    }
-    problems
-}
-
-fn walk(
-    contract: &Contract,
-    schema: &Schema,
-    value: &Value,
-    path: String,
-    problems: &mut Vec<Diagnostic>,
-) {
-    match value {
-        Value::Object(map) => {
-            for (key, inner) in map {
-                let inner_path = crate::model::yaml::push_token(&path, key);
-                // One problem per conditional: `then`/`else` are reported with their `if`.
-                let reported_with_if =
-                    matches!(key.as_str(), "then" | "else") && map.contains_key("if");
-                if let Some((_, why)) = UNSUPPORTED
-                    .iter()
-                    .find(|(keyword, _)| keyword == key && !reported_with_if)
-                {
-                    // `properties` maps names to schemas: a property *named* `not` is fine.
-                    if !path.ends_with("/properties") && !path.ends_with("/patternProperties") {
-                        problems.push(diagnostic(
-                            contract,
-                            schema,
-                            &inner_path,
-                            format!("unsupported in schema `{}`: {why}", schema.name),
-                        ));
-                        continue;
-                    }
-                }
-                if !DATA_KEYWORDS.contains(&key.as_str()) {
-                    walk(contract, schema, inner, inner_path, problems);
-                }
-            }
-        }
-        Value::Array(items) => {
-            for (index, item) in items.iter().enumerate() {
-                walk(contract, schema, item, format!("{path}/{index}"), problems);
-            }
-        }
-        _ => {}
-    }
-}
 
 /// A problem at `inner_path` inside `schema`: schema values mirror their source except where a
 /// `$ref` was, so the source pointer is the schema's own plus the inner path.
@@ -120,47 +50,29 @@ fn diagnostic(
 }
 
 /// The `types` module: every named schema as a Rust type, and its `Payload` impl.
-pub(crate) fn generate(contract: &Contract) -> Result<TokenStream, Diagnostic> {
-    let definitions: Vec<(String, schemars::schema::Schema)> = contract
-        .schemas
-        .iter()
-        .map(|schema| {
-            let converted = serde_json::from_value(prepare(&schema.value)).map_err(|error| {
-                diagnostic(
-                    contract,
-                    schema,
-                    "",
-                    format!(
-                        "schema `{}` is not a valid JSON Schema: {error}",
-                        schema.name
-                    ),
-                )
-            })?;
-            Ok((schema.name.clone(), converted))
-        })
-        .collect::<Result<_, Diagnostic>>()?;
-
-    let mut settings = typify::TypeSpaceSettings::default();
-    settings.with_derive("PartialEq".to_owned());
-    let mut space = typify::TypeSpace::new(&settings);
-
-    let outcome = catch_panics(|| space.add_ref_types(definitions).map(|()| space.to_stream()));
-    let stream = match outcome {
-        Ok(Ok(stream)) => stream,
-        Ok(Err(error)) => {
-            return Err(root_diagnostic(
+pub(crate) fn generate(contract: &Contract) -> Result<(TokenStream, Sizes), Vec<Diagnostic>> {
+    let mut problems = Vec::new();
+    let mut definitions: Vec<(String, schemars::schema::Schema)> = Vec::new();
+    for schema in &contract.schemas {
+        match serde_json::from_value(prepare(&schema.value)) {
+            Ok(converted) => definitions.push((schema.name.clone(), converted)),
+            Err(error) => problems.push(diagnostic(
                 contract,
-                format!("typify could not convert the schemas: {error}"),
-            ));
-        }
-        Err(panic) => {
-            return Err(root_diagnostic(
-                contract,
+                schema,
+                "",
                 format!(
-                    "typify failed on a schema construct it does not support ({panic}); simplify the schema or report it"
+                    "schema `{}` is not a valid JSON Schema: {error}",
+                    schema.name
                 ),
-            ));
+            )),
         }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let stream = match convert(definitions.clone()) {
+        Ok(stream) => stream,
+        Err(why) => return Err(locate_refusals(contract, &definitions, &why)),
     };
 
     let payload_impls = payload_schema_ids(contract).into_iter().map(|id| {
@@ -174,14 +86,89 @@ pub(crate) fn generate(contract: &Contract) -> Result<TokenStream, Diagnostic> {
             }
         }
     });
-    Ok(quote! {
+    let sizes = Sizes::new(&stream);
+    let module = quote! {
         /// Message payloads and the schemas they use, generated by typify.
         #[allow(clippy::all, clippy::pedantic, dead_code, unused_imports, irrefutable_let_patterns)]
         pub mod types {
             #stream
             #(#payload_impls)*
         }
-    })
+    };
+    Ok((module, sizes))
+}
+
+/// typify's types for `definitions` (a panic in typify is caught and becomes its message).
+fn convert(definitions: Vec<(String, schemars::schema::Schema)>) -> Result<TokenStream, String> {
+    let mut settings = typify::TypeSpaceSettings::default();
+    settings.with_derive("PartialEq".to_owned());
+    let mut space = typify::TypeSpace::new(&settings);
+    match catch_panics(|| space.add_ref_types(definitions).map(|()| space.to_stream())) {
+        Ok(Ok(stream)) => Ok(stream),
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(panic) => Err(panic),
+    }
+}
+
+/// typify refused the schemas: finds which ones it refuses on their own (each tried with every
+/// other schema taken as "any value"), so each is reported at its own line and pointer in one
+/// sentence, instead of the whole document at 1:1 with typify's debug dump.
+fn locate_refusals(
+    contract: &Contract,
+    definitions: &[(String, schemars::schema::Schema)],
+    why: &str,
+) -> Vec<Diagnostic> {
+    let mut problems = Vec::new();
+    for (index, (name, _)) in definitions.iter().enumerate() {
+        let trial = definitions
+            .iter()
+            .enumerate()
+            .map(|(other, (other_name, schema))| {
+                let schema = if other == index {
+                    schema.clone()
+                } else {
+                    schemars::schema::Schema::Bool(true)
+                };
+                (other_name.clone(), schema)
+            })
+            .collect();
+        if let Err(why) = convert(trial) {
+            problems.push(diagnostic(
+                contract,
+                &contract.schemas[index],
+                "",
+                format!(
+                    "unsupported: schema `{name}` cannot become a Rust type (typify: {}); simplify it \
+                     (plain objects, arrays, `oneOf`/`allOf` of them) or describe it as any JSON value (`{{}}`)",
+                    first_line(&why)
+                ),
+            ));
+        }
+    }
+    if problems.is_empty() {
+        problems.push(root_diagnostic(
+            contract,
+            format!(
+                "unsupported: the schemas together cannot become Rust types ({})",
+                first_line(why)
+            ),
+        ));
+    }
+    problems
+}
+
+/// The first line of a typify message, without the debug dump that may follow, kept short.
+fn first_line(text: &str) -> String {
+    let line = text.lines().next().unwrap_or_default().trim();
+    let line = line
+        .split(" SchemaObject")
+        .next()
+        .unwrap_or(line)
+        .trim_end();
+    match line.char_indices().nth(160) {
+        Some((cut, _)) => format!("{}...", &line[..cut]),
+        None => line.to_owned(),
+    }
 }
 
 /// The `schemas` module: one validator per payload and headers schema, each self-contained.
@@ -224,36 +211,125 @@ pub(crate) fn validator_ident(schema: &Schema) -> proc_macro2::Ident {
     format_ident!("{}", schema.name.to_shouty_snake_case())
 }
 
-/// Adapts a schema value to what schemars' draft-07 model reads: AsyncAPI schema extras
-/// (`discriminator`, `externalDocs`, `deprecated`, `x-*`) are dropped, `examples` kept.
-///
-/// `additionalProperties: true` becomes `{}`: typify treats `true` like "not said" and drops
-/// unknown fields, but a contract that says `true` means them to be kept (echo returns them),
-/// and `{}` gives a flattened map that keeps them.
+/// Keywords whose value is one subschema.
+const SCHEMA_KEYWORDS: &[&str] = &[
+    "items",
+    "additionalItems",
+    "additionalProperties",
+    "contains",
+    "propertyNames",
+];
+/// Keywords whose value is a list of subschemas.
+const SCHEMA_LIST_KEYWORDS: &[&str] = &["allOf", "anyOf", "oneOf", "items", "prefixItems"];
+/// Keywords whose value maps names to subschemas.
+const SCHEMA_MAP_KEYWORDS: &[&str] = &["properties", "patternProperties", "definitions", "$defs"];
+
+/// Adapts a schema to what typify (through schemars' draft-07 model) turns into types:
+/// - AsyncAPI schema extras (`discriminator`, `externalDocs`, `deprecated`, `x-*`) are dropped;
+/// - the [`VALIDATOR_ONLY`] keywords are dropped: the run-time validator enforces them;
+/// - tuple arrays (`items: [A, B]` or `prefixItems`) become a Rust tuple when their length is
+///   fixed, and otherwise a list of JSON values (see [`tuple`]);
+/// - `additionalProperties: true` becomes `{}`: typify treats `true` like "not said" and drops
+///   unknown fields, but a contract that says `true` means them to be kept (echo returns them),
+///   and `{}` gives a flattened map that keeps them.
 fn prepare(value: &Value) -> Value {
-    match value {
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .filter(|(key, _)| {
-                    !matches!(
-                        key.as_str(),
-                        "discriminator" | "externalDocs" | "deprecated" | "$schema" | "$id"
-                    ) && !key.starts_with("x-")
-                })
-                .map(|(key, inner)| {
-                    let inner = if key == "additionalProperties" && inner == &Value::Bool(true) {
-                        Value::Object(serde_json::Map::new())
-                    } else if DATA_KEYWORDS.contains(&key.as_str()) {
-                        inner.clone()
-                    } else {
-                        prepare(inner)
-                    };
-                    (key.clone(), inner)
-                })
-                .collect(),
-        ),
-        Value::Array(items) => Value::Array(items.iter().map(prepare).collect()),
-        other => other.clone(),
+    let Value::Object(map) = value else {
+        return value.clone();
+    };
+    let mut out = serde_json::Map::new();
+    for (key, inner) in map {
+        let key = key.as_str();
+        if matches!(
+            key,
+            "discriminator" | "externalDocs" | "deprecated" | "$schema" | "$id"
+        ) || key.starts_with("x-")
+            || VALIDATOR_ONLY.contains(&key)
+        {
+            continue;
+        }
+        let prepared = if key == "additionalProperties" && inner == &Value::Bool(true) {
+            Value::Object(serde_json::Map::new())
+        } else if DATA_KEYWORDS.contains(&key) {
+            inner.clone()
+        } else if let (true, Value::Array(items)) = (SCHEMA_LIST_KEYWORDS.contains(&key), inner) {
+            Value::Array(items.iter().map(prepare).collect())
+        } else if let (true, Value::Object(schemas)) = (SCHEMA_MAP_KEYWORDS.contains(&key), inner) {
+            Value::Object(
+                schemas
+                    .iter()
+                    .map(|(name, schema)| (name.clone(), prepare(schema)))
+                    .collect(),
+            )
+        } else if SCHEMA_KEYWORDS.contains(&key) {
+            prepare(inner)
+        } else {
+            inner.clone()
+        };
+        out.insert(key.to_owned(), prepared);
+    }
+    tuple(&mut out);
+    mixed_enum(&mut out);
+    Value::Object(out)
+}
+
+/// An `enum` of values of several JSON types (`[1, "a"]`) with no `type` is a JSON value in
+/// Rust (typify refuses it); the run-time validator still allows only the listed values.
+fn mixed_enum(schema: &mut serde_json::Map<String, Value>) {
+    let Some(Value::Array(values)) = schema.get("enum") else {
+        return;
+    };
+    let mut kinds: Vec<&str> = values
+        .iter()
+        .filter(|value| !value.is_null())
+        .map(crate::model::kind_of)
+        .collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    if kinds.len() > 1 && !schema.contains_key("type") {
+        schema.remove("enum");
+    }
+}
+
+/// A tuple array (`items: [A, B]`, or 2020-12's `prefixItems: [A, B]`) in the shape typify
+/// makes a Rust tuple of: `minItems` = `maxItems`. That is the schema's meaning when its length
+/// is fixed (`minItems` = `maxItems`, or no more items allowed and `minItems` = the count).
+/// Otherwise its length varies, which a Rust tuple cannot hold, and it becomes a list of JSON
+/// values (`Vec<serde_json::Value>`); the run-time validator checks each position either way.
+fn tuple(schema: &mut serde_json::Map<String, Value>) {
+    let (positions, rest) = match (schema.remove("prefixItems"), schema.get("items")) {
+        (Some(Value::Array(positions)), _) => {
+            let rest = schema.remove("items");
+            (positions, rest)
+        }
+        (_, Some(Value::Array(_))) => {
+            let Some(Value::Array(positions)) = schema.remove("items") else {
+                return;
+            };
+            (positions, schema.remove("additionalItems"))
+        }
+        _ => return,
+    };
+    let count = positions.len() as u64;
+    let min = schema.get("minItems").and_then(Value::as_u64);
+    let max = schema.get("maxItems").and_then(Value::as_u64);
+    let closed = rest == Some(Value::Bool(false));
+    let fixed = match (min, max) {
+        (Some(min), Some(max)) if min == max && min > 0 => Some(min),
+        (Some(min), _) if closed && min == count && count > 0 => Some(count),
+        _ => None,
+    };
+    match fixed {
+        Some(length) => {
+            schema.insert("items".to_owned(), Value::Array(positions));
+            schema.insert("minItems".to_owned(), length.into());
+            schema.insert("maxItems".to_owned(), length.into());
+            if let Some(rest) = rest.filter(|rest| rest != &Value::Bool(false)) {
+                schema.insert("additionalItems".to_owned(), rest);
+            }
+        }
+        None => {
+            schema.insert("items".to_owned(), Value::Object(serde_json::Map::new()));
+        }
     }
 }
 
