@@ -9,8 +9,10 @@
 //! - [`store`]: cities, users and alerts (SQLite); [`auth`]: JWT tokens.
 //! - [`http`]: the Host/Origin gate; [`api`]: the REST API (poem-openapi) under `/api`;
 //!   [`sse`]: alerts as Server-Sent Events; [`pages`]: the browser pages.
-//! - [`app`] builds the route tree; [`serve`] runs it until shutdown.
+//! - [`app`] builds the route tree; [`serve`] runs it until shutdown, on [`server`]'s accept
+//!   loop, which bounds slow and numerous clients with [`admission`].
 
+pub mod admission;
 pub mod alert;
 pub mod api;
 pub mod auth;
@@ -23,6 +25,7 @@ pub mod http;
 pub mod hub;
 pub mod pages;
 pub mod redis_bus;
+pub mod server;
 pub mod sse;
 pub mod store;
 pub mod tls;
@@ -31,7 +34,7 @@ use std::sync::Arc;
 
 use poem::listener::TcpAcceptor;
 use poem::web::Html;
-use poem::{EndpointExt, IntoResponse, Server, get, handler};
+use poem::{EndpointExt, IntoResponse, get, handler};
 use uuid::Uuid;
 use wfs_runtime::{Frame, Handshake, ParamsError, Reject};
 
@@ -295,7 +298,8 @@ pub async fn serve_tls(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let acceptor = tls::TlsAcceptor::new(TcpAcceptor::from_tokio(listener)?, identity)
-        .map_err(std::io::Error::other)?;
+        .map_err(std::io::Error::other)?
+        .with_handshake_timeout(config.header_timeout);
     serve_on(acceptor, state, config, policy, shutdown).await
 }
 
@@ -311,11 +315,6 @@ async fn serve_on(
         shutdown.await;
         sockets.shut_down().await;
     };
-    Server::new_with_acceptor(acceptor)
-        .run_with_graceful_shutdown(
-            app(state, config.clone(), policy),
-            shutdown,
-            Some(config.close_timeout),
-        )
-        .await
+    let limits = server::Limits::from_config(&config);
+    server::run(acceptor, app(state, config, policy), limits, shutdown).await
 }

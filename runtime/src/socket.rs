@@ -44,6 +44,16 @@ pub struct Config {
     pub max_connections: usize,
     /// How long closing may take (flushing queued frames, waiting for the peer's close).
     pub close_timeout: Duration,
+    /// How long a client may take to finish a request head (and, over TLS, the handshake
+    /// before it); the first request of a connection and each next one on a kept-alive one.
+    /// A client that is slower is disconnected (slowloris).
+    pub header_timeout: Duration,
+    /// Open connections (WebSockets included) from one client IP address; more are answered
+    /// 503 and closed.
+    pub max_connections_per_ip: usize,
+    /// Connections that have not yet sent a complete request head; when full, the oldest of
+    /// them is closed to make room. 0: half the process's file-descriptor limit.
+    pub max_pending_connections: usize,
     active: AtomicUsize,
     /// Set once by [`Config::shut_down`]; every connection closes with 1001 when it flips.
     shutdown: watch::Sender<bool>,
@@ -60,6 +70,9 @@ impl Default for Config {
             idle_timeout: Duration::from_secs(90),
             max_connections: 10_000,
             close_timeout: Duration::from_secs(2),
+            header_timeout: Duration::from_secs(10),
+            max_connections_per_ip: 256,
+            max_pending_connections: 0,
             active: AtomicUsize::new(0),
             shutdown: watch::channel(false).0,
         }

@@ -3,6 +3,7 @@
 //!
 //! One test binary (as DESIGN.md asks); each module covers one channel or concern.
 
+mod abuse;
 mod alert;
 mod api;
 mod browser;
@@ -17,6 +18,7 @@ mod logs;
 mod official_parser;
 mod pages;
 mod postgres;
+mod process;
 mod redis;
 mod server;
 mod sse;

@@ -1,0 +1,266 @@
+//! Hostile clients against a real `wfs serve` process: half-open connections by the thousand,
+//! requests that never finish, too many connections from one address, the file-descriptor
+//! limit. The server must close what stalls, refuse what is too much, and keep answering
+//! everyone else. Loopback only; every wait bounded.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+use wfs::contract::echo::{EchoClient, EchoOutbound, EchoParams};
+use wfs::contract::types::EchoMessage;
+
+use crate::process::ServeProcess;
+use crate::server::{WAIT, within};
+
+/// A request cut short before the blank line that ends its head.
+const HALF_REQUEST: &[u8] = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ";
+
+/// A TCP connection to `server` from the loopback address `from` (127.0.0.0/8 is all loopback
+/// on Linux, so many client addresses need no setup).
+async fn connect_from(from: Ipv4Addr, server: SocketAddr) -> TcpStream {
+    let socket = TcpSocket::new_v4().expect("a socket");
+    socket
+        .bind(SocketAddr::new(IpAddr::V4(from), 0))
+        .expect("bind a loopback address");
+    within("connect", socket.connect(server))
+        .await
+        .expect("connect")
+}
+
+/// `GET /health` from `from`: the status and the body.
+async fn health_from(from: Ipv4Addr, server: SocketAddr) -> (u16, String) {
+    let mut stream = connect_from(from, server).await;
+    within(
+        "write",
+        stream.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"),
+    )
+    .await
+    .expect("write");
+    let response = read_to_end(&mut stream).await;
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|status| status.parse().ok())
+        .unwrap_or(0);
+    (status, response)
+}
+
+/// Everything the server sends until it closes (a reset counts as closed).
+async fn read_to_end(stream: &mut TcpStream) -> String {
+    let mut bytes = Vec::new();
+    let _ = within("the server closes", stream.read_to_end(&mut bytes)).await;
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// Whether the server still holds `stream` open: nothing to read, and no end of stream.
+fn still_open(stream: &TcpStream) -> bool {
+    let mut byte = [0u8; 1];
+    matches!(stream.try_read(&mut byte), Err(error) if error.kind() == std::io::ErrorKind::WouldBlock)
+}
+
+/// An echo round trip through the generated client.
+async fn echo_round_trip(server: SocketAddr) {
+    let mut client = within(
+        "echo connect",
+        EchoClient::connect(&format!("ws://{server}"), &EchoParams::default()),
+    )
+    .await
+    .expect("echo handshake accepted");
+    let hello: EchoMessage = serde_json::from_value(serde_json::json!({"message": "still here"}))
+        .expect("an echo message");
+    within("send", client.send_echo(&hello))
+        .await
+        .expect("send");
+    let EchoOutbound::Echo(reply) = within("echo reply", client.recv()).await.expect("a reply");
+    assert_eq!(reply, hello);
+}
+
+#[tokio::test]
+async fn five_thousand_half_open_connections_starve_no_one() {
+    // A long header timeout, so the attack is still held while the others are served.
+    let server = ServeProcess::start("slowloris", &["--header-timeout", "120"], None).await;
+    // From 20 addresses, 250 each: under the per-address cap (256), as a botnet would.
+    let mut attack = Vec::with_capacity(5000);
+    for n in 0..5000u32 {
+        let from = Ipv4Addr::new(127, 0, 1, 1 + (n / 250) as u8);
+        let mut stream = connect_from(from, server.address).await;
+        within("half a request", stream.write_all(HALF_REQUEST))
+            .await
+            .expect("write");
+        attack.push(stream);
+    }
+    echo_round_trip(server.address).await;
+    let (status, body) = health_from(Ipv4Addr::LOCALHOST, server.address).await;
+    assert_eq!(status, 200, "{body}");
+    let open = attack.iter().filter(|stream| still_open(stream)).count();
+    assert_eq!(open, 5000, "the attack was held, not dropped");
+}
+
+#[tokio::test]
+async fn requests_that_never_finish_their_head_are_closed_after_the_header_timeout() {
+    let server = ServeProcess::start("header-timeout", &["--header-timeout", "1"], None).await;
+    let from = Ipv4Addr::new(127, 0, 3, 1);
+    let mut silent = connect_from(from, server.address).await;
+    let mut half = connect_from(from, server.address).await;
+    within("half", half.write_all(HALF_REQUEST)).await.unwrap();
+    // A request trickled a byte at a time never finishes either.
+    let mut trickled = connect_from(from, server.address).await;
+    let trickle = async {
+        within("start", trickled.write_all(HALF_REQUEST))
+            .await
+            .unwrap();
+        for _ in 0..40 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if trickled.write_all(b"x").await.is_err() {
+                return true;
+            }
+        }
+        false
+    };
+    // A kept-alive connection that stalls before its second request.
+    let mut kept_alive = connect_from(from, server.address).await;
+    within(
+        "first request",
+        kept_alive.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"),
+    )
+    .await
+    .unwrap();
+    let mut first = [0u8; 12];
+    within("first response", kept_alive.read_exact(&mut first))
+        .await
+        .unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200");
+
+    assert!(
+        within("the trickle is cut off", trickle).await,
+        "a trickled request is closed within 4 s"
+    );
+    for (what, stream) in [
+        ("silent", &mut silent),
+        ("half", &mut half),
+        ("kept alive", &mut kept_alive),
+    ] {
+        let mut rest = Vec::new();
+        let closed = tokio::time::timeout(WAIT, stream.read_to_end(&mut rest)).await;
+        assert!(closed.is_ok(), "the {what} connection is closed");
+    }
+    let (status, _) = health_from(from, server.address).await;
+    assert_eq!(status, 200, "a prompt client is answered");
+}
+
+#[tokio::test]
+async fn one_address_cannot_hold_more_than_its_share() {
+    let server = ServeProcess::start(
+        "per-ip",
+        &["--max-connections-per-ip", "10", "--header-timeout", "60"],
+        None,
+    )
+    .await;
+    let greedy = Ipv4Addr::new(127, 0, 2, 1);
+    let mut held = Vec::new();
+    for _ in 0..10 {
+        held.push(connect_from(greedy, server.address).await);
+    }
+    let mut eleventh = connect_from(greedy, server.address).await;
+    let refused = read_to_end(&mut eleventh).await;
+    assert!(
+        refused.starts_with("HTTP/1.1 503") && refused.contains("Too many connections"),
+        "{refused}"
+    );
+    let (status, _) = health_from(Ipv4Addr::new(127, 0, 2, 2), server.address).await;
+    assert_eq!(status, 200, "another address is served");
+    drop(held.pop());
+    let mut answered = false;
+    for _ in 0..100 {
+        if health_from(greedy, server.address).await.0 == 200 {
+            answered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(answered, "a closed connection frees its place");
+}
+
+#[tokio::test]
+async fn when_the_pending_cap_is_full_the_oldest_stalled_connection_makes_room() {
+    let server = ServeProcess::start(
+        "pending-cap",
+        &["--max-pending-connections", "50", "--header-timeout", "60"],
+        None,
+    )
+    .await;
+    let mut stalled = Vec::new();
+    for n in 0..60u8 {
+        stalled.push(connect_from(Ipv4Addr::new(127, 0, 4, 1 + n / 20), server.address).await);
+    }
+    let (status, _) = health_from(Ipv4Addr::new(127, 0, 4, 9), server.address).await;
+    assert_eq!(status, 200, "a new client is answered");
+    // The ten oldest made room for the ten newest, the health check for one more.
+    for stream in &mut stalled[..11] {
+        read_to_end(stream).await;
+    }
+    let open = stalled[11..]
+        .iter()
+        .filter(|stream| still_open(stream))
+        .count();
+    assert_eq!(open, 49, "the newest are kept");
+}
+
+#[tokio::test]
+async fn at_the_descriptor_limit_the_accept_loop_pauses_instead_of_spinning() {
+    // 128 descriptors: the caps are set above it, so the limit itself is what is reached.
+    let server = ServeProcess::start(
+        "emfile",
+        &[
+            "--max-connections-per-ip",
+            "1000",
+            "--max-pending-connections",
+            "1000",
+            "--header-timeout",
+            "60",
+        ],
+        Some(128),
+    )
+    .await;
+    // 200: past the limit, within what the listen backlog (128) holds besides.
+    let mut flood = Vec::new();
+    for _ in 0..200 {
+        flood.push(connect_from(Ipv4Addr::new(127, 0, 5, 1), server.address).await);
+    }
+    // Wait until the server has hit the limit (it says so once), then watch its CPU.
+    within("the server reports the limit", async {
+        while !server.log().contains("pausing the accept loop") {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let before = server.cpu_time();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let spent = server.cpu_time() - before;
+    // A spinning loop burns what it can get of a core (0.6 to 2 s seen); a pausing one
+    // next to nothing (0 seen).
+    assert!(
+        spent < Duration::from_millis(200),
+        "the server used {spent:?} of CPU in 2 s at the descriptor limit"
+    );
+    drop(flood);
+    let mut answered = false;
+    for _ in 0..200 {
+        let attempt = tokio::time::timeout(
+            Duration::from_millis(500),
+            health_from(Ipv4Addr::new(127, 0, 5, 2), server.address),
+        )
+        .await;
+        if matches!(attempt, Ok((200, _))) {
+            answered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        answered,
+        "the server answers again once descriptors are free"
+    );
+}
