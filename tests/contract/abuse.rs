@@ -264,3 +264,23 @@ async fn at_the_descriptor_limit_the_accept_loop_pauses_instead_of_spinning() {
         "the server answers again once descriptors are free"
     );
 }
+
+#[tokio::test]
+async fn tls_handshakes_that_never_finish_are_closed_after_the_header_timeout() {
+    let server = ServeProcess::start("tls-stall", &["--tls", "--header-timeout", "1"], None).await;
+    let from = Ipv4Addr::new(127, 0, 6, 1);
+    let mut silent = connect_from(from, server.address).await;
+    // The first bytes of a ClientHello record, then nothing.
+    let mut half_hello = connect_from(from, server.address).await;
+    within(
+        "half a hello",
+        half_hello.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]),
+    )
+    .await
+    .unwrap();
+    for (what, stream) in [("silent", &mut silent), ("half hello", &mut half_hello)] {
+        let mut rest = Vec::new();
+        let closed = tokio::time::timeout(WAIT, stream.read_to_end(&mut rest)).await;
+        assert!(closed.is_ok(), "the {what} TLS connection is closed");
+    }
+}
