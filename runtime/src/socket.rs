@@ -230,7 +230,7 @@ pub async fn refuse(request: &Request, config: Arc<Config>, reject: Reject) -> R
         Reject::Close { code, reason } => {
             let websocket = match WebSocket::from_request_without_body(request).await {
                 Ok(websocket) => websocket,
-                Err(error) => return error.into_response(),
+                Err(error) => return not_a_handshake(request, &error),
             };
             let reason = truncate_reason(reason);
             websocket
@@ -251,6 +251,41 @@ pub async fn refuse(request: &Request, config: Arc<Config>, reject: Reject) -> R
                 .into_response()
         }
     }
+}
+
+/// Why a request to a channel address cannot be upgraded, in plain text. poem answers some of
+/// these with a 500 (an HTTP/1.0 request has no upgrade), and the others with a bare
+/// `invalid protocol`.
+fn not_a_handshake(request: &Request, error: &poem::Error) -> Response {
+    if request.version() < poem::http::Version::HTTP_11 {
+        return plain_response(
+            400,
+            "WebSocket handshakes need HTTP/1.1 or later (RFC 6455).".to_owned(),
+        );
+    }
+    let version = request.header("sec-websocket-version");
+    if version.is_some_and(|version| version.trim() != "13") {
+        // RFC 6455 4.4: say which version the server speaks.
+        let mut response = plain_response(
+            426,
+            "Unsupported WebSocket version; this server speaks version 13.".to_owned(),
+        );
+        response.headers_mut().insert(
+            "sec-websocket-version",
+            poem::http::HeaderValue::from_static("13"),
+        );
+        return response;
+    }
+    let reason = match error.downcast_ref::<poem::error::WebSocketError>() {
+        Some(poem::error::WebSocketError::InvalidProtocol) | None => {
+            "Not a WebSocket handshake: send GET with Connection: Upgrade, Upgrade: websocket, \
+             Sec-WebSocket-Version: 13 and a Sec-WebSocket-Key."
+        }
+        Some(poem::error::WebSocketError::UpgradeError(_)) => {
+            "This connection cannot be upgraded to a WebSocket."
+        }
+    };
+    plain_response(400, reason.to_owned())
 }
 
 fn plain_response(status: u16, body: String) -> Response {
@@ -279,7 +314,7 @@ pub async fn upgrade<H: SocketHandler>(
     }
     let websocket = match WebSocket::from_request_without_body(request).await {
         Ok(websocket) => websocket,
-        Err(error) => return error.into_response(),
+        Err(error) => return not_a_handshake(request, &error),
     };
     config.active.fetch_add(1, Ordering::Relaxed);
     let guard = ActiveGuard(config.clone());
