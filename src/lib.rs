@@ -7,7 +7,8 @@
 //! - [`hub`]: per-city fan-out ([`hub::Hub`]) and the [`hub::Bus`] that carries publications;
 //!   [`redis_bus`] carries them across instances; [`health`] reports on both.
 //! - [`store`]: cities, users and alerts (SQLite); [`auth`]: JWT tokens.
-//! - [`http`]: the Host/Origin gate; [`api`]: the REST API (poem-openapi) under `/api`;
+//! - [`http`]: the Host/Origin gate; [`api`]: the REST API (poem-openapi) under `/api`, its
+//!   bodies bounded by [`body_limit`];
 //!   [`sse`]: alerts as Server-Sent Events; [`pages`]: the browser pages.
 //! - [`app`] builds the route tree; [`serve`] runs it until shutdown, on [`server`]'s accept
 //!   loop, which bounds slow and numerous clients with [`admission`].
@@ -16,6 +17,7 @@ pub mod admission;
 pub mod alert;
 pub mod api;
 pub mod auth;
+pub mod body_limit;
 pub mod chat;
 pub mod cli;
 pub mod contract;
@@ -256,7 +258,13 @@ pub fn app(
         .at("/asyncapi.yaml", get(contract_yaml))
         .at("/docs", get(docs))
         .at("/health", get(health::health))
-        .nest_no_strip("/api", api::json_errors(api))
+        .nest_no_strip(
+            "/api",
+            api::json_errors(api).with(body_limit::BodyLimit::new(
+                body_limit::API_BODY_LIMIT,
+                config.header_timeout,
+            )),
+        )
         .at("/api/openapi.json", api_spec)
         .nest("/api/docs", api_docs)
         .at("/sse/v1/alert", get(sse::alert_stream))

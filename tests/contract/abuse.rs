@@ -284,3 +284,113 @@ async fn tls_handshakes_that_never_finish_are_closed_after_the_header_timeout() 
         assert!(closed.is_ok(), "the {what} TLS connection is closed");
     }
 }
+
+/// Writes `head` and the first `sent` bytes of a body, then reads the answer without sending
+/// more: (status, body). The server must answer without the rest.
+async fn post_part_of_a_body(server: SocketAddr, head: &str, sent: &[u8]) -> (u16, String) {
+    let mut stream = TcpStream::connect(server).await.expect("connect");
+    within("head", stream.write_all(head.as_bytes()))
+        .await
+        .expect("write");
+    // The server may answer and close before all of this is written.
+    let _ = within("body", stream.write_all(sent)).await;
+    let mut response = Vec::new();
+    let mut buffer = [0u8; 4096];
+    within("an answer", async {
+        loop {
+            let text = String::from_utf8_lossy(&response);
+            if let Some((_, body)) = text.split_once("\r\n\r\n")
+                && body.contains('}')
+            {
+                break;
+            }
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(read) => response.extend_from_slice(&buffer[..read]),
+            }
+        }
+    })
+    .await;
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|status| status.parse().ok())
+        .unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+    (status, body.to_owned())
+}
+
+fn detail(body: &str) -> String {
+    let start = body.find('{').unwrap_or(0);
+    let value: serde_json::Value = serde_json::from_str(body[start..].trim_end())
+        .unwrap_or_else(|error| panic!("not JSON ({error}): {body}"));
+    value["detail"].as_str().unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn api_bodies_over_the_limit_get_413_without_being_read() {
+    let mut config = wfs_runtime::Config::default();
+    config.header_timeout = Duration::from_secs(1);
+    let server = crate::server::TestServer::start_with(config).await;
+    let chunk = vec![b'x'; 64 * 1024];
+    // 64 MB announced, 64 KiB sent.
+    let (status, body) = post_part_of_a_body(
+        server.address,
+        &format!(
+            "POST /api/jwt/obtain HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            server.address,
+            64 * 1024 * 1024
+        ),
+        &chunk,
+    )
+    .await;
+    assert_eq!(status, 413, "{body}");
+    assert!(detail(&body).contains("larger than"), "{body}");
+    // Chunked, so nothing announced: cut off at the limit, the end never sent.
+    let mut chunks = Vec::new();
+    for _ in 0..8 {
+        chunks.extend_from_slice(format!("{:x}\r\n", 8 * 1024).as_bytes());
+        chunks.extend_from_slice(&chunk[..8 * 1024]);
+        chunks.extend_from_slice(b"\r\n");
+    }
+    let (status, body) = post_part_of_a_body(
+        server.address,
+        &format!(
+            "POST /api/jwt/obtain HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+            server.address
+        ),
+        &chunks,
+    )
+    .await;
+    assert_eq!(status, 413, "{body}");
+    // A body that stalls is not waited for beyond the header timeout.
+    let (status, body) = post_part_of_a_body(
+        server.address,
+        &format!(
+            "POST /api/jwt/obtain HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n",
+            server.address
+        ),
+        b"{\"username\":",
+    )
+    .await;
+    assert_eq!(status, 408, "{body}");
+    assert!(detail(&body).contains("did not arrive"), "{body}");
+    // A body within the limit goes through whole.
+    let login = format!(
+        r#"{{"username":"admin","password":"{}"}}"#,
+        crate::server::ADMIN_PASSWORD
+    );
+    let (status, body) = post_part_of_a_body(
+        server.address,
+        &format!(
+            "POST /api/jwt/obtain HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            server.address,
+            login.len()
+        ),
+        login.as_bytes(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"access\""), "{body}");
+}
