@@ -4,7 +4,8 @@
 //! keeps the memory per idle connection small. Close codes follow RFC 6455 and the contract:
 //! 1003 for a frame that is not JSON text, 1007 for JSON that breaks the contract, 1009 for a
 //! frame over the size limit, 1013 for a client too slow to read, 1001 on idle timeout or
-//! shutdown, 1011 for an internal error.
+//! shutdown, 1011 for an internal error; for frames that break RFC 6455 itself, 1002 (protocol
+//! error) or 1007 (text that is not UTF-8), with a reason that names the fault.
 
 use std::fmt;
 use std::future::Future;
@@ -379,11 +380,8 @@ async fn run<H: SocketHandler>(mut stream: WebSocketStream, config: &Config, han
                     }
                     Some(Ok(Message::Close(_))) | None => break None,
                     Some(Err(error)) => {
-                        // poem flattens tungstenite errors to text; capacity errors read so.
-                        if error.to_string().contains("Space limit exceeded") {
-                            break Some((1009, "Message too big.".to_owned()));
-                        }
-                        break None;
+                        break read_error_close(&error)
+                            .map(|(code, reason)| (code, reason.to_owned()));
                     }
                 }
             }
@@ -430,6 +428,45 @@ async fn run<H: SocketHandler>(mut stream: WebSocketStream, config: &Config, han
     handler.on_close(&connection).await;
 }
 
+/// The close code and reason for an error tungstenite met while reading, as RFC 6455 and the
+/// Autobahn reference servers answer it: 1002 for a protocol error, 1007 for text that is not
+/// UTF-8, 1009 for a message over the limit. `None` when the peer is simply gone.
+///
+/// poem hands tungstenite's errors on as text only (`io::Error::other(error.to_string())`),
+/// so this reads tungstenite's messages; a unit test pins each one against tungstenite's own
+/// errors, so an upgrade that rewords them fails there rather than here.
+pub fn read_error_close(error: &std::io::Error) -> Option<(u16, &'static str)> {
+    let text = error.to_string();
+    if text.starts_with("Space limit exceeded") {
+        return Some((1009, "Message too big."));
+    }
+    if text.starts_with("UTF-8 encoding error") {
+        return Some((1007, "Text is not valid UTF-8."));
+    }
+    let problem = text.strip_prefix("WebSocket protocol error: ")?;
+    let reason = match problem {
+        "Connection reset without closing handshake" => return None,
+        "Reserved bits are non-zero" => "Reserved bits set without an extension.",
+        "Received an unmasked frame from client" => "Client frames must be masked.",
+        "Fragmented control frame" => "Control frames must not be fragmented.",
+        "Control frame too big (payload must be 125 bytes or less)" => {
+            "Control frames carry at most 125 bytes."
+        }
+        "Continue frame but nothing to continue" => "Continuation frame with nothing to continue.",
+        _ if problem.starts_with("Unknown control frame type")
+            || problem.starts_with("Unknown data frame type")
+            || problem.starts_with("Encountered invalid opcode") =>
+        {
+            "Unknown opcode."
+        }
+        _ if problem.starts_with("While waiting for more fragments") => {
+            "Expected a continuation frame."
+        }
+        _ => "WebSocket protocol error.",
+    };
+    Some((1002, reason))
+}
+
 /// A queued frame as a WebSocket text message. poem's `Message::Text` holds a `String`, so this
 /// copies; frames are serde_json output, valid UTF-8 by construction.
 fn text_message(frame: &bytes::Bytes) -> Message {
@@ -447,6 +484,62 @@ mod tests {
         assert!(cut.len() <= 123, "{}", cut.len());
         assert!(cut.ends_with("..."));
         assert_eq!(truncate_reason("short".to_owned()), "short");
+    }
+
+    #[test]
+    fn tungstenite_read_errors_get_rfc_6455_close_codes() {
+        use tokio_tungstenite::tungstenite::error::{CapacityError, Error, ProtocolError};
+        use tokio_tungstenite::tungstenite::protocol::frame::coding::Data;
+        // As poem passes them on.
+        let close = |error: Error| read_error_close(&std::io::Error::other(error.to_string()));
+        let protocol = |error: ProtocolError| close(Error::Protocol(error));
+        assert_eq!(
+            close(Error::Utf8("invalid utf-8 sequence".to_owned())),
+            Some((1007, "Text is not valid UTF-8."))
+        );
+        assert_eq!(
+            close(Error::Capacity(CapacityError::MessageTooLong {
+                size: 2,
+                max_size: 1
+            })),
+            Some((1009, "Message too big."))
+        );
+        assert_eq!(
+            protocol(ProtocolError::NonZeroReservedBits),
+            Some((1002, "Reserved bits set without an extension."))
+        );
+        assert_eq!(
+            protocol(ProtocolError::UnmaskedFrameFromClient),
+            Some((1002, "Client frames must be masked."))
+        );
+        assert_eq!(
+            protocol(ProtocolError::FragmentedControlFrame),
+            Some((1002, "Control frames must not be fragmented."))
+        );
+        assert_eq!(
+            protocol(ProtocolError::ControlFrameTooBig),
+            Some((1002, "Control frames carry at most 125 bytes."))
+        );
+        for opcode in [
+            ProtocolError::InvalidOpcode(3),
+            ProtocolError::UnknownControlFrameType(11),
+            ProtocolError::UnknownDataFrameType(3),
+        ] {
+            assert_eq!(protocol(opcode), Some((1002, "Unknown opcode.")));
+        }
+        assert_eq!(
+            protocol(ProtocolError::UnexpectedContinueFrame),
+            Some((1002, "Continuation frame with nothing to continue."))
+        );
+        assert_eq!(
+            protocol(ProtocolError::ExpectedFragment(Data::Text)),
+            Some((1002, "Expected a continuation frame."))
+        );
+        assert_eq!(protocol(ProtocolError::ResetWithoutClosingHandshake), None);
+        assert_eq!(
+            close(Error::Io(std::io::ErrorKind::ConnectionReset.into())),
+            None
+        );
     }
 
     #[test]

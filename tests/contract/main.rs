@@ -19,6 +19,7 @@ mod official_parser;
 mod pages;
 mod postgres;
 mod process;
+mod protocol_errors;
 mod redis;
 mod server;
 mod sse;
