@@ -11,6 +11,7 @@ mod chat;
 mod cli;
 mod documents;
 mod echo;
+mod fuzz;
 mod handshake;
 mod history;
 mod limits;
