@@ -465,6 +465,9 @@ impl Bench {
                     .arg(&data)
                     // The idle scenario holds 10,000 connections; the default limit is 10,000.
                     .args(["--max-connections", "20000"])
+                    // ... all from 127.0.0.1, far over the per-address cap (256) meant for
+                    // browsers behind one NAT. (slowloris spreads its attack instead.)
+                    .args(["--max-connections-per-ip", "100000"])
                     .args(&self.wfs_args)
                     .env("WFS_ADMIN_PASSWORD", ADMIN_PASSWORD);
                 if let Some(redis) = redis {
