@@ -432,3 +432,89 @@ async fn random_frames_on_real_connections_get_a_reply_an_error_or_a_close_with_
         "{replies} replies, {closes} closes"
     );
 }
+
+/// What a chat or alert connection may answer a random frame with: a message of the channel
+/// (checked against the contract), or a close with one of the documented codes.
+async fn documented_answer(
+    client: &mut wfs_runtime::client::Client,
+    decode: fn(&serde_json::Value) -> bool,
+    context: &str,
+) -> bool {
+    match within("an answer", client.recv_text()).await {
+        Ok(reply) => {
+            let value = parse_json(&reply).expect("the server sends JSON");
+            assert!(decode(&value), "{context}: {reply} is not in the contract");
+            true
+        }
+        Err(ClientError::Closed { code, reason }) => {
+            // 1003 not JSON, 1007 breaks the contract, 1009 too big, 1008 repeated abuse.
+            assert!(
+                [1003, 1007, 1008, 1009].contains(&code),
+                "{context}: close {code} {reason}"
+            );
+            false
+        }
+        Err(other) => panic!("{context}: {other}"),
+    }
+}
+
+#[tokio::test]
+async fn random_frames_on_chat_and_alert_connections_get_documented_answers() {
+    use wfs::contract::alert::{AlertClient, AlertOutbound};
+    use wfs::contract::chat::{ChatClient, ChatOutbound};
+    let server = TestServer::start().await;
+    let cairo = server.city("Cairo").await.uuid;
+    let seed = seed();
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut chat: Option<ChatClient> = None;
+    let mut alert: Option<AlertClient> = None;
+    for case in 0..cases(100) {
+        let text = match rng.u8(0..3) {
+            0 => random_text(&mut rng, 100),
+            1 => random_json(&mut rng, 3).to_string(),
+            _ => serde_json::json!({ "message": random_text(&mut rng, 30) }).to_string(),
+        };
+        let context = format!("seed {seed} case {case}: {text:?}");
+        if chat.is_none() {
+            let params = ChatParams {
+                city_uuid: cairo,
+                access_token: server.token(&server.alice),
+            };
+            let mut client = within("chat", ChatClient::connect(&server.base_url, &params))
+                .await
+                .expect("accepted");
+            within("welcome", client.recv()).await.expect("a welcome");
+            chat = Some(client);
+        }
+        if alert.is_none() {
+            let params = AlertParams {
+                city_uuid: cairo,
+                access_token: server.token(&server.alice),
+                since: None,
+            };
+            alert = Some(
+                within("alert", AlertClient::connect(&server.base_url, &params))
+                    .await
+                    .expect("accepted"),
+            );
+        }
+        if let Some(client) = &mut chat {
+            within("send", client.raw().send_text(text.clone()))
+                .await
+                .expect("send");
+            let decode = |value: &serde_json::Value| ChatOutbound::decode(value).is_ok();
+            if !documented_answer(client.raw(), decode, &context).await {
+                chat = None;
+            }
+        }
+        if let Some(client) = &mut alert {
+            within("send", client.raw().send_text(text.clone()))
+                .await
+                .expect("send");
+            let decode = |value: &serde_json::Value| AlertOutbound::decode(value).is_ok();
+            if !documented_answer(client.raw(), decode, &context).await {
+                alert = None;
+            }
+        }
+    }
+}
