@@ -5,7 +5,9 @@
 //! that sends its request at once is pending for a millisecond, an attacker's connections for
 //! as long as they can stall, so when the cap is full the oldest pending one is the attacker's.
 //! The client IP is the TCP peer's: a proxy's `X-Forwarded-For` is not known yet when a
-//! connection is accepted, and counting by it would let a client pick its own bucket.
+//! connection is accepted, and counting by it would let a client pick its own bucket. An IPv6
+//! client is counted by its /64, the block one host or home network is given, so that one
+//! machine cannot multiply its share by changing addresses inside it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -83,6 +85,7 @@ impl Admission {
     /// Admits a connection from `ip` (`None`: not an IP peer, not counted per address),
     /// evicting the oldest pending connection when the pending cap is full.
     pub fn admit(self: &Arc<Self>, ip: Option<IpAddr>) -> Result<Lease, Refusal> {
+        let ip = ip.map(bucket);
         let mut state = self.lock();
         if let Some(ip) = ip {
             let open = state.per_ip.get(&ip).copied().unwrap_or(0);
@@ -98,6 +101,14 @@ impl Admission {
             // A permit is stored if the connection is not waiting yet: it still goes.
             oldest.notify_one();
             state.evicted += 1;
+            if state.evicted % 10_000 == 1 {
+                tracing::warn!(
+                    evicted = state.evicted,
+                    max_pending = self.max_pending,
+                    "too many connections without a complete request: closing the oldest \
+                     (a slowloris attack, or --max-pending-connections too low)"
+                );
+            }
         }
         let id = state.next_id;
         state.next_id += 1;
@@ -126,6 +137,20 @@ impl Admission {
         self.state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// The address a connection is counted under: IPv4 as is (also when mapped into IPv6), IPv6
+/// by its /64.
+fn bucket(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(
+                v6.to_bits() & !((1u128 << 64) - 1),
+            )),
+        },
     }
 }
 
@@ -183,6 +208,20 @@ mod tests {
         drop(first);
         let _third = admission.admit(Some(A)).unwrap();
         assert_eq!(admission.stats().addresses, 2);
+    }
+
+    #[test]
+    fn ipv6_clients_count_by_their_64_and_mapped_ipv4_as_ipv4() {
+        let admission = Admission::new(1, 100);
+        let one: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let same_64: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let other_64: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        let _first = admission.admit(Some(one)).unwrap();
+        assert!(admission.admit(Some(same_64)).is_err());
+        let _other = admission.admit(Some(other_64)).unwrap();
+        let _v4 = admission.admit(Some(A)).unwrap();
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        assert!(admission.admit(Some(mapped)).is_err(), "the same client as A");
     }
 
     #[tokio::test]
