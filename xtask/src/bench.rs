@@ -1131,6 +1131,9 @@ impl Report<'_> {
         let ceiling = self.results.get(&(scenario, Server::Ceiling));
         let old = self.results.get(&(scenario, Server::Starlette));
         for &server in servers {
+            if !scenario.applies_to(server) {
+                continue;
+            }
             let Some(result) = self.results.get(&(scenario, server)) else {
                 let _ = writeln!(out, "| {} | failed |", server.label());
                 continue;
