@@ -221,7 +221,10 @@ mod tests {
         let _other = admission.admit(Some(other_64)).unwrap();
         let _v4 = admission.admit(Some(A)).unwrap();
         let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
-        assert!(admission.admit(Some(mapped)).is_err(), "the same client as A");
+        assert!(
+            admission.admit(Some(mapped)).is_err(),
+            "the same client as A"
+        );
     }
 
     #[tokio::test]

@@ -270,7 +270,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
-    let listener = tokio::net::TcpListener::bind(&args.listen)
+    let listener = crate::server::bind(&args.listen)
         .await
         .with_context(|| {
             format!(

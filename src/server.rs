@@ -69,6 +69,33 @@ impl Limits {
     }
 }
 
+/// Connections the kernel completes and queues before the accept loop takes them: a burst
+/// of clients (a reconnect storm after a restart) must not find the queue full. The standard
+/// library's 128 is too few; the kernel cuts this to `net.core.somaxconn`.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds a listener on `address` (`host:port`; the first address it resolves to) with a
+/// backlog of [`LISTEN_BACKLOG`].
+pub async fn bind(address: &str) -> io::Result<tokio::net::TcpListener> {
+    let resolved = tokio::net::lookup_host(address)
+        .await?
+        .next()
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the address resolves to nothing",
+            )
+        })?;
+    let socket = match resolved {
+        std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    // As the standard library does: a restarted server can bind while old connections linger.
+    socket.set_reuseaddr(true)?;
+    socket.bind(resolved)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// The longest pause of the accept loop after a failed accept.
 const MAX_ACCEPT_PAUSE: Duration = Duration::from_secs(1);
 

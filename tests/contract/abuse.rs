@@ -224,7 +224,7 @@ async fn at_the_descriptor_limit_the_accept_loop_pauses_instead_of_spinning() {
         Some(128),
     )
     .await;
-    // 200: past the limit, within what the listen backlog (128) holds besides.
+    // 200: past the limit (128), the rest waiting in the listen backlog.
     let mut flood = Vec::new();
     for _ in 0..200 {
         flood.push(connect_from(Ipv4Addr::new(127, 0, 5, 1), server.address).await);
