@@ -4,15 +4,114 @@
 //! everyone else. Loopback only; every wait bounded.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpSocket, TcpStream};
 use wfs::contract::echo::{EchoClient, EchoOutbound, EchoParams};
 use wfs::contract::types::EchoMessage;
 
-use crate::process::ServeProcess;
 use crate::server::{WAIT, within};
+
+/// A real `wfs serve` process: its own data directory and port, killed when dropped, its log
+/// kept. (A process, not an in-process server: these tests attack its descriptors and its
+/// accept loop as a whole.)
+struct ServeProcess {
+    address: SocketAddr,
+    pid: u32,
+    log: Arc<Mutex<String>>,
+    data_dir: std::path::PathBuf,
+    _child: tokio::process::Child,
+}
+
+impl ServeProcess {
+    /// `wfs serve` with `args`, under a file-descriptor limit of `nofile` when given (set with
+    /// `prlimit`, hard and soft, so the server cannot raise it).
+    async fn start(name: &str, args: &[&str], nofile: Option<u64>) -> ServeProcess {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let address = SocketAddr::from(([127, 0, 0, 1], port));
+        let data_dir =
+            std::env::temp_dir().join(format!("wfs-{name}-{}-{port}", std::process::id()));
+        let mut command = match nofile {
+            Some(limit) => {
+                let mut command = tokio::process::Command::new("prlimit");
+                command
+                    .arg(format!("--nofile={limit}:{limit}"))
+                    .arg("--")
+                    .arg(env!("CARGO_BIN_EXE_wfs"));
+                command
+            }
+            None => tokio::process::Command::new(env!("CARGO_BIN_EXE_wfs")),
+        };
+        let mut child = command
+            .args(["serve", "--listen", &address.to_string(), "--data-dir"])
+            .arg(&data_dir)
+            .args(args)
+            .env("WFS_ADMIN_PASSWORD", "admin-password-for-tests")
+            .env("RUST_LOG", "info")
+            .env_remove("WFS_LISTEN")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("wfs serve starts");
+        let pid = child.id().expect("a running child");
+        let log = Arc::new(Mutex::new(String::new()));
+        let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+        let kept = log.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                let mut log = kept.lock().unwrap_or_else(|e| e.into_inner());
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        within("the server listens", async {
+            while tokio::net::TcpStream::connect(address).await.is_err() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        ServeProcess {
+            address,
+            pid,
+            log,
+            data_dir,
+            _child: child,
+        }
+    }
+
+    /// What the server logged so far.
+    fn log(&self) -> String {
+        self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// CPU time (user + system) the server used so far, from /proc.
+    fn cpu_time(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).expect("/proc");
+        // Fields after the command name (which may hold spaces) start at `) `.
+        let fields: Vec<&str> = stat
+            .rsplit_once(") ")
+            .expect("a stat line")
+            .1
+            .split(' ')
+            .collect();
+        // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        Duration::from_millis(ticks * 10)
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
 
 /// A request cut short before the blank line that ends its head.
 const HALF_REQUEST: &[u8] = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ";
@@ -82,7 +181,10 @@ async fn five_thousand_half_open_connections_starve_no_one() {
     // 5,000 sockets on this side too (and the other tests' beside them): where the soft
     // limit is the usual 1,024, raise it to the hard limit, as `wfs serve` does for itself.
     let limit = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(0);
-    assert!(limit >= 6_000, "this test needs 6,000 file descriptors, the limit is {limit}");
+    assert!(
+        limit >= 6_000,
+        "this test needs 6,000 file descriptors, the limit is {limit}"
+    );
     // A long header timeout, so the attack is still held while the others are served.
     let server = ServeProcess::start("slowloris", &["--header-timeout", "120"], None).await;
     // From 20 addresses, 250 each: under the per-address cap (256), as a botnet would.

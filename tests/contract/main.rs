@@ -19,7 +19,6 @@ mod logs;
 mod official_parser;
 mod pages;
 mod postgres;
-mod process;
 mod protocol_errors;
 mod redis;
 mod server;
