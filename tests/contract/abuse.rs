@@ -1,7 +1,8 @@
 //! Hostile clients against a real `wfs serve` process: half-open connections by the thousand,
 //! requests that never finish, too many connections from one address, the file-descriptor
 //! limit. The server must close what stalls, refuse what is too much, and keep answering
-//! everyone else. Loopback only; every wait bounded.
+//! everyone else; and bodies over the REST API's limit, refused unread (in-process server).
+//! Loopback only; every wait bounded.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::Stdio;
