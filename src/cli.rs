@@ -149,6 +149,19 @@ pub struct ServeArgs {
     /// Open connections allowed; more are refused with HTTP 503.
     #[arg(long, env = "WFS_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
+    // Transport limits against slow and numerous clients (src/server.rs, src/admission.rs).
+    /// Seconds a client may take to send a complete request head (and, with --tls, to finish
+    /// the TLS handshake first); slower connections are closed.
+    #[arg(long, env = "WFS_HEADER_TIMEOUT", default_value_t = 10)]
+    pub header_timeout: u64,
+    /// Open connections (WebSockets included) allowed from one client IP address; more are
+    /// answered 503 and closed.
+    #[arg(long, env = "WFS_MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
+    pub max_connections_per_ip: usize,
+    /// Connections that have not yet sent a complete request head; when full, the oldest is
+    /// closed. 0: half the file-descriptor limit.
+    #[arg(long, env = "WFS_MAX_PENDING_CONNECTIONS", default_value_t = 0)]
+    pub max_pending_connections: usize,
     /// Redis URL (`redis://host:port`): alerts and chat reach the subscribers of every instance
     /// that uses the same Redis and the same database. Default: this instance only.
     #[arg(long, env = "WFS_REDIS_URL", hide_env_values = true)]
@@ -257,7 +270,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
-    let listener = tokio::net::TcpListener::bind(&args.listen)
+    let listener = crate::server::bind(&args.listen)
         .await
         .with_context(|| {
             format!(
@@ -283,6 +296,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     config.ping_interval = Duration::from_secs(args.ping_interval.max(1));
     config.idle_timeout = Duration::from_secs(args.idle_timeout.max(1));
     config.max_connections = args.max_connections;
+    config.header_timeout = Duration::from_secs(args.header_timeout.max(1));
+    config.max_connections_per_ip = args.max_connections_per_ip.max(1);
+    config.max_pending_connections = args.max_pending_connections;
+    raise_descriptor_limit();
     let (http, ws) = if tls {
         ("https", "wss")
     } else {
@@ -312,6 +329,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     .context("the server failed")?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Raises this process's file-descriptor limit to its hard limit, as Go programs do: each
+/// connection costs one, and the soft default (often 1,024) is far below what a WebSocket
+/// server holds.
+fn raise_descriptor_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!(limit, "file-descriptor limit"),
+        Err(error) => tracing::warn!(%error, "cannot raise the file-descriptor limit"),
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -171,7 +171,16 @@ impl<E: Endpoint> Endpoint for GateEndpoint<E> {
 
 impl<E: Endpoint> GateEndpoint<E> {
     async fn gate(&self, request: Request) -> poem::Result<Response> {
-        let host = request.header("host").unwrap_or_default();
+        // RFC 9112 3.2: exactly one Host; two could be read differently by a proxy and by us.
+        if request.headers().get_all("host").iter().count() > 1 {
+            return Ok(bad_request("Duplicate Host header"));
+        }
+        // An absolute-form target (`GET http://name/path`) names the host itself, and
+        // RFC 9112 3.2.2 says it wins over the Host header: check that one.
+        let host = match request.uri().authority() {
+            Some(authority) => authority.as_str(),
+            None => request.header("host").unwrap_or_default(),
+        };
         if !self.policy.host_allowed(host) {
             return Ok(forbidden("Host not allowed"));
         }
@@ -181,6 +190,10 @@ impl<E: Endpoint> GateEndpoint<E> {
             .header("upgrade")
             .is_some_and(|upgrade| upgrade.eq_ignore_ascii_case("websocket"))
             || request.uri().path().starts_with("/sse/");
+        if is_handshake && request.headers().get_all("origin").iter().count() > 1 {
+            // A browser sends one; which of two would be checked is anyone's guess.
+            return Ok(bad_request("Duplicate Origin header"));
+        }
         if is_handshake
             && let Some(origin) = request.header("origin")
             && !self.policy.origin_allowed(origin)
@@ -195,8 +208,16 @@ impl<E: Endpoint> GateEndpoint<E> {
 }
 
 fn forbidden(body: &'static str) -> Response {
+    plain(StatusCode::FORBIDDEN, body)
+}
+
+fn bad_request(body: &'static str) -> Response {
+    plain(StatusCode::BAD_REQUEST, body)
+}
+
+fn plain(status: StatusCode, body: &'static str) -> Response {
     Response::builder()
-        .status(StatusCode::FORBIDDEN)
+        .status(status)
         .content_type("text/plain; charset=utf-8")
         .body(body)
 }

@@ -10,18 +10,22 @@
 //!   [`redis_bus`] carries them across instances; [`health`] reports on both.
 //! - [`store`]: cities, users and alerts (SQLite or PostgreSQL), a file per table;
 //!   [`auth`]: JWT tokens, the signing secret, passwords.
+//! - [`http`]: the Host/Origin gate; [`api`]: the REST API (poem-openapi) under `/api`, its
+//!   bodies bounded by [`body_limit`]; [`sse`]: alerts as Server-Sent Events; [`pages`]: the
+//!   browser pages.
 //! - [`accounts`]: `wfs user ...` and the admin account on the first start; [`client_addr`]:
 //!   who the client of a request is (the peer, or what a trusted proxy says).
-//! - [`http`]: the Host/Origin gate; [`api`]: the REST API (poem-openapi) under `/api`;
-//!   [`sse`]: alerts as Server-Sent Events; [`pages`]: the browser pages.
-//! - [`app()`] assembles the route tree; [`serve`] runs it until shutdown. Nothing else lives
-//!   here.
+//! - [`app()`] assembles the route tree; [`serve`] runs it until shutdown, on [`server`]'s
+//!   accept loop, which bounds slow and numerous clients with [`admission`]. Nothing else
+//!   lives here.
 
 pub mod accounts;
+pub mod admission;
 pub mod alert;
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod body_limit;
 pub mod chat;
 pub mod cli;
 pub mod client_addr;
@@ -32,6 +36,7 @@ pub mod http;
 pub mod hub;
 pub mod pages;
 pub mod redis_bus;
+pub mod server;
 pub mod sse;
 pub mod store;
 pub mod tls;
@@ -40,7 +45,7 @@ use std::sync::Arc;
 
 use poem::listener::TcpAcceptor;
 use poem::web::Html;
-use poem::{EndpointExt, IntoResponse, Server, get, handler};
+use poem::{EndpointExt, IntoResponse, get, handler};
 
 // The state moved to `app.rs`; these paths stay for code written against the old layout.
 pub use crate::app::{App, HistoryPolicy, PublishError, alert_payload};
@@ -64,7 +69,13 @@ pub fn app(
         .at("/asyncapi.yaml", get(contract_yaml))
         .at("/docs", get(docs))
         .at("/health", get(health::health))
-        .nest_no_strip("/api", api::json_errors(api))
+        .nest_no_strip(
+            "/api",
+            api::json_errors(api).with(body_limit::BodyLimit::new(
+                body_limit::API_BODY_LIMIT,
+                config.header_timeout,
+            )),
+        )
         .at("/api/openapi.json", api_spec)
         .nest("/api/docs", api_docs)
         .at("/sse/v1/alert", get(sse::alert_stream))
@@ -106,7 +117,8 @@ pub async fn serve_tls(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let acceptor = tls::TlsAcceptor::new(TcpAcceptor::from_tokio(listener)?, identity)
-        .map_err(std::io::Error::other)?;
+        .map_err(std::io::Error::other)?
+        .with_handshake_timeout(config.header_timeout);
     serve_on(acceptor, state, config, policy, shutdown).await
 }
 
@@ -122,11 +134,6 @@ async fn serve_on(
         shutdown.await;
         sockets.shut_down().await;
     };
-    Server::new_with_acceptor(acceptor)
-        .run_with_graceful_shutdown(
-            app(state, config.clone(), policy),
-            shutdown,
-            Some(config.close_timeout),
-        )
-        .await
+    let limits = server::Limits::from_config(&config);
+    server::run(acceptor, app(state, config, policy), limits, shutdown).await
 }

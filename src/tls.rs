@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use chrono::{Datelike, Utc};
 use poem::listener::Acceptor;
@@ -342,6 +343,7 @@ pub fn client_config(roots: &Path) -> Result<rustls::ClientConfig, TlsError> {
 pub struct TlsAcceptor<A> {
     inner: A,
     tls: tokio_rustls::TlsAcceptor,
+    handshake_timeout: Duration,
 }
 
 impl<A> TlsAcceptor<A> {
@@ -350,7 +352,15 @@ impl<A> TlsAcceptor<A> {
         Ok(TlsAcceptor {
             inner,
             tls: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+            handshake_timeout: Duration::from_secs(10),
         })
+    }
+
+    /// A handshake not finished after `timeout` fails (default 10 s): a client that opens a
+    /// connection and stalls in the handshake must not keep its socket.
+    pub fn with_handshake_timeout(mut self, timeout: Duration) -> TlsAcceptor<A> {
+        self.handshake_timeout = timeout;
+        self
     }
 }
 
@@ -366,7 +376,10 @@ impl<A: Acceptor> Acceptor for TlsAcceptor<A> {
     ) -> io::Result<(Self::Io, LocalAddr, RemoteAddr, poem::http::uri::Scheme)> {
         let (stream, local, remote, _) = self.inner.accept().await?;
         Ok((
-            Handshaking::Pending(Box::new(self.tls.accept(stream))),
+            Handshaking::Pending(Box::new(Pending {
+                accept: self.tls.accept(stream),
+                deadline: Box::pin(tokio::time::sleep(self.handshake_timeout)),
+            })),
             local,
             remote,
             poem::http::uri::Scheme::HTTPS,
@@ -378,9 +391,15 @@ impl<A: Acceptor> Acceptor for TlsAcceptor<A> {
 /// a slow or silent client never holds up the accept loop. (poem has the same thing, but not
 /// public.)
 pub enum Handshaking<Io> {
-    Pending(Box<tokio_rustls::Accept<Io>>),
+    Pending(Box<Pending<Io>>),
     Ready(Box<tokio_rustls::server::TlsStream<Io>>),
     Failed,
+}
+
+/// A handshake under way, and when it must have finished.
+pub struct Pending<Io> {
+    accept: tokio_rustls::Accept<Io>,
+    deadline: Pin<Box<tokio::time::Sleep>>,
 }
 
 impl<Io: AsyncRead + AsyncWrite + Unpin> Handshaking<Io> {
@@ -388,8 +407,15 @@ impl<Io: AsyncRead + AsyncWrite + Unpin> Handshaking<Io> {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<&mut tokio_rustls::server::TlsStream<Io>>> {
-        if let Handshaking::Pending(accept) = self {
-            *self = match ready!(Pin::new(&mut **accept).poll(cx)) {
+        if let Handshaking::Pending(pending) = self {
+            if pending.deadline.as_mut().poll(cx).is_ready() {
+                *self = Handshaking::Failed;
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the TLS handshake did not finish in time",
+                )));
+            }
+            *self = match ready!(Pin::new(&mut pending.accept).poll(cx)) {
                 Ok(stream) => Handshaking::Ready(Box::new(stream)),
                 Err(error) => {
                     *self = Handshaking::Failed;

@@ -12,7 +12,10 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use wfs_bench::Target;
-use wfs_bench::scenarios::{self, ChurnOptions, EchoOptions, FanoutOptions, IdleOptions};
+use wfs_bench::scenarios::{
+    self, ChurnOptions, EchoOptions, FanoutOptions, IdleOptions, LoginBurstOptions,
+    SlowlorisOptions,
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -79,6 +82,25 @@ enum Scenario {
         settle: f64,
         #[arg(long, default_value_t = 500)]
         max_in_flight: usize,
+    },
+    /// Echo latency of a few clients alone, then while thousands of half-sent requests are
+    /// held open (wfs only).
+    Slowloris {
+        #[arg(long, default_value_t = 5_000)]
+        attack: usize,
+        #[arg(long, default_value_t = 10)]
+        connections: usize,
+        #[arg(long, default_value_t = 1.0)]
+        warmup: f64,
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+    },
+    /// N wrong-password logins at once; server RSS before, at peak, and after (wfs only).
+    LoginBurst {
+        #[arg(long, default_value_t = 64)]
+        logins: usize,
+        #[arg(long, default_value_t = 30.0)]
+        after: f64,
     },
 }
 
@@ -171,6 +193,36 @@ async fn run(cli: Cli) -> anyhow::Result<String> {
                     duration: seconds(duration),
                     settle: seconds(settle),
                     max_in_flight,
+                },
+            )
+            .await?,
+        ),
+        Scenario::Slowloris {
+            attack,
+            connections,
+            warmup,
+            duration,
+        } => serde_json::to_string(
+            &scenarios::slowloris(
+                &target,
+                &SlowlorisOptions {
+                    attack,
+                    echo: EchoOptions {
+                        connections,
+                        warmup: seconds(warmup),
+                        duration: seconds(duration),
+                        payload: 32,
+                    },
+                },
+            )
+            .await?,
+        ),
+        Scenario::LoginBurst { logins, after } => serde_json::to_string(
+            &scenarios::login_burst(
+                &target,
+                &LoginBurstOptions {
+                    logins,
+                    after: seconds(after),
                 },
             )
             .await?,

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use wfs_bench::Target;
 use wfs_bench::scenarios::{
-    ChurnOptions, EchoOptions, FanoutOptions, IdleOptions, churn, echo, fanout, idle,
+    ChurnOptions, EchoOptions, FanoutOptions, IdleOptions, LoginBurstOptions, SlowlorisOptions,
+    churn, echo, fanout, idle, login_burst, slowloris,
 };
 
 const PASSWORD: &str = "smoke-admin-password";
@@ -120,6 +121,40 @@ async fn every_scenario(target: &Target) {
     assert_eq!(result.failed, 0, "{result:?}");
 }
 
+/// The scenarios of issue 10, which only wfs answers as they expect.
+async fn hostile_scenarios(target: &Target) {
+    let result = slowloris(
+        target,
+        &SlowlorisOptions {
+            attack: 100,
+            echo: EchoOptions {
+                connections: 2,
+                warmup: Duration::from_millis(50),
+                duration: Duration::from_millis(200),
+                payload: 16,
+            },
+        },
+    )
+    .await
+    .expect("slowloris runs");
+    assert_eq!(result.attack_held_at_start, 100, "{result:?}");
+    assert!(result.during_attack.messages > 0, "{result:?}");
+    assert_eq!(result.during_attack.errors, 0, "{result:?}");
+
+    let result = login_burst(
+        target,
+        &LoginBurstOptions {
+            logins: 4,
+            after: Duration::from_millis(50),
+        },
+    )
+    .await
+    .expect("login-burst runs");
+    assert_eq!(result.logins, 4, "{result:?}");
+    assert!(!result.statuses.contains_key(&0), "{result:?}");
+    assert!(result.rss_peak_kib.is_some(), "{result:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_scenario_runs_against_wfs_and_the_ceiling() {
     tokio::time::timeout(LIMIT, async {
@@ -129,6 +164,7 @@ async fn every_scenario_runs_against_wfs_and_the_ceiling() {
             .expect("log in to wfs");
         assert_eq!(wfs.cities.len(), 6);
         every_scenario(&wfs).await;
+        hostile_scenarios(&wfs).await;
         let ceiling = Target::baseline(start_ceiling().await, me);
         every_scenario(&ceiling).await;
     })

@@ -4,7 +4,8 @@
 //! keeps the memory per idle connection small. Close codes follow RFC 6455 and the contract:
 //! 1003 for a frame that is not JSON text, 1007 for JSON that breaks the contract, 1009 for a
 //! frame over the size limit, 1013 for a client too slow to read, 1001 on idle timeout or
-//! shutdown, 1011 for an internal error.
+//! shutdown, 1011 for an internal error; for frames that break RFC 6455 itself, 1002 (protocol
+//! error) or 1007 (text that is not UTF-8), with a reason that names the fault.
 
 use std::fmt;
 use std::future::Future;
@@ -44,6 +45,16 @@ pub struct Config {
     pub max_connections: usize,
     /// How long closing may take (flushing queued frames, waiting for the peer's close).
     pub close_timeout: Duration,
+    /// How long a client may take to finish a request head (and, over TLS, the handshake
+    /// before it); the first request of a connection and each next one on a kept-alive one.
+    /// A client that is slower is disconnected (slowloris).
+    pub header_timeout: Duration,
+    /// Open connections (WebSockets included) from one client IP address; more are answered
+    /// 503 and closed.
+    pub max_connections_per_ip: usize,
+    /// Connections that have not yet sent a complete request head; when full, the oldest of
+    /// them is closed to make room. 0: half the process's file-descriptor limit.
+    pub max_pending_connections: usize,
     active: AtomicUsize,
     /// Set once by [`Config::shut_down`]; every connection closes with 1001 when it flips.
     shutdown: watch::Sender<bool>,
@@ -60,6 +71,9 @@ impl Default for Config {
             idle_timeout: Duration::from_secs(90),
             max_connections: 10_000,
             close_timeout: Duration::from_secs(2),
+            header_timeout: Duration::from_secs(10),
+            max_connections_per_ip: 256,
+            max_pending_connections: 0,
             active: AtomicUsize::new(0),
             shutdown: watch::channel(false).0,
         }
@@ -217,7 +231,7 @@ pub async fn refuse(request: &Request, config: Arc<Config>, reject: Reject) -> R
         Reject::Close { code, reason } => {
             let websocket = match WebSocket::from_request_without_body(request).await {
                 Ok(websocket) => websocket,
-                Err(error) => return error.into_response(),
+                Err(error) => return not_a_handshake(request, &error),
             };
             let reason = truncate_reason(reason);
             websocket
@@ -238,6 +252,41 @@ pub async fn refuse(request: &Request, config: Arc<Config>, reject: Reject) -> R
                 .into_response()
         }
     }
+}
+
+/// Why a request to a channel address cannot be upgraded, in plain text. poem answers some of
+/// these with a 500 (an HTTP/1.0 request has no upgrade), and the others with a bare
+/// `invalid protocol`.
+fn not_a_handshake(request: &Request, error: &poem::Error) -> Response {
+    if request.version() < poem::http::Version::HTTP_11 {
+        return plain_response(
+            400,
+            "WebSocket handshakes need HTTP/1.1 or later (RFC 6455).".to_owned(),
+        );
+    }
+    let version = request.header("sec-websocket-version");
+    if version.is_some_and(|version| version.trim() != "13") {
+        // RFC 6455 4.4: say which version the server speaks.
+        let mut response = plain_response(
+            426,
+            "Unsupported WebSocket version; this server speaks version 13.".to_owned(),
+        );
+        response.headers_mut().insert(
+            "sec-websocket-version",
+            poem::http::HeaderValue::from_static("13"),
+        );
+        return response;
+    }
+    let reason = match error.downcast_ref::<poem::error::WebSocketError>() {
+        Some(poem::error::WebSocketError::InvalidProtocol) | None => {
+            "Not a WebSocket handshake: send GET with Connection: Upgrade, Upgrade: websocket, \
+             Sec-WebSocket-Version: 13 and a Sec-WebSocket-Key."
+        }
+        Some(poem::error::WebSocketError::UpgradeError(_)) => {
+            "This connection cannot be upgraded to a WebSocket."
+        }
+    };
+    plain_response(400, reason.to_owned())
 }
 
 fn plain_response(status: u16, body: String) -> Response {
@@ -266,7 +315,7 @@ pub async fn upgrade<H: SocketHandler>(
     }
     let websocket = match WebSocket::from_request_without_body(request).await {
         Ok(websocket) => websocket,
-        Err(error) => return error.into_response(),
+        Err(error) => return not_a_handshake(request, &error),
     };
     config.active.fetch_add(1, Ordering::Relaxed);
     let guard = ActiveGuard(config.clone());
@@ -331,11 +380,8 @@ async fn run<H: SocketHandler>(mut stream: WebSocketStream, config: &Config, han
                     }
                     Some(Ok(Message::Close(_))) | None => break None,
                     Some(Err(error)) => {
-                        // poem flattens tungstenite errors to text; capacity errors read so.
-                        if error.to_string().contains("Space limit exceeded") {
-                            break Some((1009, "Message too big.".to_owned()));
-                        }
-                        break None;
+                        break read_error_close(&error)
+                            .map(|(code, reason)| (code, reason.to_owned()));
                     }
                 }
             }
@@ -382,6 +428,45 @@ async fn run<H: SocketHandler>(mut stream: WebSocketStream, config: &Config, han
     handler.on_close(&connection).await;
 }
 
+/// The close code and reason for an error tungstenite met while reading, as RFC 6455 and the
+/// Autobahn reference servers answer it: 1002 for a protocol error, 1007 for text that is not
+/// UTF-8, 1009 for a message over the limit. `None` when the peer is simply gone.
+///
+/// poem hands tungstenite's errors on as text only (`io::Error::other(error.to_string())`),
+/// so this reads tungstenite's messages; a unit test pins each one against tungstenite's own
+/// errors, so an upgrade that rewords them fails there rather than here.
+pub fn read_error_close(error: &std::io::Error) -> Option<(u16, &'static str)> {
+    let text = error.to_string();
+    if text.starts_with("Space limit exceeded") {
+        return Some((1009, "Message too big."));
+    }
+    if text.starts_with("UTF-8 encoding error") {
+        return Some((1007, "Text is not valid UTF-8."));
+    }
+    let problem = text.strip_prefix("WebSocket protocol error: ")?;
+    let reason = match problem {
+        "Connection reset without closing handshake" => return None,
+        "Reserved bits are non-zero" => "Reserved bits set without an extension.",
+        "Received an unmasked frame from client" => "Client frames must be masked.",
+        "Fragmented control frame" => "Control frames must not be fragmented.",
+        "Control frame too big (payload must be 125 bytes or less)" => {
+            "Control frames carry at most 125 bytes."
+        }
+        "Continue frame but nothing to continue" => "Continuation frame with nothing to continue.",
+        _ if problem.starts_with("Unknown control frame type")
+            || problem.starts_with("Unknown data frame type")
+            || problem.starts_with("Encountered invalid opcode") =>
+        {
+            "Unknown opcode."
+        }
+        _ if problem.starts_with("While waiting for more fragments") => {
+            "Expected a continuation frame."
+        }
+        _ => "WebSocket protocol error.",
+    };
+    Some((1002, reason))
+}
+
 /// A queued frame as a WebSocket text message. poem's `Message::Text` holds a `String`, so this
 /// copies; frames are serde_json output, valid UTF-8 by construction.
 fn text_message(frame: &bytes::Bytes) -> Message {
@@ -399,6 +484,62 @@ mod tests {
         assert!(cut.len() <= 123, "{}", cut.len());
         assert!(cut.ends_with("..."));
         assert_eq!(truncate_reason("short".to_owned()), "short");
+    }
+
+    #[test]
+    fn tungstenite_read_errors_get_rfc_6455_close_codes() {
+        use tokio_tungstenite::tungstenite::error::{CapacityError, Error, ProtocolError};
+        use tokio_tungstenite::tungstenite::protocol::frame::coding::Data;
+        // As poem passes them on.
+        let close = |error: Error| read_error_close(&std::io::Error::other(error.to_string()));
+        let protocol = |error: ProtocolError| close(Error::Protocol(error));
+        assert_eq!(
+            close(Error::Utf8("invalid utf-8 sequence".to_owned())),
+            Some((1007, "Text is not valid UTF-8."))
+        );
+        assert_eq!(
+            close(Error::Capacity(CapacityError::MessageTooLong {
+                size: 2,
+                max_size: 1
+            })),
+            Some((1009, "Message too big."))
+        );
+        assert_eq!(
+            protocol(ProtocolError::NonZeroReservedBits),
+            Some((1002, "Reserved bits set without an extension."))
+        );
+        assert_eq!(
+            protocol(ProtocolError::UnmaskedFrameFromClient),
+            Some((1002, "Client frames must be masked."))
+        );
+        assert_eq!(
+            protocol(ProtocolError::FragmentedControlFrame),
+            Some((1002, "Control frames must not be fragmented."))
+        );
+        assert_eq!(
+            protocol(ProtocolError::ControlFrameTooBig),
+            Some((1002, "Control frames carry at most 125 bytes."))
+        );
+        for opcode in [
+            ProtocolError::InvalidOpcode(3),
+            ProtocolError::UnknownControlFrameType(11),
+            ProtocolError::UnknownDataFrameType(3),
+        ] {
+            assert_eq!(protocol(opcode), Some((1002, "Unknown opcode.")));
+        }
+        assert_eq!(
+            protocol(ProtocolError::UnexpectedContinueFrame),
+            Some((1002, "Continuation frame with nothing to continue."))
+        );
+        assert_eq!(
+            protocol(ProtocolError::ExpectedFragment(Data::Text)),
+            Some((1002, "Expected a continuation frame."))
+        );
+        assert_eq!(protocol(ProtocolError::ResetWithoutClosingHandshake), None);
+        assert_eq!(
+            close(Error::Io(std::io::ErrorKind::ConnectionReset.into())),
+            None
+        );
     }
 
     #[test]

@@ -289,3 +289,120 @@ async fn an_upper_case_uuid_subscribes_to_the_same_city_as_the_publisher() {
         ("Sandstorm", cairo)
     );
 }
+
+/// Sends `head` (request line and headers, without the blank line) on a fresh connection and
+/// reads the whole answer: (status, body).
+async fn raw_request(server: &TestServer, head: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = within("connect", tokio::net::TcpStream::connect(server.address))
+        .await
+        .expect("connect");
+    let request = format!("{head}\r\nConnection: close\r\n\r\n");
+    within("write", stream.write_all(request.as_bytes()))
+        .await
+        .expect("write");
+    let mut response = Vec::new();
+    within("read", stream.read_to_end(&mut response))
+        .await
+        .expect("read");
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|status| status.parse().ok())
+        .unwrap_or(0);
+    (status, format!("{head}\r\n\r\n{body}"))
+}
+
+#[tokio::test]
+async fn malformed_handshakes_get_a_4xx_with_a_reason_never_a_500() {
+    let server = TestServer::start().await;
+    let cairo = server.city("Cairo").await.uuid;
+    let token = server.token(&server.alice);
+    let host = format!("Host: {}", server.address);
+    let upgrade =
+        "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==";
+    let channels = [
+        "/ws/v1/echo".to_owned(),
+        format!("/ws/v1/alert?city_uuid={cairo}&access_token={token}"),
+        format!("/ws/v1/chat?city_uuid={cairo}&access_token={token}"),
+        // Refused after the upgrade (1008) needs the upgrade too.
+        format!("/ws/v1/alert?city_uuid=abc&access_token={token}"),
+    ];
+    let mut rows: Vec<(String, String, u16, &str)> = Vec::new();
+    for channel in &channels {
+        rows.push((
+            format!("HTTP/1.0 upgrade on {channel}"),
+            format!("GET {channel} HTTP/1.0\r\n{host}\r\n{upgrade}\r\nSec-WebSocket-Version: 13"),
+            400,
+            "need HTTP/1.1",
+        ));
+    }
+    rows.extend([
+        (
+            "duplicate Host".to_owned(),
+            format!("GET /health HTTP/1.1\r\n{host}\r\n{host}"),
+            400,
+            "Duplicate Host header",
+        ),
+        (
+            "duplicate Host on a handshake".to_owned(),
+            format!("GET /ws/v1/echo HTTP/1.1\r\n{host}\r\nHost: evil.example\r\n{upgrade}\r\nSec-WebSocket-Version: 13"),
+            400,
+            "Duplicate Host header",
+        ),
+        (
+            "absolute-form target with another host".to_owned(),
+            format!("GET http://evil.example/asyncapi.yaml HTTP/1.1\r\n{host}"),
+            403,
+            "Host not allowed",
+        ),
+        (
+            "absolute-form handshake with another host".to_owned(),
+            format!("GET http://evil.example/ws/v1/echo HTTP/1.1\r\n{host}\r\n{upgrade}\r\nSec-WebSocket-Version: 13"),
+            403,
+            "Host not allowed",
+        ),
+        (
+            "absolute-form target with this host".to_owned(),
+            format!("GET http://{}/health HTTP/1.1\r\nHost: evil.example", server.address),
+            200,
+            "",
+        ),
+        (
+            "two Origin headers, both allowed".to_owned(),
+            format!(
+                "GET /ws/v1/echo HTTP/1.1\r\n{host}\r\n{upgrade}\r\nSec-WebSocket-Version: 13\r\nOrigin: {0}\r\nOrigin: {0}",
+                server.http_url
+            ),
+            400,
+            "Duplicate Origin header",
+        ),
+        (
+            "WebSocket version 8".to_owned(),
+            format!("GET /ws/v1/echo HTTP/1.1\r\n{host}\r\n{upgrade}\r\nSec-WebSocket-Version: 8"),
+            426,
+            "version 13",
+        ),
+        (
+            "a plain GET on a channel".to_owned(),
+            format!("GET /ws/v1/echo HTTP/1.1\r\n{host}"),
+            400,
+            "Not a WebSocket handshake",
+        ),
+    ]);
+    for (what, head, status, reason) in rows {
+        let (got, response) = raw_request(&server, &head).await;
+        assert_eq!(got, status, "{what}: {response}");
+        assert!(response.contains(reason), "{what}: {response}");
+        if status == 426 {
+            assert!(
+                response
+                    .to_ascii_lowercase()
+                    .contains("sec-websocket-version: 13"),
+                "{what}: {response}"
+            );
+        }
+    }
+}

@@ -3,6 +3,7 @@
 //!
 //! One test binary (as DESIGN.md asks); each module covers one channel or concern.
 
+mod abuse;
 mod alert;
 mod api;
 mod browser;
@@ -10,6 +11,7 @@ mod chat;
 mod cli;
 mod documents;
 mod echo;
+mod fuzz;
 mod handshake;
 mod history;
 mod limits;
@@ -18,6 +20,7 @@ mod logs;
 mod official_parser;
 mod pages;
 mod postgres;
+mod protocol_errors;
 mod redis;
 mod server;
 mod sse;

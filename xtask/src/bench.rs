@@ -28,7 +28,8 @@ use serde_json::Value;
 
 const USAGE: &str =
     "usage: cargo xtask bench [--smoke] [--scenario NAME]... [--server NAME]... [--out FILE] [--wfs-arg ARG]...
-  scenarios: echo fanout fanout-spread idle churn (default: all)
+  scenarios: echo fanout fanout-spread idle churn slowloris login-burst (default: all;
+             the last two run against wfs only)
   servers:   wfs wfs-redis ceiling websockets starlette (default: all; --smoke: wfs ceiling)
   --out:     the Markdown file (default: docs/benchmarks.md; --smoke: target/bench/smoke.md)
   --wfs-arg: an extra argument of `wfs serve`, e.g. --wfs-arg=--read-buffer=2048";
@@ -101,16 +102,31 @@ enum Scenario {
     FanoutSpread,
     Idle,
     Churn,
+    /// Echo latency alone, then under thousands of half-sent requests (issue 10).
+    Slowloris,
+    /// 64 wrong-password logins at once: RSS before, at peak, after (issue 10).
+    LoginBurst,
 }
 
 impl Scenario {
-    const ALL: [Scenario; 5] = [
+    const ALL: [Scenario; 7] = [
         Scenario::Echo,
         Scenario::Fanout,
         Scenario::FanoutSpread,
         Scenario::Idle,
         Scenario::Churn,
+        Scenario::Slowloris,
+        Scenario::LoginBurst,
     ];
+
+    /// Whether the scenario means anything for `server`: the hostile-client scenarios test
+    /// wfs's own defences (header timeout, login bounds), which the baselines do not have.
+    fn applies_to(self, server: Server) -> bool {
+        match self {
+            Scenario::Slowloris | Scenario::LoginBurst => server == Server::Wfs,
+            _ => true,
+        }
+    }
 
     fn key(self) -> &'static str {
         match self {
@@ -119,6 +135,8 @@ impl Scenario {
             Scenario::FanoutSpread => "fanout-spread",
             Scenario::Idle => "idle",
             Scenario::Churn => "churn",
+            Scenario::Slowloris => "slowloris",
+            Scenario::LoginBurst => "login-burst",
         }
     }
 
@@ -143,6 +161,14 @@ impl Scenario {
             (Scenario::Idle, true) => "idle --connections 100 --settle 0.2",
             (Scenario::Churn, false) => "churn --rate 200 --warmup 2 --duration 15 --settle 3",
             (Scenario::Churn, true) => "churn --rate 50 --warmup 0.2 --duration 0.5 --settle 0.2",
+            (Scenario::Slowloris, false) => {
+                "slowloris --attack 5000 --connections 10 --warmup 1 --duration 10"
+            }
+            (Scenario::Slowloris, true) => {
+                "slowloris --attack 200 --connections 2 --warmup 0.2 --duration 0.5"
+            }
+            (Scenario::LoginBurst, false) => "login-burst --logins 64 --after 30",
+            (Scenario::LoginBurst, true) => "login-burst --logins 4 --after 0.5",
         };
         line.split(' ').collect()
     }
@@ -220,6 +246,15 @@ fn parse(args: &[String], root: &Path) -> anyhow::Result<Options> {
     })
 }
 
+/// Where cargo puts the release binaries: `$CARGO_TARGET_DIR/release` when set (relative to
+/// the workspace root, as cargo reads it), else `target/release`.
+fn release_dir(root: &Path) -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR").filter(|dir| !dir.is_empty()) {
+        Some(dir) => root.join(dir).join("release"),
+        None => root.join("target/release"),
+    }
+}
+
 pub fn run(args: &[String], root: &Path) -> anyhow::Result<ExitCode> {
     let options = parse(args, root)?;
     let started = Instant::now();
@@ -259,6 +294,9 @@ pub fn run(args: &[String], root: &Path) -> anyhow::Result<ExitCode> {
     let mut failures = Vec::new();
     for &server in &options.servers {
         for &scenario in &options.scenarios {
+            if !scenario.applies_to(server) {
+                continue;
+            }
             println!("==> {} / {}", scenario.key(), server.key());
             match bench.measure(server, scenario, options.smoke) {
                 Ok(result) => {
@@ -401,7 +439,7 @@ impl Bench {
         let log = self
             .work
             .join(format!("logs/{}-{}.log", server.key(), scenario.key()));
-        let release = self.root.join("target/release");
+        let release = release_dir(&self.root);
         let baselines = self.root.join("bench/baselines");
         let mut command = match server {
             Server::Wfs | Server::WfsRedis => {
@@ -427,6 +465,9 @@ impl Bench {
                     .arg(&data)
                     // The idle scenario holds 10,000 connections; the default limit is 10,000.
                     .args(["--max-connections", "20000"])
+                    // ... all from 127.0.0.1, far over the per-address cap (256) meant for
+                    // browsers behind one NAT. (slowloris spreads its attack instead.)
+                    .args(["--max-connections-per-ip", "100000"])
                     .args(&self.wfs_args)
                     .env("WFS_ADMIN_PASSWORD", ADMIN_PASSWORD);
                 if let Some(redis) = redis {
@@ -478,7 +519,7 @@ impl Bench {
         smoke: bool,
     ) -> anyhow::Result<Value> {
         let running = self.start(server, scenario)?;
-        let generator = self.root.join("target/release/wfs-bench");
+        let generator = release_dir(&self.root).join("wfs-bench");
         let mut command = self.command("1", &generator, None)?;
         command
             .args(["--server", &running.address.to_string()])
@@ -622,7 +663,7 @@ impl Environment {
             "rustc".to_owned(),
             capture("rustc", &["-V"]).unwrap_or_default(),
         )];
-        let wfs = root.join("target/release/wfs");
+        let wfs = release_dir(root).join("wfs");
         versions.push((
             "wfs".to_owned(),
             capture(&wfs.to_string_lossy(), &["--version"]).unwrap_or_default(),
@@ -830,6 +871,54 @@ fn columns(scenario: Scenario) -> Vec<Column> {
                 read: |v| num(v, "/bytes_per_connection").map(|b| b / 1024.0),
             },
         ],
+        Scenario::Slowloris => vec![
+            Column {
+                heading: "attack held",
+                read: |v| num(v, "/attack_held_at_start"),
+            },
+            Column {
+                heading: "echo p50 alone (µs)",
+                read: |v| num(v, "/without_attack/rtt/p50_us"),
+            },
+            Column {
+                heading: "echo p99 alone (µs)",
+                read: |v| num(v, "/without_attack/rtt/p99_us"),
+            },
+            Column {
+                heading: "echo p50 under attack (µs)",
+                read: |v| num(v, "/during_attack/rtt/p50_us"),
+            },
+            Column {
+                heading: "echo p99 under attack (µs)",
+                read: |v| num(v, "/during_attack/rtt/p99_us"),
+            },
+            Column {
+                heading: "messages/s alone → under attack",
+                read: |_| None,
+            },
+        ],
+        Scenario::LoginBurst => vec![
+            Column {
+                heading: "logins",
+                read: |v| num(v, "/logins"),
+            },
+            Column {
+                heading: "RSS before (MiB)",
+                read: |v| num(v, "/rss_before_kib").map(|k| k / 1024.0),
+            },
+            Column {
+                heading: "RSS peak (MiB)",
+                read: |v| num(v, "/rss_peak_kib").map(|k| k / 1024.0),
+            },
+            Column {
+                heading: "RSS after (MiB)",
+                read: |v| num(v, "/rss_after_kib").map(|k| k / 1024.0),
+            },
+            Column {
+                heading: "burst (s)",
+                read: |v| num(v, "/burst_s"),
+            },
+        ],
         Scenario::Churn => vec![
             Column {
                 heading: "cycles ok",
@@ -870,6 +959,8 @@ fn title(scenario: Scenario) -> &'static str {
         Scenario::FanoutSpread => "Fan-out: the same subscribers spread over six cities",
         Scenario::Idle => "Idle connections",
         Scenario::Churn => "Churn",
+        Scenario::Slowloris => "Slowloris: echo latency under thousands of half-sent requests",
+        Scenario::LoginBurst => "Login burst: memory of many password checks at once",
     }
 }
 
@@ -901,6 +992,17 @@ fn describe(scenario: Scenario, result: Option<&Value>) -> String {
             "Connect to `/ws/v1/echo`, send one message, read the reply, close (both close frames), started at {} per second for {} s, after a warm-up at the same rate. RSS and open sockets of the server after the warm-up (before) and after the churn, each after a pause.",
             get("/rate"),
             get("/duration_s")
+        ),
+        Scenario::Slowloris => format!(
+            "{} echo clients as in Echo, measured {} s alone, then again while an attacker holds {} half-sent HTTP requests open from 20 loopback addresses (250 each, under the per-address cap), reopening each one the server closes. wfs closes a request head that is not complete after `--header-timeout` (10 s).",
+            get("/without_attack/connections"),
+            get("/without_attack/duration_s"),
+            get("/attack_connections")
+        ),
+        Scenario::LoginBurst => format!(
+            "{} `POST /api/jwt/obtain` with a wrong password at once, each from its own loopback address and for its own (unknown) user, so login rate limits do not cut the burst short; the server's `VmRSS` before, at its peak (sampled every 10 ms) and {} s after the last answer. Goal: peak growth under 64 MiB, back within 10 %.",
+            get("/logins"),
+            get("/after_s")
         ),
     }
 }
@@ -1029,12 +1131,23 @@ impl Report<'_> {
         let ceiling = self.results.get(&(scenario, Server::Ceiling));
         let old = self.results.get(&(scenario, Server::Starlette));
         for &server in servers {
+            if !scenario.applies_to(server) {
+                continue;
+            }
             let Some(result) = self.results.get(&(scenario, server)) else {
                 let _ = writeln!(out, "| {} | failed |", server.label());
                 continue;
             };
             let _ = write!(out, "| {} |", server.label());
             for column in &columns {
+                if column.heading.starts_with("messages/s alone") {
+                    let alone = num(result, "/without_attack/messages_per_s")
+                        .map_or("?".to_owned(), fmt_num);
+                    let attacked = num(result, "/during_attack/messages_per_s")
+                        .map_or("?".to_owned(), fmt_num);
+                    let _ = write!(out, " {alone} → {attacked} |");
+                    continue;
+                }
                 if column.heading.starts_with("sockets") {
                     let before = num(result, "/before/sockets").map_or("?".to_owned(), fmt_num);
                     let after = num(result, "/after/sockets").map_or("?".to_owned(), fmt_num);
@@ -1050,6 +1163,7 @@ impl Report<'_> {
                             || column.heading == "open"
                             || column.heading == "delivered"
                             || column.heading.starts_with("cycles")
+                            || matches!(scenario, Scenario::Slowloris | Scenario::LoginBurst)
                         {
                             String::new()
                         } else {
@@ -1102,6 +1216,22 @@ impl Report<'_> {
                     fmt_num(num(result, "/start/rss_kib").unwrap_or(0.0) / 1024.0),
                     num(result, "/skipped").unwrap_or(0.0),
                     fmt_num(num(result, "/cycle/p99_us").unwrap_or(0.0) / 1000.0)
+                )),
+                Scenario::Slowloris => Some(format!(
+                    "{} attack connections closed by the server (and reopened) during the measurement, {} could not be opened; the server held {} sockets and {} MiB during the attack; echo errors alone {}, under attack {}",
+                    fmt_num(num(result, "/attack_closed_by_server").unwrap_or(0.0)),
+                    fmt_num(num(result, "/attack_failed").unwrap_or(0.0)),
+                    num(result, "/server_sockets_during").map_or("?".to_owned(), fmt_num),
+                    num(result, "/server_rss_kib_during")
+                        .map_or("?".to_owned(), |k| fmt_num(k / 1024.0)),
+                    num(result, "/without_attack/errors").unwrap_or(0.0),
+                    num(result, "/during_attack/errors").unwrap_or(0.0)
+                )),
+                Scenario::LoginBurst => Some(format!(
+                    "answers by status: {}",
+                    result
+                        .get("statuses")
+                        .map_or("?".to_owned(), ToString::to_string)
                 )),
             };
             if let Some(note) = note {
@@ -1160,6 +1290,23 @@ impl Report<'_> {
                 vec![
                     ("before", pick("/before/rss_kib", 1.0 / 1024.0)),
                     ("after", pick("/after/rss_kib", 1.0 / 1024.0)),
+                ],
+            ),
+            Scenario::Slowloris => (
+                "Echo p99 alone and under a slowloris attack (lower is better)",
+                "µs",
+                vec![
+                    ("alone", pick("/without_attack/rtt/p99_us", 1.0)),
+                    ("under attack", pick("/during_attack/rtt/p99_us", 1.0)),
+                ],
+            ),
+            Scenario::LoginBurst => (
+                "Server RSS around a burst of logins",
+                "MiB",
+                vec![
+                    ("before", pick("/rss_before_kib", 1.0 / 1024.0)),
+                    ("peak", pick("/rss_peak_kib", 1.0 / 1024.0)),
+                    ("after", pick("/rss_after_kib", 1.0 / 1024.0)),
                 ],
             ),
         };
@@ -1241,6 +1388,21 @@ impl Report<'_> {
             "| churn leaves memory within 5% of the start | {} | {} |",
             change.map_or("–".to_owned(), |c| format!("{c:+.1}%")),
             verdict(change.map(|c| c.abs() <= 5.0))
+        );
+        let login = |pointer| get(Scenario::LoginBurst, Server::Wfs, pointer);
+        let (before, peak, after) = (
+            login("/rss_before_kib"),
+            login("/rss_peak_kib"),
+            login("/rss_after_kib"),
+        );
+        let growth = peak.zip(before).map(|(p, b)| (p - b) / 1024.0);
+        let back = after.zip(before).map(|(a, b)| (a - b) / b * 100.0);
+        let _ = writeln!(
+            out,
+            "| 64 parallel logins: peak RSS growth < 64 MiB, back within 10% after 30 s | +{} MiB at peak, {} after | {} |",
+            growth.map_or("–".to_owned(), fmt_num),
+            back.map_or("–".to_owned(), |c| format!("{c:+.1}%")),
+            verdict(growth.zip(back).map(|(g, b)| g < 64.0 && b <= 10.0))
         );
     }
 }

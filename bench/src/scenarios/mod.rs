@@ -1,10 +1,12 @@
-//! The four scenarios. Each connects real WebSocket clients (tokio-tungstenite) to a
+//! The scenarios. Each connects real WebSocket clients (tokio-tungstenite) to a
 //! [`Target`](crate::Target), bounded in count and time, and returns what it measured.
 
 mod churn;
 mod echo;
 mod fanout;
 mod idle;
+mod login_burst;
+mod slowloris;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -17,6 +19,8 @@ pub use churn::{ChurnOptions, ChurnResult, churn};
 pub use echo::{EchoOptions, EchoResult, echo};
 pub use fanout::{FanoutOptions, FanoutResult, fanout};
 pub use idle::{IdleOptions, IdleResult, idle};
+pub use login_burst::{LoginBurstOptions, LoginBurstResult, login_burst};
+pub use slowloris::{SlowlorisOptions, SlowlorisResult, slowloris};
 
 /// A client connection.
 pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
