@@ -171,6 +171,19 @@ pub struct ServeArgs {
     /// PEM private key of `--cert`.
     #[arg(long, env = "WFS_TLS_KEY", requires = "cert")]
     pub key: Option<PathBuf>,
+
+    // Monitoring and the public address (src/metrics.rs, src/public_url.rs).
+    /// Serve Prometheus metrics (`/metrics`) on this address (host:port) only, e.g. one on the
+    /// monitoring network; the main port then answers 404 there. Default: on the main port.
+    /// `/health` and `/metrics` answer whatever the Host header says (load balancers and
+    /// Prometheus probe by IP address).
+    #[arg(long, env = "WFS_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
+    /// The URL people and browsers reach this server at, e.g. `https://wfs.example.com` (a
+    /// proxy in front of it, or its public name): its host joins the allowed hosts and its
+    /// origin the allowed origins.
+    #[arg(long, env = "WFS_PUBLIC_URL")]
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -218,6 +231,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    // Checked before anything is created or bound: a typo should cost nothing.
+    let public_url = args
+        .public_url
+        .as_deref()
+        .map(crate::public_url::PublicUrl::parse)
+        .transpose()
+        .context("--public-url / WFS_PUBLIC_URL cannot be used")?;
     let store = args.data.open_store().await?;
     let admin_password = std::env::var("WFS_ADMIN_PASSWORD")
         .ok()
@@ -268,8 +288,21 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let address = listener
         .local_addr()
         .context("the listener has no address")?;
-    let policy = AccessPolicy::local(address.port(), tls)
+    let mut policy = AccessPolicy::local(address.port(), tls)
         .replacing(args.allowed_hosts, args.allowed_origins);
+    if let Some(public) = &public_url {
+        policy = policy.allowing(public.allowed_host(), public.allowed_origin());
+    }
+    let metrics_listener = match &args.metrics_listen {
+        Some(metrics_address) => Some(
+            tokio::net::TcpListener::bind(metrics_address)
+                .await
+                .with_context(|| {
+                    format!("cannot listen on {metrics_address} for --metrics-listen / WFS_METRICS_LISTEN (is another server using it?)")
+                })?,
+        ),
+        None => None,
+    };
     let mut config = wfs_runtime::Config::default();
     config.max_message_size = args.max_message_size;
     config.max_frame_size = args.max_message_size;
@@ -283,7 +316,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     } else {
         ("http", "ws")
     };
-    tracing::info!(%address, "serving: pages on {http}://{address}/, channels on {ws}://{address}/ws/v1/{{echo,alert,chat}}");
+    let version = crate::metrics::VERSION;
+    tracing::info!(%address, version, "wfs {version} serving: pages on {http}://{address}/, channels on {ws}://{address}/ws/v1/{{echo,alert,chat}}");
+    let (allowed, warning) = crate::public_url::describe(&policy, address);
+    tracing::info!("{allowed}");
+    if let Some(warning) = warning {
+        tracing::warn!("{warning}");
+    }
     let history = crate::HistoryPolicy {
         keep: args.history_size,
         max_age: Duration::from_secs(args.history_hours.saturating_mul(3600)),
@@ -295,6 +334,26 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         app = app.with_bus(Arc::new(bus));
     }
     let (app, config) = (Arc::new(app), Arc::new(config));
+    // Stopped with the main server (aborted once it has returned).
+    let metrics_server = match metrics_listener {
+        Some(listener) => {
+            let metrics_address = listener
+                .local_addr()
+                .context("the metrics listener has no address")?;
+            tracing::info!(%metrics_address, "metrics on http://{metrics_address}/metrics");
+            // Before the main port serves anything: it must never answer /metrics meanwhile.
+            app.metrics.serve_separately();
+            Some(tokio::spawn(crate::serve_metrics(
+                listener,
+                app.clone(),
+                std::future::pending(),
+            )))
+        }
+        None => {
+            tracing::info!("metrics on {http}://{address}/metrics");
+            None
+        }
+    };
     match &identity {
         Some(identity) => {
             tracing::info!(cert = %identity.source.display(), "TLS on");
@@ -303,6 +362,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         None => crate::serve(listener, app, config, policy, shutdown_signal()).await,
     }
     .context("the server failed")?;
+    if let Some(metrics_server) = metrics_server {
+        metrics_server.abort();
+    }
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -6,6 +6,8 @@
 //! - [`echo`], [`alert`], [`chat`]: one file per channel, each implementing its trait for [`App`].
 //! - [`hub`]: per-city fan-out ([`hub::Hub`]) and the [`hub::Bus`] that carries publications;
 //!   [`redis_bus`] carries them across instances; [`health`] reports on both.
+//! - [`metrics`]: Prometheus metrics at `/metrics`; [`connections`] feeds them (and the close
+//!   log) from the runtime's socket hook.
 //! - [`store`]: cities, users and alerts (SQLite); [`auth`]: JWT tokens.
 //! - [`http`]: the Host/Origin gate; [`api`]: the REST API (poem-openapi) under `/api`;
 //!   [`sse`]: alerts as Server-Sent Events; [`pages`]: the browser pages.
@@ -16,12 +18,15 @@ pub mod api;
 pub mod auth;
 pub mod chat;
 pub mod cli;
+pub mod connections;
 pub mod contract;
 pub mod echo;
 pub mod health;
 pub mod http;
 pub mod hub;
+pub mod metrics;
 pub mod pages;
+pub mod public_url;
 pub mod redis_bus;
 pub mod sse;
 pub mod store;
@@ -53,6 +58,8 @@ pub struct App {
     pub bus: Arc<dyn Bus>,
     /// How much alert history each city keeps for clients that reconnect with `since`.
     pub history: HistoryPolicy,
+    /// What `/metrics` reports.
+    pub metrics: Arc<metrics::Metrics>,
     /// Alerts are published one at a time, so their ids and their delivery order agree.
     /// Alerts are published by operators, rarely; this costs nothing.
     alert_order: tokio::sync::Mutex<()>,
@@ -118,6 +125,7 @@ impl App {
             store,
             jwt,
             bus: Arc::new(LocalBus::new(hub.clone())),
+            metrics: Arc::new(metrics::Metrics::new(hub.clone())),
             hub,
             history: HistoryPolicy::default(),
             alert_order: tokio::sync::Mutex::new(()),
@@ -147,6 +155,7 @@ impl App {
             return Ok(None);
         }
         let _order = self.alert_order.lock().await;
+        let started = std::time::Instant::now();
         // Published while the database's write lock is held, so alerts reach the bus in id
         // order even when several instances publish for the same city.
         let (_, published) = self
@@ -168,6 +177,7 @@ impl App {
             })
             .await?;
         let alert = published?;
+        self.metrics.published("alert", started.elapsed());
         if let Err(error) = self
             .store
             .prune_alerts(city, self.history.keep, self.history.max_age)
@@ -186,26 +196,45 @@ impl App {
         handshake: &Handshake,
         city: Result<Uuid, ParamsError>,
     ) -> Result<(User, City), Reject> {
+        self.admit_uncounted(handshake, city)
+            .await
+            .map_err(|(reason, reject)| {
+                let path = handshake.path();
+                let transport = if path.starts_with("/sse/") {
+                    "sse"
+                } else {
+                    "websocket"
+                };
+                self.metrics
+                    .refused(connections::channel_of(path), transport, reason);
+                reject
+            })
+    }
+
+    /// [`App::admit`], with the reason of a refusal for the metrics.
+    async fn admit_uncounted(
+        &self,
+        handshake: &Handshake,
+        city: Result<Uuid, ParamsError>,
+    ) -> Result<(User, City), (&'static str, Reject)> {
         let user = auth::authenticate(&self.jwt, &self.store, handshake.query("access_token"))
             .await
             .map_err(|error| {
                 if error.is_server_error() {
                     // The store is down: not the client's fault, and worth retrying.
                     tracing::error!(%error, "token check failed");
-                    Reject::Http {
-                        status: 503,
-                        body: "The user store is unavailable; try again later.".to_owned(),
-                    }
+                    let body = "The user store is unavailable; try again later.".to_owned();
+                    ("unavailable", Reject::Http { status: 503, body })
                 } else {
-                    Reject::forbidden(error.to_string())
+                    ("token", Reject::forbidden(error.to_string()))
                 }
             })?;
         let city_uuid = match city {
             Ok(city_uuid) => city_uuid,
             Err(error) if error.concerns("city_uuid") => {
-                return Err(Reject::close(
-                    1008,
-                    "Query parameter city_uuid is missing or is invalid.",
+                return Err((
+                    "params",
+                    Reject::close(1008, "Query parameter city_uuid is missing or is invalid."),
                 ));
             }
             Err(error) => {
@@ -214,27 +243,28 @@ impl App {
                     .first()
                     .map(|problem| problem.name.as_str())
                     .unwrap_or("?");
-                return Err(Reject::close(
-                    1008,
-                    format!("Query parameter {name} is invalid."),
+                return Err((
+                    "params",
+                    Reject::close(1008, format!("Query parameter {name} is invalid.")),
                 ));
             }
         };
         match self.store.city(city_uuid).await {
             Ok(Some(city)) => Ok((user, city)),
-            Ok(None) => Err(Reject::close(
-                1008,
-                format!(
-                    "City with {} doesn't exist.",
-                    handshake.query("city_uuid").unwrap_or_default()
+            Ok(None) => Err((
+                "unknown_city",
+                Reject::close(
+                    1008,
+                    format!(
+                        "City with {} doesn't exist.",
+                        handshake.query("city_uuid").unwrap_or_default()
+                    ),
                 ),
             )),
             Err(error) => {
                 tracing::error!(%error, "city lookup failed");
-                Err(Reject::Http {
-                    status: 503,
-                    body: "The city store is unavailable; try again later.".to_owned(),
-                })
+                let body = "The city store is unavailable; try again later.".to_owned();
+                Err(("unavailable", Reject::Http { status: 503, body }))
             }
         }
     }
@@ -246,6 +276,7 @@ pub fn app(
     config: Arc<wfs_runtime::Config>,
     policy: http::AccessPolicy,
 ) -> impl poem::Endpoint {
+    let state_metrics = state.metrics.clone();
     let openapi = api::service();
     let (api_spec, api_docs) = (openapi.spec_endpoint(), openapi.swagger_ui());
     let api = openapi;
@@ -253,13 +284,30 @@ pub fn app(
         .at("/asyncapi.yaml", get(contract_yaml))
         .at("/docs", get(docs))
         .at("/health", get(health::health))
+        .at("/metrics", get(metrics::metrics))
         .nest_no_strip("/api", api::json_errors(api))
         .at("/api/openapi.json", api_spec)
         .nest("/api/docs", api_docs)
         .at("/sse/v1/alert", get(sse::alert_stream))
         .data(state)
         .data(config)
-        .with(http::Gate::new(policy))
+        .with(http::Gate::new(policy).counting(state_metrics))
+}
+
+/// Serves only `/metrics` on `listener` (`--metrics-listen`) until `shutdown` resolves. No
+/// Host check: this listener is meant for the monitoring network, which scrapes by address.
+pub async fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    state: Arc<App>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    state.metrics.serve_separately();
+    let route = poem::Route::new()
+        .at("/metrics", get(metrics::metrics_only))
+        .data(state);
+    Server::new_with_acceptor(TcpAcceptor::from_tokio(listener)?)
+        .run_with_graceful_shutdown(route, shutdown, Some(std::time::Duration::from_secs(1)))
+        .await
 }
 
 #[handler]
@@ -306,6 +354,10 @@ async fn serve_on(
     policy: http::AccessPolicy,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // The first server of a process wins; tests that share a config keep the first's counts.
+    config.observe(Arc::new(connections::SocketObserver::new(
+        state.metrics.clone(),
+    )));
     let sockets = config.clone();
     let shutdown = async move {
         shutdown.await;

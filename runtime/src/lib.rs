@@ -8,6 +8,7 @@
 //!   status before the upgrade, or a close code after it).
 //! - [`Validator`]: the contract's JSON Schemas, checked on every inbound frame.
 //! - [`socket::run`]: the per-connection loop (read, write, keepalive, limits, close codes).
+//! - [`observe::Observer`]: how a server counts and logs connections (metrics, close logs).
 //! - [`client::Client`]: the tokio-tungstenite client the generated typed clients wrap.
 //!
 //! Crates the generated code names are re-exported, so its paths resolve through this one.
@@ -15,6 +16,7 @@
 pub mod client;
 pub mod connection;
 mod handshake;
+pub mod observe;
 pub mod socket;
 mod validate;
 
