@@ -231,6 +231,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    // First: a SIGTERM from the moment the port is open stops the server cleanly.
+    let shutdown = shutdown_signal();
     // Checked before anything is created or bound: a typo should cost nothing.
     let public_url = args
         .public_url
@@ -357,9 +359,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     match &identity {
         Some(identity) => {
             tracing::info!(cert = %identity.source.display(), "TLS on");
-            crate::serve_tls(listener, identity, app, config, policy, shutdown_signal()).await
+            crate::serve_tls(listener, identity, app, config, policy, shutdown).await
         }
-        None => crate::serve(listener, app, config, policy, shutdown_signal()).await,
+        None => crate::serve(listener, app, config, policy, shutdown).await,
     }
     .context("the server failed")?;
     if let Some(metrics_server) = metrics_server {
@@ -369,29 +371,36 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// Resolves on SIGINT or SIGTERM. The handlers are installed by this call, not when the future
+/// is first polled: the server may answer its first request before it polls its shutdown
+/// future, and a SIGTERM sent after that answer must stop it cleanly, not kill it.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
     {
-        let mut terminate = match tokio::signal::unix::signal(
-            tokio::signal::unix::SignalKind::terminate(),
-        ) {
-            Ok(signal) => signal,
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the server");
-                let _ = interrupt.await;
-                return;
+        use tokio::signal::unix::{SignalKind, signal};
+        let handlers = signal(SignalKind::interrupt())
+            .and_then(|interrupt| Ok((interrupt, signal(SignalKind::terminate())?)));
+        async move {
+            match handlers {
+                Ok((mut interrupt, mut terminate)) => {
+                    tokio::select! {
+                        _ = interrupt.recv() => {}
+                        _ = terminate.recv() => {}
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the server");
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
-        };
-        tokio::select! {
-            _ = interrupt => {}
-            _ = terminate.recv() => {}
+            tracing::info!("shutting down: closing connections with 1001");
         }
     }
     #[cfg(not(unix))]
-    let _ = interrupt.await;
-    tracing::info!("shutting down: closing connections with 1001");
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down: closing connections with 1001");
+    }
 }
 
 /// Prints WIRE.md's error text on stderr and exits 1.

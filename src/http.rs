@@ -208,7 +208,7 @@ impl<E: Endpoint> Endpoint for GateEndpoint<E> {
             Err(error) => error.status(),
         };
         // For a WebSocket, the time to the upgrade; its close is logged on its own.
-        let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let duration_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
         tracing::info!(%method, %path, status = status.as_u16(), duration_ms, %client, "request");
         response
     }

@@ -9,7 +9,8 @@
 //! - [`metrics`]: Prometheus metrics at `/metrics`; [`connections`] feeds them (and the close
 //!   log) from the runtime's socket hook.
 //! - [`store`]: cities, users and alerts (SQLite); [`auth`]: JWT tokens.
-//! - [`http`]: the Host/Origin gate; [`api`]: the REST API (poem-openapi) under `/api`;
+//! - [`http`]: the Host/Origin gate and the access log; [`public_url`]: `--public-url` and the
+//!   start-up report of what the gate allows; [`api`]: the REST API (poem-openapi) under `/api`;
 //!   [`sse`]: alerts as Server-Sent Events; [`pages`]: the browser pages.
 //! - [`app`] builds the route tree; [`serve`] runs it until shutdown.
 

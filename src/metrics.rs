@@ -289,7 +289,7 @@ impl Collector for LiveCollector {
 
         let mut connections = encoder.encode_descriptor(
             "connections",
-            "Connections open now, by channel and transport",
+            "Connections open now, by channel and transport.",
             None,
             MetricType::Gauge,
         )?;
@@ -304,12 +304,12 @@ impl Collector for LiveCollector {
         for (name, help, read) in [
             (
                 "frames_received",
-                "WebSocket frames received from clients (not pings), by channel",
+                "WebSocket frames received from clients (not pings), by channel.",
                 SocketCounters::frames_in as fn(&SocketCounters) -> u64,
             ),
             (
                 "frames_sent",
-                "WebSocket frames sent to clients (not pings or closes), by channel",
+                "WebSocket frames sent to clients (not pings or closes), by channel.",
                 SocketCounters::frames_out,
             ),
         ] {
@@ -323,7 +323,7 @@ impl Collector for LiveCollector {
         let deliveries = live.hub.deliveries();
         let mut family = encoder.encode_descriptor(
             "fanout_deliveries",
-            "Publications handed to subscribers (one per subscriber), by channel",
+            "Publications handed to subscribers (one per subscriber), by channel.",
             None,
             MetricType::Counter,
         )?;
@@ -334,7 +334,7 @@ impl Collector for LiveCollector {
         ConstGauge::new(live.database_up.load(Ordering::Relaxed)).encode(
             encoder.encode_descriptor(
                 "database_up",
-                "Whether the database answered during this scrape (1) or not (0)",
+                "Whether the database answered during this scrape (1) or not (0).",
                 None,
                 MetricType::Gauge,
             )?,
@@ -343,7 +343,7 @@ impl Collector for LiveCollector {
         if redis >= 0 {
             ConstGauge::new(redis).encode(encoder.encode_descriptor(
                 "redis_connected",
-                "Whether the Redis bus to other instances is connected (1) or not (0)",
+                "Whether the Redis bus to other instances is connected (1) or not (0).",
                 None,
                 MetricType::Gauge,
             )?)?;

@@ -109,8 +109,8 @@ async fn an_unreachable_redis_is_warned_about_at_once_and_at_every_retry() {
     assert!(first.contains("attempt=1"), "{first}");
     assert!(first.contains("retry_in_ms=100"), "{first}");
     assert!(logs.contains("attempt=2"), "{logs}");
-    let (status, _) = server.stop().await;
-    assert!(status.success());
+    let (status, output) = server.stop().await;
+    assert!(status.success(), "{status}\n{output}");
 }
 
 #[tokio::test]
@@ -136,8 +136,8 @@ async fn metrics_listen_serves_metrics_on_its_own_port_only() {
         logs.contains(&format!("metrics on http://{metrics_address}/metrics")),
         "{logs}"
     );
-    let (status, _) = server.stop().await;
-    assert!(status.success());
+    let (status, output) = server.stop().await;
+    assert!(status.success(), "{status}\n{output}");
 }
 
 #[tokio::test]
@@ -146,8 +146,8 @@ async fn metrics_are_on_the_main_port_by_default() {
     let (status, body) = get(server.port, "/metrics", "127.0.0.1", &[]).await;
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("wfs_database_up 1"), "{body}");
-    let (status, _) = server.stop().await;
-    assert!(status.success());
+    let (status, output) = server.stop().await;
+    assert!(status.success(), "{status}\n{output}");
 }
 
 #[tokio::test]
@@ -199,8 +199,8 @@ async fn public_url_allows_its_host_and_origin_and_says_so_at_start() {
         .is_err(),
         "http:// is not the public origin"
     );
-    let (status, _) = server.stop().await;
-    assert!(status.success());
+    let (status, output) = server.stop().await;
+    assert!(status.success(), "{status}\n{output}");
 }
 
 #[tokio::test]
