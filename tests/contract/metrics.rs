@@ -290,3 +290,50 @@ async fn health_and_metrics_answer_any_host_and_nothing_else_does() {
     let (status, _, _) = http(&server, "GET", "/health/../api/v1/cities", &by_ip, None).await;
     assert_eq!(status, 403);
 }
+
+#[tokio::test]
+async fn sse_streams_and_their_replays_are_counted() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    // Keep-alive comments every 100 ms: how the server notices a client has gone.
+    let mut config = wfs_runtime::Config::default();
+    config.ping_interval = std::time::Duration::from_millis(100);
+    let server = TestServer::start_with(config).await;
+    let cairo = server.city("Cairo").await.uuid;
+    server
+        .app
+        .publish_alert(cairo, "stored first")
+        .await
+        .unwrap();
+    // A browser reconnecting from the start: the stored alert is replayed.
+    let mut stream = within("connect", tokio::net::TcpStream::connect(server.address))
+        .await
+        .unwrap();
+    let request = format!(
+        "GET /sse/v1/alert?city_uuid={cairo}&access_token={} HTTP/1.1\r\nHost: {}\r\nLast-Event-ID: 0\r\n\r\n",
+        server.token(&server.alice),
+        server.address
+    );
+    within("write", stream.write_all(request.as_bytes()))
+        .await
+        .unwrap();
+    let mut received = Vec::new();
+    within("the replayed alert", async {
+        while !String::from_utf8_lossy(&received).contains("stored first") {
+            let mut chunk = [0; 1024];
+            let read = stream.read(&mut chunk).await.unwrap();
+            assert!(read > 0, "the stream ended early");
+            received.extend_from_slice(&chunk[..read]);
+        }
+    })
+    .await;
+    let open = r#"wfs_connections{channel="alert",transport="sse"}"#;
+    let text = until_sample(&server, open, 1.0).await;
+    assert_eq!(
+        sample(&text, r#"wfs_alerts_replayed_total{transport="sse"}"#),
+        Some(1.0),
+        "{text}"
+    );
+    drop(stream);
+    until_sample(&server, open, 0.0).await;
+}
