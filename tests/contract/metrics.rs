@@ -337,3 +337,36 @@ async fn sse_streams_and_their_replays_are_counted() {
     drop(stream);
     until_sample(&server, open, 0.0).await;
 }
+
+#[tokio::test]
+async fn refusals_made_by_the_runtime_are_counted_too() {
+    let mut config = wfs_runtime::Config::default();
+    config.max_connections = 1;
+    let server = TestServer::start_with(config).await;
+    // A plain GET of a channel address (a browser following a link) is no upgrade.
+    let (status, _, _) = http(&server, "GET", "/ws/v1/echo", &[], None).await;
+    assert!((400..500).contains(&status), "{status}");
+    let _only = within(
+        "echo",
+        EchoClient::connect(&server.base_url, &EchoParams::default()),
+    )
+    .await
+    .unwrap();
+    let over = within(
+        "echo over the limit",
+        EchoClient::connect(&server.base_url, &EchoParams::default()),
+    )
+    .await;
+    assert!(matches!(
+        over,
+        Err(ClientError::Rejected { status: 503, .. })
+    ));
+
+    let text = scrape(&server).await;
+    for reason in ["at_capacity", "not_websocket"] {
+        let series = format!(
+            r#"wfs_handshakes_refused_total{{channel="echo",transport="websocket",reason="{reason}"}}"#
+        );
+        assert_eq!(sample(&text, &series), Some(1.0), "{series}\n{text}");
+    }
+}
