@@ -106,7 +106,7 @@ impl DataArgs {
                     self.data_dir.display()
                 )
             })?;
-        Ok(Jwt::new(secret, access_ttl, refresh_ttl))
+        Jwt::new(secret, access_ttl, refresh_ttl).context("cannot use the JWT secret")
     }
 }
 
@@ -325,11 +325,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(warning) = warning {
         tracing::warn!("{warning}");
     }
-    let history = crate::HistoryPolicy {
+    let history = crate::app::HistoryPolicy {
         keep: args.history_size,
         max_age: Duration::from_secs(args.history_hours.saturating_mul(3600)),
     };
-    let mut app = crate::App::new(store, jwt).with_history(history);
+    let mut app = crate::app::App::new(store, jwt).with_history(history);
     if let Some(url) = &args.redis_url {
         let bus = crate::redis_bus::RedisBus::start(url, app.hub.clone(), app.store.clone())
             .context("cannot use the Redis URL")?;
