@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use prometheus_client::metrics::counter::Counter;
 use uuid::Uuid;
 use wfs_runtime::{Connection, Frame, FrameError, Handshake, ParamsError, Reject};
 
@@ -58,6 +59,7 @@ impl AlertChannel for App {
                 // Replayed from a task of its own, paced by the client, so the socket loop
                 // keeps draining the queue meanwhile.
                 tokio::spawn(replay(
+                    self.metrics.replayed("websocket"),
                     self.store.clone(),
                     self.hub.clone(),
                     outlet,
@@ -101,9 +103,16 @@ impl AlertChannel for App {
 const REPLAY_PAGE: u32 = 256;
 
 /// Sends `city`'s alerts after `since`, then lets the hub's held-back live alerts through.
-async fn replay(store: Store, hub: Arc<Hub>, connection: Connection, city: Uuid, since: i64) {
+async fn replay(
+    replayed: Counter,
+    store: Store,
+    hub: Arc<Hub>,
+    connection: Connection,
+    city: Uuid,
+    since: i64,
+) {
     let mut last = since;
-    if let Err(error) = send_missed(&store, &connection, city, &mut last).await {
+    if let Err(error) = send_missed(&replayed, &store, &connection, city, &mut last).await {
         tracing::warn!(%error, "alert history not replayed");
         let message = error_message(
             ErrorCode::Internal,
@@ -125,6 +134,7 @@ enum ReplayError {
 }
 
 async fn send_missed(
+    replayed: &Counter,
     store: &Store,
     connection: &Connection,
     city: Uuid,
@@ -149,6 +159,7 @@ async fn send_missed(
             let id = stored.id;
             let frame = Frame::new(&alert_payload(stored)?)?;
             connection.send_frame_waiting(&frame).await?;
+            replayed.inc();
             *last = id;
         }
         if !full {

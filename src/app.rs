@@ -1,6 +1,7 @@
 //! The application state every channel, page and endpoint shares ([`App`]): the store, the
-//! token issuer, the fan-out hub and its bus, the alert history policy, and the one way an
-//! alert is published (stored, then sent, in id order) and a channel handshake is admitted.
+//! token issuer, the fan-out hub and its bus, the alert history policy, the metrics, and the one
+//! way an alert is published (stored, then sent, in id order) and a channel handshake is
+//! admitted (refusals counted by reason).
 
 use std::sync::Arc;
 
@@ -24,6 +25,8 @@ pub struct App {
     pub login_limits: crate::auth::login_limits::LoginLimits,
     /// Proxies whose `X-Forwarded-For` names the client (see [`crate::client_addr`]).
     pub trusted_proxies: crate::client_addr::TrustedProxies,
+    /// What `/metrics` reports.
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// Alerts are published one at a time, so their ids and their delivery order agree.
     /// Alerts are published by operators, rarely; this costs nothing.
     alert_order: tokio::sync::Mutex<()>,
@@ -89,6 +92,7 @@ impl App {
             store,
             jwt,
             bus: Arc::new(LocalBus::new(hub.clone())),
+            metrics: Arc::new(crate::metrics::Metrics::new(hub.clone())),
             hub,
             history: HistoryPolicy::default(),
             login_limits: Default::default(),
@@ -131,6 +135,7 @@ impl App {
             return Ok(None);
         }
         let _order = self.alert_order.lock().await;
+        let started = std::time::Instant::now();
         // Published while the database's write lock is held, so alerts reach the bus in id
         // order even when several instances publish for the same city.
         let (_, published) = self
@@ -152,6 +157,7 @@ impl App {
             })
             .await?;
         let alert = published?;
+        self.metrics.published("alert", started.elapsed());
         if let Err(error) = self
             .store
             .prune_alerts(city, self.history.keep, self.history.max_age)
@@ -170,26 +176,45 @@ impl App {
         handshake: &Handshake,
         city: Result<Uuid, ParamsError>,
     ) -> Result<(User, City), Reject> {
+        self.admit_uncounted(handshake, city)
+            .await
+            .map_err(|(reason, reject)| {
+                let path = handshake.path();
+                let transport = if path.starts_with("/sse/") {
+                    "sse"
+                } else {
+                    "websocket"
+                };
+                self.metrics
+                    .refused(crate::connections::channel_of(path), transport, reason);
+                reject
+            })
+    }
+
+    /// [`App::admit`], with the reason of a refusal for the metrics.
+    async fn admit_uncounted(
+        &self,
+        handshake: &Handshake,
+        city: Result<Uuid, ParamsError>,
+    ) -> Result<(User, City), (&'static str, Reject)> {
         let user = auth::authenticate(&self.jwt, &self.store, handshake.query("access_token"))
             .await
             .map_err(|error| {
                 if error.is_server_error() {
                     // The store is down: not the client's fault, and worth retrying.
                     tracing::error!(%error, "token check failed");
-                    Reject::Http {
-                        status: 503,
-                        body: "The user store is unavailable; try again later.".to_owned(),
-                    }
+                    let body = "The user store is unavailable; try again later.".to_owned();
+                    ("unavailable", Reject::Http { status: 503, body })
                 } else {
-                    Reject::forbidden(error.to_string())
+                    ("token", Reject::forbidden(error.to_string()))
                 }
             })?;
         let city_uuid = match city {
             Ok(city_uuid) => city_uuid,
             Err(error) if error.concerns("city_uuid") => {
-                return Err(Reject::close(
-                    1008,
-                    "Query parameter city_uuid is missing or is invalid.",
+                return Err((
+                    "params",
+                    Reject::close(1008, "Query parameter city_uuid is missing or is invalid."),
                 ));
             }
             Err(error) => {
@@ -198,27 +223,28 @@ impl App {
                     .first()
                     .map(|problem| problem.name.as_str())
                     .unwrap_or("?");
-                return Err(Reject::close(
-                    1008,
-                    format!("Query parameter {name} is invalid."),
+                return Err((
+                    "params",
+                    Reject::close(1008, format!("Query parameter {name} is invalid.")),
                 ));
             }
         };
         match self.store.city(city_uuid).await {
             Ok(Some(city)) => Ok((user, city)),
-            Ok(None) => Err(Reject::close(
-                1008,
-                format!(
-                    "City with {} doesn't exist.",
-                    handshake.query("city_uuid").unwrap_or_default()
+            Ok(None) => Err((
+                "unknown_city",
+                Reject::close(
+                    1008,
+                    format!(
+                        "City with {} doesn't exist.",
+                        handshake.query("city_uuid").unwrap_or_default()
+                    ),
                 ),
             )),
             Err(error) => {
                 tracing::error!(%error, "city lookup failed");
-                Err(Reject::Http {
-                    status: 503,
-                    body: "The city store is unavailable; try again later.".to_owned(),
-                })
+                let body = "The city store is unavailable; try again later.".to_owned();
+                Err(("unavailable", Reject::Http { status: 503, body }))
             }
         }
     }

@@ -68,6 +68,7 @@ impl ChatChannel for App {
             city_uuid: session.city.uuid,
             sent_at: Utc::now(),
         };
+        let started = std::time::Instant::now();
         let frame = Frame::new(&broadcast).map_err(|error| {
             tracing::error!(%error, "chat message does not match the contract");
             ChannelError::internal()
@@ -89,6 +90,7 @@ impl ChatChannel for App {
                 "Your message reached the members connected to this server only; members on other servers did not get it.",
             ));
         }
+        self.metrics.published("chat", started.elapsed());
         Ok(())
     }
 

@@ -194,6 +194,19 @@ pub struct ServeArgs {
     /// PEM private key of `--cert`.
     #[arg(long, env = "WFS_TLS_KEY", requires = "cert")]
     pub key: Option<PathBuf>,
+
+    // Monitoring and the public address (src/metrics.rs, src/public_url.rs).
+    /// Serve Prometheus metrics (`/metrics`) on this address (host:port) only, e.g. one on the
+    /// monitoring network; the main port then answers 404 there. Default: on the main port.
+    /// `/health` and `/metrics` answer whatever the Host header says (load balancers and
+    /// Prometheus probe by IP address).
+    #[arg(long, env = "WFS_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
+    /// The URL people and browsers reach this server at, e.g. `https://wfs.example.com` (a
+    /// proxy in front of it, or its public name): its host joins the allowed hosts and its
+    /// origin the allowed origins.
+    #[arg(long, env = "WFS_PUBLIC_URL")]
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -242,6 +255,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    // First: a SIGTERM from the moment the port is open stops the server cleanly.
+    let shutdown = shutdown_signal();
+    // Checked before anything is created or bound: a typo should cost nothing.
+    let public_url = args
+        .public_url
+        .as_deref()
+        .map(crate::public_url::PublicUrl::parse)
+        .transpose()
+        .context("--public-url / WFS_PUBLIC_URL cannot be used")?;
     let trusted_proxies = crate::client_addr::TrustedProxies::parse(&args.trusted_proxies)
         .context("invalid --trusted-proxies / WFS_TRUSTED_PROXIES")?;
     let store = args.data.open_store().await?;
@@ -286,8 +308,21 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .ok()
         .filter(|p| !p.is_empty());
     crate::accounts::admin_on_start(&store, admin_password.as_deref()).await?;
-    let policy = AccessPolicy::local(address.port(), tls)
+    let mut policy = AccessPolicy::local(address.port(), tls)
         .replacing(args.allowed_hosts, args.allowed_origins);
+    if let Some(public) = &public_url {
+        policy = policy.allowing(public.allowed_host(), public.allowed_origin());
+    }
+    let metrics_listener = match &args.metrics_listen {
+        Some(metrics_address) => Some(
+            tokio::net::TcpListener::bind(metrics_address)
+                .await
+                .with_context(|| {
+                    format!("cannot listen on {metrics_address} for --metrics-listen / WFS_METRICS_LISTEN (is another server using it?)")
+                })?,
+        ),
+        None => None,
+    };
     let mut config = wfs_runtime::Config::default();
     config.max_message_size = args.max_message_size;
     config.max_frame_size = args.max_message_size;
@@ -305,7 +340,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     } else {
         ("http", "ws")
     };
-    tracing::info!(%address, "serving: pages on {http}://{address}/, channels on {ws}://{address}/ws/v1/{{echo,alert,chat}}");
+    let version = crate::metrics::VERSION;
+    tracing::info!(%address, version, "wfs {version} serving: pages on {http}://{address}/, channels on {ws}://{address}/ws/v1/{{echo,alert,chat}}");
+    let (allowed, warning) = crate::public_url::describe(&policy, address);
+    tracing::info!("{allowed}");
+    if let Some(warning) = warning {
+        tracing::warn!("{warning}");
+    }
     let history = crate::app::HistoryPolicy {
         keep: args.history_size,
         max_age: Duration::from_secs(args.history_hours.saturating_mul(3600)),
@@ -319,14 +360,37 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         app = app.with_bus(Arc::new(bus));
     }
     let (app, config) = (Arc::new(app), Arc::new(config));
+    // Stopped with the main server (aborted once it has returned).
+    let metrics_server = match metrics_listener {
+        Some(listener) => {
+            let metrics_address = listener
+                .local_addr()
+                .context("the metrics listener has no address")?;
+            tracing::info!(%metrics_address, "metrics on http://{metrics_address}/metrics");
+            // Before the main port serves anything: it must never answer /metrics meanwhile.
+            app.metrics.serve_separately();
+            Some(tokio::spawn(crate::serve_metrics(
+                listener,
+                app.clone(),
+                std::future::pending(),
+            )))
+        }
+        None => {
+            tracing::info!("metrics on {http}://{address}/metrics");
+            None
+        }
+    };
     match &identity {
         Some(identity) => {
             tracing::info!(cert = %identity.source.display(), "TLS on");
-            crate::serve_tls(listener, identity, app, config, policy, shutdown_signal()).await
+            crate::serve_tls(listener, identity, app, config, policy, shutdown).await
         }
-        None => crate::serve(listener, app, config, policy, shutdown_signal()).await,
+        None => crate::serve(listener, app, config, policy, shutdown).await,
     }
     .context("the server failed")?;
+    if let Some(metrics_server) = metrics_server {
+        metrics_server.abort();
+    }
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }
@@ -341,29 +405,36 @@ fn raise_descriptor_limit() {
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// Resolves on SIGINT or SIGTERM. The handlers are installed by this call, not when the future
+/// is first polled: the server may answer its first request before it polls its shutdown
+/// future, and a SIGTERM sent after that answer must stop it cleanly, not kill it.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
     {
-        let mut terminate = match tokio::signal::unix::signal(
-            tokio::signal::unix::SignalKind::terminate(),
-        ) {
-            Ok(signal) => signal,
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the server");
-                let _ = interrupt.await;
-                return;
+        use tokio::signal::unix::{SignalKind, signal};
+        let handlers = signal(SignalKind::interrupt())
+            .and_then(|interrupt| Ok((interrupt, signal(SignalKind::terminate())?)));
+        async move {
+            match handlers {
+                Ok((mut interrupt, mut terminate)) => {
+                    tokio::select! {
+                        _ = interrupt.recv() => {}
+                        _ = terminate.recv() => {}
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the server");
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
-        };
-        tokio::select! {
-            _ = interrupt => {}
-            _ = terminate.recv() => {}
+            tracing::info!("shutting down: closing connections with 1001");
         }
     }
     #[cfg(not(unix))]
-    let _ = interrupt.await;
-    tracing::info!("shutting down: closing connections with 1001");
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down: closing connections with 1001");
+    }
 }
 
 /// Prints WIRE.md's error text on stderr and exits 1.

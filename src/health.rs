@@ -12,15 +12,21 @@ use serde_json::json;
 use crate::app::App;
 use crate::hub::BusHealth;
 
+/// Whether the database answers a read within 2 seconds.
+pub async fn database_answers(app: &App) -> bool {
+    tokio::time::timeout(std::time::Duration::from_secs(2), app.store.cities())
+        .await
+        .is_ok_and(|cities| cities.is_ok())
+}
+
 #[handler]
 pub async fn health(app: Data<&Arc<App>>) -> Response {
-    let database = tokio::time::timeout(std::time::Duration::from_secs(2), app.store.cities())
-        .await
-        .is_ok_and(|cities| cities.is_ok());
+    let database = database_answers(&app).await;
     let bus = app.bus.health();
     let healthy = database && bus != Some(BusHealth::Disconnected);
     let body = json!({
         "status": if healthy { "ok" } else { "degraded" },
+        "version": crate::metrics::VERSION,
         "database": if database { "ok" } else { "unavailable" },
         "bus": match bus {
             None => "local",

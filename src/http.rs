@@ -5,6 +5,14 @@
 //! `evil-localhost:8000.example` passed). A `*.` prefix allows sub-domains only where an
 //! operator configured it. A request without `Origin` comes from a non-browser client (browsers
 //! always send it on WebSocket handshakes) and is allowed.
+//!
+//! `/health` and `/metrics` skip the Host check: load balancers and Prometheus reach an instance
+//! by its IP address, with that address as `Host`. Both are read-only, take no credentials and
+//! set no cookies, so a page that rebinds a name to this server learns no more from them than
+//! the counts and states they publish. Every other path is checked.
+//!
+//! The gate also writes the access log: method, path (never the query, which carries
+//! `access_token`), status, duration and the client's address.
 
 use std::sync::Arc;
 
@@ -66,6 +74,27 @@ impl AccessPolicy {
         }
     }
 
+    /// This policy with one more host and origin (`--public-url`), each unless already there.
+    pub fn allowing(mut self, host: String, origin: String) -> AccessPolicy {
+        for (list, item) in [(&mut self.hosts, host), (&mut self.origins, origin)] {
+            let item = item.trim().to_ascii_lowercase();
+            if !list.contains(&item) {
+                list.push(item);
+            }
+        }
+        self
+    }
+
+    /// The accepted `Host` entries, as configured.
+    pub fn hosts(&self) -> &[String] {
+        &self.hosts
+    }
+
+    /// The accepted `Origin` entries, as configured.
+    pub fn origins(&self) -> &[String] {
+        &self.origins
+    }
+
     pub fn host_allowed(&self, host: &str) -> bool {
         let host = host.trim().to_ascii_lowercase();
         let name = strip_port(&host);
@@ -123,14 +152,27 @@ fn strip_port(host: &str) -> &str {
 #[derive(Debug, Clone)]
 pub struct Gate {
     policy: Arc<AccessPolicy>,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl Gate {
     pub fn new(policy: AccessPolicy) -> Gate {
         Gate {
             policy: Arc::new(policy),
+            metrics: None,
         }
     }
+
+    /// This gate, counting the handshakes it refuses in `metrics`.
+    pub fn counting(mut self, metrics: Arc<crate::metrics::Metrics>) -> Gate {
+        self.metrics = Some(metrics);
+        self
+    }
+}
+
+/// Paths that answer whatever the `Host` (see the module documentation).
+pub fn skips_host_check(path: &str) -> bool {
+    matches!(path, "/health" | "/metrics")
 }
 
 impl<E: Endpoint> Middleware<E> for Gate {
@@ -140,6 +182,7 @@ impl<E: Endpoint> Middleware<E> for Gate {
         GateEndpoint {
             inner,
             policy: self.policy.clone(),
+            metrics: self.metrics.clone(),
         }
     }
 }
@@ -147,6 +190,7 @@ impl<E: Endpoint> Middleware<E> for Gate {
 pub struct GateEndpoint<E> {
     inner: E,
     policy: Arc<AccessPolicy>,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl<E: Endpoint> Endpoint for GateEndpoint<E> {
@@ -156,15 +200,16 @@ impl<E: Endpoint> Endpoint for GateEndpoint<E> {
         // The access log names the path only: query strings carry `access_token`.
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
+        let client = crate::connections::client_of(&request);
+        let started = std::time::Instant::now();
         let response = self.gate(request).await;
-        match &response {
-            Ok(response) => {
-                tracing::info!(%method, %path, status = response.status().as_u16(), "request")
-            }
-            Err(error) => {
-                tracing::info!(%method, %path, status = error.status().as_u16(), "request")
-            }
-        }
+        let status = match &response {
+            Ok(response) => response.status(),
+            Err(error) => error.status(),
+        };
+        // For a WebSocket, the time to the upgrade; its close is logged on its own.
+        let duration_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
+        tracing::info!(%method, %path, status = status.as_u16(), duration_ms, %client, "request");
         response
     }
 }
@@ -175,30 +220,38 @@ impl<E: Endpoint> GateEndpoint<E> {
         if request.headers().get_all("host").iter().count() > 1 {
             return Ok(bad_request("Duplicate Host header"));
         }
+        // SSE streams are channels too (same token in the query): a page on another site
+        // must not open one with its visitor's browser any more than a WebSocket.
+        let is_websocket = request
+            .header("upgrade")
+            .is_some_and(|upgrade| upgrade.eq_ignore_ascii_case("websocket"));
+        let is_handshake = is_websocket || request.uri().path().starts_with("/sse/");
+        if is_handshake && request.headers().get_all("origin").iter().count() > 1 {
+            // A browser sends one; which of two would be checked is anyone's guess.
+            return Ok(bad_request("Duplicate Origin header"));
+        }
+        let refuse = |reason: &'static str, body: &'static str| {
+            if is_handshake && let Some(metrics) = &self.metrics {
+                let transport = if is_websocket { "websocket" } else { "sse" };
+                let channel = crate::connections::channel_of(request.uri().path());
+                metrics.refused(channel, transport, reason);
+            }
+            Ok(forbidden(body))
+        };
         // An absolute-form target (`GET http://name/path`) names the host itself, and
         // RFC 9112 3.2.2 says it wins over the Host header: check that one.
         let host = match request.uri().authority() {
             Some(authority) => authority.as_str(),
             None => request.header("host").unwrap_or_default(),
         };
-        if !self.policy.host_allowed(host) {
-            return Ok(forbidden("Host not allowed"));
-        }
-        // SSE streams are channels too (same token in the query): a page on another site
-        // must not open one with its visitor's browser any more than a WebSocket.
-        let is_handshake = request
-            .header("upgrade")
-            .is_some_and(|upgrade| upgrade.eq_ignore_ascii_case("websocket"))
-            || request.uri().path().starts_with("/sse/");
-        if is_handshake && request.headers().get_all("origin").iter().count() > 1 {
-            // A browser sends one; which of two would be checked is anyone's guess.
-            return Ok(bad_request("Duplicate Origin header"));
+        if !self.policy.host_allowed(host) && !skips_host_check(request.uri().path()) {
+            return refuse("host", "Host not allowed");
         }
         if is_handshake
             && let Some(origin) = request.header("origin")
             && !self.policy.origin_allowed(origin)
         {
-            return Ok(forbidden("Origin not allowed"));
+            return refuse("origin", "Origin not allowed");
         }
         self.inner
             .call(request)

@@ -16,6 +16,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
@@ -110,6 +111,10 @@ pub struct Hub {
     /// Told when a topic gets its first subscriber or loses its last (the Redis bus subscribes
     /// to exactly the topics that have local subscribers).
     watcher: Mutex<Option<Watcher>>,
+    /// Frames handed to subscribers, for `/metrics`: added once per publication, not per
+    /// subscriber.
+    delivered_alerts: AtomicU64,
+    delivered_chat: AtomicU64,
 }
 
 impl std::fmt::Debug for Hub {
@@ -122,6 +127,13 @@ impl Default for Hub {
     fn default() -> Hub {
         Hub::new(1024)
     }
+}
+
+/// Publications handed to subscribers since the start (one per subscriber that took one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deliveries {
+    pub alert: u64,
+    pub chat: u64,
 }
 
 /// Counts a test or an operator can read (`GET /api/stats`).
@@ -137,6 +149,16 @@ impl Hub {
             topics: Mutex::new(HashMap::new()),
             backlog_limit,
             watcher: Mutex::new(None),
+            delivered_alerts: AtomicU64::new(0),
+            delivered_chat: AtomicU64::new(0),
+        }
+    }
+
+    /// Publications handed to subscribers since the start.
+    pub fn deliveries(&self) -> Deliveries {
+        Deliveries {
+            alert: self.delivered_alerts.load(Ordering::Relaxed),
+            chat: self.delivered_chat.load(Ordering::Relaxed),
         }
     }
 
@@ -253,6 +275,12 @@ impl Hub {
                 taken += 1;
             }
         }
+        drop(subscribers);
+        let counter = match topic {
+            Topic::Alert(_) => &self.delivered_alerts,
+            Topic::Chat(_) => &self.delivered_chat,
+        };
+        counter.fetch_add(taken as u64, Ordering::Relaxed);
         taken
     }
 

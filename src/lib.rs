@@ -8,10 +8,13 @@
 //! - [`echo`], [`alert`], [`chat`]: one file per channel, each implementing its trait for [`App`].
 //! - [`hub`]: per-city fan-out ([`hub::Hub`]) and the [`hub::Bus`] that carries publications;
 //!   [`redis_bus`] carries them across instances; [`health`] reports on both.
+//! - [`metrics`]: Prometheus metrics at `/metrics`; [`connections`] feeds them (and the close
+//!   log) from the runtime's socket hook.
 //! - [`store`]: cities, users and alerts (SQLite or PostgreSQL), a file per table;
 //!   [`auth`]: JWT tokens, the signing secret, passwords.
-//! - [`http`]: the Host/Origin gate; [`api`]: the REST API (poem-openapi) under `/api`, its
-//!   bodies bounded by [`body_limit`]; [`sse`]: alerts as Server-Sent Events; [`pages`]: the
+//! - [`http`]: the Host/Origin gate and the access log; [`public_url`]: `--public-url` and the
+//!   start-up report of what the gate allows; [`api`]: the REST API (poem-openapi) under `/api`,
+//!   its bodies bounded by [`body_limit`]; [`sse`]: alerts as Server-Sent Events; [`pages`]: the
 //!   browser pages.
 //! - [`accounts`]: `wfs user ...` and the admin account on the first start; [`client_addr`]:
 //!   who the client of a request is (the peer, or what a trusted proxy says).
@@ -29,12 +32,15 @@ pub mod body_limit;
 pub mod chat;
 pub mod cli;
 pub mod client_addr;
+pub mod connections;
 pub mod contract;
 pub mod echo;
 pub mod health;
 pub mod http;
 pub mod hub;
+pub mod metrics;
 pub mod pages;
+pub mod public_url;
 pub mod redis_bus;
 pub mod server;
 pub mod sse;
@@ -62,6 +68,7 @@ pub fn app(
     config: Arc<wfs_runtime::Config>,
     policy: http::AccessPolicy,
 ) -> impl poem::Endpoint {
+    let state_metrics = state.metrics.clone();
     let openapi = api::service();
     let (api_spec, api_docs) = (openapi.spec_endpoint(), openapi.swagger_ui());
     let api = openapi;
@@ -69,6 +76,7 @@ pub fn app(
         .at("/asyncapi.yaml", get(contract_yaml))
         .at("/docs", get(docs))
         .at("/health", get(health::health))
+        .at("/metrics", get(metrics::metrics))
         .nest_no_strip(
             "/api",
             api::json_errors(api).with(body_limit::BodyLimit::new(
@@ -81,7 +89,23 @@ pub fn app(
         .at("/sse/v1/alert", get(sse::alert_stream))
         .data(state)
         .data(config)
-        .with(http::Gate::new(policy))
+        .with(http::Gate::new(policy).counting(state_metrics))
+}
+
+/// Serves only `/metrics` on `listener` (`--metrics-listen`) until `shutdown` resolves. No
+/// Host check: this listener is meant for the monitoring network, which scrapes by address.
+pub async fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    state: Arc<App>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    state.metrics.serve_separately();
+    let route = poem::Route::new()
+        .at("/metrics", get(metrics::metrics_only))
+        .data(state);
+    Server::new_with_acceptor(TcpAcceptor::from_tokio(listener)?)
+        .run_with_graceful_shutdown(route, shutdown, Some(std::time::Duration::from_secs(1)))
+        .await
 }
 
 #[handler]
@@ -129,6 +153,10 @@ async fn serve_on(
     policy: http::AccessPolicy,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // The first server of a process wins; tests that share a config keep the first's counts.
+    config.observe(Arc::new(connections::SocketObserver::new(
+        state.metrics.clone(),
+    )));
     let sockets = config.clone();
     let shutdown = async move {
         shutdown.await;

@@ -6,8 +6,9 @@
 //! Redis is down. Every instance sees alerts in id order: publishers hold the database's write
 //! lock while publishing.
 //!
-//! When the subscription connection drops, this instance reconnects with backoff and
-//! resubscribes. It then reads from the shared database every alert published after the last
+//! When the subscription connection drops, or Redis cannot be reached at start, this instance
+//! retries with backoff and warns at every failed try (an operator who mistyped `--redis-url`
+//! hears of it at once, not never), then resubscribes. It then reads from the shared database every alert published after the last
 //! one it delivered, so its subscribers miss nothing. The hub gives each subscriber an alert
 //! at most once, so this catch-up never duplicates. Chat messages are not stored; those sent
 //! between instances during an outage are lost, and their senders are told.
@@ -52,6 +53,8 @@ struct Shared {
     hub: Arc<Hub>,
     store: Store,
     client: redis::Client,
+    /// The URL without its password, for the warnings.
+    url: String,
     /// Tags this instance's publications so it can skip their echo.
     instance: String,
     publisher: tokio::sync::Mutex<Option<redis::aio::MultiplexedConnection>>,
@@ -72,6 +75,7 @@ impl RedisBus {
             hub: hub.clone(),
             store,
             client,
+            url: redact(url),
             instance: Uuid::new_v4().simple().to_string(),
             publisher: tokio::sync::Mutex::new(None),
             connected: AtomicBool::new(false),
@@ -273,17 +277,32 @@ impl Shared {
 /// Keeps the subscription connection up and its subscriptions equal to the hub's topics.
 async fn subscriber(shared: Arc<Shared>, mut woken: mpsc::UnboundedReceiver<()>) {
     let mut backoff = BACKOFF.0;
+    let mut failures: u32 = 0;
     loop {
         let pubsub = tokio::time::timeout(REDIS_TIMEOUT, shared.client.get_async_pubsub()).await;
-        let Ok(Ok(pubsub)) = pubsub else {
-            if shared.connected.swap(false, Ordering::Relaxed) {
-                tracing::warn!("Redis unreachable: serving local connections only, retrying");
+        let pubsub = match pubsub {
+            Ok(Ok(pubsub)) => pubsub,
+            failed => {
+                shared.connected.store(false, Ordering::Relaxed);
+                failures = failures.saturating_add(1);
+                let error = match failed {
+                    Ok(Err(error)) => error.to_string(),
+                    _ => format!("no answer within {REDIS_TIMEOUT:?}"),
+                };
+                tracing::warn!(
+                    url = %shared.url,
+                    %error,
+                    attempt = failures,
+                    retry_in_ms = backoff.as_millis() as u64,
+                    "Redis unreachable: serving local connections only; other instances get nothing from here until it answers"
+                );
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(BACKOFF.1);
+                continue;
             }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(BACKOFF.1);
-            continue;
         };
         backoff = BACKOFF.0;
+        failures = 0;
         let (mut sink, mut stream) = pubsub.split();
         let mut subscribed = HashSet::new();
         // Subscribing catches each city up from where this instance left it, so what was
@@ -292,7 +311,7 @@ async fn subscriber(shared: Arc<Shared>, mut woken: mpsc::UnboundedReceiver<()>)
             continue;
         }
         shared.connected.store(true, Ordering::Relaxed);
-        tracing::info!(topics = subscribed.len(), "Redis connected");
+        tracing::info!(url = %shared.url, topics = subscribed.len(), "Redis connected");
         loop {
             tokio::select! {
                 message = stream.next() => match message {

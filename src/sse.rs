@@ -30,6 +30,7 @@ use poem::http::StatusCode;
 use poem::web::Data;
 use poem::web::sse::{Event, SSE};
 use poem::{IntoResponse, Request, Response, handler};
+use prometheus_client::metrics::counter::Counter;
 use tokio::sync::{Notify, mpsc};
 use uuid::Uuid;
 use wfs_runtime::{Frame, Handshake, ParamsError, Reject};
@@ -85,6 +86,8 @@ struct Subscription {
     hub: Arc<Hub>,
     topic: Topic,
     outlet: Arc<SseOutlet>,
+    /// Counts the stream as open for `/metrics` while it lives.
+    _open: crate::metrics::StreamGuard,
 }
 
 impl Drop for Subscription {
@@ -102,6 +105,7 @@ pub async fn alert_stream(
 ) -> Response {
     // As for WebSockets: a server on its way down takes no new streams.
     if config.is_shutting_down() {
+        app.metrics.refused("alert", "sse", "shutting_down");
         return plain(503, "Server is shutting down.".to_owned());
     }
     let handshake = Handshake::from_request(request, &[]);
@@ -151,6 +155,7 @@ pub async fn alert_stream(
         Some(after) => {
             app.hub.subscribe_catching_up(topic, outlet.clone());
             tokio::spawn(catch_up(
+                app.metrics.replayed("sse"),
                 app.store.clone(),
                 app.hub.clone(),
                 outlet.clone(),
@@ -163,6 +168,7 @@ pub async fn alert_stream(
         hub: app.hub.clone(),
         topic,
         outlet,
+        _open: app.metrics.sse_stream(),
     };
     SSE::new(events(subscription, frames, config.0.clone()))
         .keep_alive(keep_alive)
@@ -178,7 +184,14 @@ fn plain(status: u16, body: String) -> Response {
 
 /// Sends the stored alerts after `after` (waiting for queue room: the client sets the pace),
 /// then lets the live alerts the hub held back meanwhile through.
-async fn catch_up(store: Store, hub: Arc<Hub>, outlet: Arc<SseOutlet>, city: Uuid, after: i64) {
+async fn catch_up(
+    replayed: Counter,
+    store: Store,
+    hub: Arc<Hub>,
+    outlet: Arc<SseOutlet>,
+    city: Uuid,
+    after: i64,
+) {
     let mut last = after;
     loop {
         let page = match store.alerts_after(city, last, REPLAY_PAGE).await {
@@ -200,6 +213,7 @@ async fn catch_up(store: Store, hub: Arc<Hub>, outlet: Arc<SseOutlet>, city: Uui
             if outlet.queue.send(frame.bytes()).await.is_err() {
                 return; // the stream is gone
             }
+            replayed.inc();
             last = id;
         }
         if !full {

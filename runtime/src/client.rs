@@ -189,10 +189,14 @@ impl Client {
         }
     }
 
-    /// Closes the connection politely (1000).
+    /// Closes the connection politely (1000; a close without a code would read as 1005).
     pub async fn close(mut self) -> Result<(), ClientError> {
+        let normal = tungstenite::protocol::CloseFrame {
+            code: tungstenite::protocol::frame::coding::CloseCode::Normal,
+            reason: Default::default(),
+        };
         self.stream
-            .close(None)
+            .close(Some(normal))
             .await
             .map_err(|error| ClientError::Transport(error.to_string()))
     }

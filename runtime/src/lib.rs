@@ -9,6 +9,7 @@
 //! - [`Validator`]: the contract's JSON Schemas, checked on every inbound frame.
 //! - [`address::Template`]: channel addresses matched exactly at the handshake, and filled in.
 //! - [`socket::run`]: the per-connection loop (read, write, keepalive, limits, close codes).
+//! - [`observe::Observer`]: how a server counts and logs connections (metrics, close logs).
 //! - [`client::Client`]: the tokio-tungstenite client the generated typed clients wrap.
 //!
 //! Crates the generated code names are re-exported, so its paths resolve through this one.
@@ -17,6 +18,7 @@ pub mod address;
 pub mod client;
 pub mod connection;
 mod handshake;
+pub mod observe;
 pub mod socket;
 mod validate;
 

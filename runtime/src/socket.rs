@@ -9,8 +9,8 @@
 
 use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -21,6 +21,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::connection::Connection;
+use crate::observe::{Observer, Refusal, Tally};
 use crate::{Reject, Violations};
 
 /// Limits and timings of every connection of a server.
@@ -58,6 +59,8 @@ pub struct Config {
     active: AtomicUsize,
     /// Set once by [`Config::shut_down`]; every connection closes with 1001 when it flips.
     shutdown: watch::Sender<bool>,
+    /// Told of every connection and refusal, when a server set one ([`Config::observe`]).
+    observer: OnceLock<Arc<dyn Observer>>,
 }
 
 impl Default for Config {
@@ -76,6 +79,7 @@ impl Default for Config {
             max_pending_connections: 0,
             active: AtomicUsize::new(0),
             shutdown: watch::channel(false).0,
+            observer: OnceLock::new(),
         }
     }
 }
@@ -101,6 +105,18 @@ impl Config {
     pub async fn shutting_down(&self) {
         let mut receiver = self.shutdown.subscribe();
         let _ = receiver.wait_for(|down| *down).await;
+    }
+
+    /// Sets the observer told of every connection from now on; `false` if one was already set
+    /// (the first stays).
+    pub fn observe(&self, observer: Arc<dyn Observer>) -> bool {
+        self.observer.set(observer).is_ok()
+    }
+
+    fn refused(&self, request: &Request, refusal: Refusal) {
+        if let Some(observer) = self.observer.get() {
+            observer.refused(request, refusal);
+        }
     }
 
     /// Whether a shutdown has begun (new connections and streams are refused).
@@ -305,9 +321,11 @@ pub async fn upgrade<H: SocketHandler>(
     handler: H,
 ) -> Response {
     if config.is_shutting_down() {
+        config.refused(request, Refusal::ShuttingDown);
         return plain_response(503, "Server is shutting down.".to_owned());
     }
     if config.active.load(Ordering::Relaxed) >= config.max_connections {
+        config.refused(request, Refusal::AtCapacity);
         return plain_response(
             503,
             "Server is at its connection limit; try again later.".to_owned(),
@@ -315,14 +333,21 @@ pub async fn upgrade<H: SocketHandler>(
     }
     let websocket = match WebSocket::from_request_without_body(request).await {
         Ok(websocket) => websocket,
-        Err(error) => return not_a_handshake(request, &error),
+        Err(error) => {
+            config.refused(request, Refusal::NotWebSocket);
+            return not_a_handshake(request, &error);
+        }
     };
     config.active.fetch_add(1, Ordering::Relaxed);
     let guard = ActiveGuard(config.clone());
+    let watch = config
+        .observer
+        .get()
+        .map(|observer| (observer.clone(), observer.opened(request)));
     websocket
         .config(config.websocket())
         .on_upgrade(move |stream| async move {
-            run(stream, &guard.0, handler).await;
+            run(stream, &guard.0, handler, Tally::new(watch)).await;
             drop(guard);
         })
         .into_response()
@@ -337,7 +362,12 @@ impl Drop for ActiveGuard {
     }
 }
 
-async fn run<H: SocketHandler>(mut stream: WebSocketStream, config: &Config, handler: H) {
+async fn run<H: SocketHandler>(
+    mut stream: WebSocketStream,
+    config: &Config,
+    handler: H,
+    mut tally: Tally,
+) {
     let connection = Connection::new(config.outbound_queue);
     let queue = connection.queue();
     handler.on_open(&connection).await;
@@ -361,6 +391,7 @@ async fn run<H: SocketHandler>(mut stream: WebSocketStream, config: &Config, han
                     if stream.send(text_message(&frame)).await.is_err() {
                         break 'serving None;
                     }
+                    tally.frame_out();
                 }
                 // Re-armed after draining: a frame queued meanwhile left a permit behind.
                 queued.set(queue.ready.notified());
@@ -370,15 +401,25 @@ async fn run<H: SocketHandler>(mut stream: WebSocketStream, config: &Config, han
             inbound = stream.next() => {
                 last_seen = Instant::now();
                 match inbound {
-                    Some(Ok(Message::Text(text))) => handler.on_text(&connection, text).await,
-                    Some(Ok(Message::Binary(_))) => handler.on_invalid(&connection, FrameError::Binary).await,
+                    Some(Ok(Message::Text(text))) => {
+                        tally.frame_in();
+                        handler.on_text(&connection, text).await
+                    }
+                    Some(Ok(Message::Binary(_))) => {
+                        tally.frame_in();
+                        handler.on_invalid(&connection, FrameError::Binary).await
+                    }
                     // tungstenite queues the pong itself; flushing sends it.
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
                         if stream.flush().await.is_err() {
                             break None;
                         }
                     }
-                    Some(Ok(Message::Close(_))) | None => break None,
+                    Some(Ok(Message::Close(frame))) => {
+                        tally.code = frame.map_or(1005, |(code, _)| code.into());
+                        break None;
+                    }
+                    None => break None,
                     Some(Err(error)) => {
                         break read_error_close(&error)
                             .map(|(code, reason)| (code, reason.to_owned()));
@@ -398,12 +439,14 @@ async fn run<H: SocketHandler>(mut stream: WebSocketStream, config: &Config, han
 
     match close {
         Some((code, reason)) => {
+            tally.code = code;
             let _ = tokio::time::timeout(config.close_timeout, async {
                 // Frames accepted before the close are still delivered.
                 while let Some(frame) = queue.pop() {
                     if stream.send(text_message(&frame)).await.is_err() {
                         return;
                     }
+                    tally.frame_out();
                 }
                 if stream
                     .send(Message::close_with(code, truncate_reason(reason)))
@@ -426,6 +469,7 @@ async fn run<H: SocketHandler>(mut stream: WebSocketStream, config: &Config, han
     }
     connection.mark_ended();
     handler.on_close(&connection).await;
+    drop(tally); // reports the close, after the handler let go of the connection
 }
 
 /// The close code and reason for an error tungstenite met while reading, as RFC 6455 and the

@@ -261,6 +261,20 @@ async fn a_database_outage_gives_clear_errors_and_heals_without_restart() {
         }
         other => panic!("expected 503, got {other:?}"),
     }
+    let (_, _, metrics) = http(&server, "GET", "/metrics", &[], None).await;
+    assert_eq!(
+        crate::metrics::sample(&metrics, "wfs_database_up"),
+        Some(0.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        crate::metrics::sample(
+            &metrics,
+            r#"wfs_handshakes_refused_total{channel="alert",transport="websocket",reason="unavailable"}"#
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
     // What needs no database keeps working.
     let mut echo = within(
         "echo",
@@ -296,4 +310,10 @@ async fn a_database_outage_gives_clear_errors_and_heals_without_restart() {
     }
     let (status, _, body) = http(&server, "GET", "/health", &[], None).await;
     assert_eq!(status, 200, "{body}");
+    let (_, _, metrics) = http(&server, "GET", "/metrics", &[], None).await;
+    assert_eq!(
+        crate::metrics::sample(&metrics, "wfs_database_up"),
+        Some(1.0),
+        "{metrics}"
+    );
 }

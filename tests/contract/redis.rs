@@ -217,6 +217,9 @@ async fn every_alert_is_accounted_for_when_redis_restarts_mid_burst() {
                 body.contains("degraded") && body.contains("disconnected"),
                 "{body}"
             );
+            let (_, _, metrics) = http(&second, "GET", "/metrics", &[], None).await;
+            let connected = crate::metrics::sample(&metrics, "wfs_redis_connected");
+            assert_eq!(connected, Some(0.0), "{metrics}");
         }
         if index == 2 * BURST / 3 {
             redis.restart().await;
@@ -244,6 +247,9 @@ async fn every_alert_is_accounted_for_when_redis_restarts_mid_burst() {
     }
     let (status, _, body) = http(&second, "GET", "/health", &[], None).await;
     assert_eq!(status, 200, "{body}");
+    let (_, _, metrics) = http(&second, "GET", "/metrics", &[], None).await;
+    let connected = crate::metrics::sample(&metrics, "wfs_redis_connected");
+    assert_eq!(connected, Some(1.0), "{metrics}");
 }
 
 #[tokio::test]
