@@ -36,16 +36,16 @@ impl AccessPolicy {
     }
 
     /// The defaults for a server on `port`: loopback names as hosts, the server's own pages as
-    /// origins.
+    /// origins, and the same origins written without a scheme (`localhost:8000`, as the old
+    /// service's tests send it; see [`AccessPolicy::origin_allowed`]).
     pub fn local(port: u16, tls: bool) -> AccessPolicy {
         let scheme = if tls { "https" } else { "http" };
         let names = ["localhost", "127.0.0.1", "[::1]"];
+        let schemed = names.iter().map(|name| format!("{scheme}://{name}:{port}"));
+        let bare = names.iter().map(|name| format!("{name}:{port}"));
         AccessPolicy::new(
             names.iter().map(|name| (*name).to_owned()).collect(),
-            names
-                .iter()
-                .map(|name| format!("{scheme}://{name}:{port}"))
-                .collect(),
+            schemed.chain(bare).collect(),
         )
     }
 
@@ -81,16 +81,31 @@ impl AccessPolicy {
         })
     }
 
+    /// Whether an `Origin` header is allowed. An entry and a header match only when both have
+    /// the same scheme or both have none: `http://localhost:8000` matches that origin only, and
+    /// an entry written without a scheme (`localhost:8000`, `*.example.com`) matches only a
+    /// header written without one, which no browser sends (browsers always send
+    /// `scheme://host[:port]` or `null`). So a bare entry serves old non-browser clients that
+    /// send `Origin: localhost:8000`, and never widens what a schemed entry allows.
     pub fn origin_allowed(&self, origin: &str) -> bool {
         let origin = origin.trim().to_ascii_lowercase();
-        self.origins
-            .iter()
-            .any(|allowed| match allowed.split_once("://*.") {
-                Some((scheme, domain)) => origin
-                    .split_once("://")
-                    .is_some_and(|(given, rest)| given == scheme && is_subdomain(rest, domain)),
-                None => *allowed == origin,
-            })
+        let (scheme, rest) = split_scheme(&origin);
+        self.origins.iter().any(|allowed| {
+            let (allowed_scheme, pattern) = split_scheme(allowed);
+            allowed_scheme == scheme
+                && match pattern.strip_prefix("*.") {
+                    Some(domain) => is_subdomain(rest, domain),
+                    None => pattern == rest,
+                }
+        })
+    }
+}
+
+/// `http://host:port` -> (`Some("http")`, `host:port`); `host:port` -> (`None`, `host:port`).
+fn split_scheme(origin: &str) -> (Option<&str>, &str) {
+    match origin.split_once("://") {
+        Some((scheme, rest)) => (Some(scheme), rest),
+        None => (None, origin),
     }
 }
 
@@ -118,8 +133,8 @@ fn strip_port(host: &str) -> &str {
     })
 }
 
-/// Middleware: `Host` on every request, `Origin` on WebSocket handshakes and SSE streams, both
-/// answered with WIRE.md's plain-text 403s.
+/// Middleware: `Host` on every request, `Origin` on WebSocket handshakes, SSE streams and the
+/// REST API, both answered with WIRE.md's plain-text 403s.
 #[derive(Debug, Clone)]
 pub struct Gate {
     policy: Arc<AccessPolicy>,
@@ -176,11 +191,16 @@ impl<E: Endpoint> GateEndpoint<E> {
             return Ok(forbidden("Host not allowed"));
         }
         // SSE streams are channels too (same token in the query): a page on another site
-        // must not open one with its visitor's browser any more than a WebSocket.
+        // must not open one with its visitor's browser any more than a WebSocket. The REST API
+        // answers CORS for the allowed origins only ([`crate::cors`]), so any other origin is
+        // refused here, in the same words.
+        let path = request.uri().path();
         let is_handshake = request
             .header("upgrade")
             .is_some_and(|upgrade| upgrade.eq_ignore_ascii_case("websocket"))
-            || request.uri().path().starts_with("/sse/");
+            || path.starts_with("/sse/v1/")
+            || path == "/api"
+            || path.starts_with("/api/");
         if is_handshake
             && let Some(origin) = request.header("origin")
             && !self.policy.origin_allowed(origin)
@@ -253,5 +273,43 @@ mod tests {
         assert!(!policy.origin_allowed("http://app.example.com"));
         assert!(!policy.origin_allowed("https://example.com"));
         assert!(!policy.origin_allowed("null"));
+        // A header without a scheme matches no schemed entry.
+        assert!(!policy.origin_allowed("localhost:8000"));
+        assert!(!policy.origin_allowed("app.example.com"));
+    }
+
+    #[test]
+    fn bare_origins_match_bare_headers_only_and_never_widen_schemed_ones() {
+        let policy = AccessPolicy::new(
+            vec![],
+            vec![
+                "https://wfs.example.com".into(),
+                "localhost:8000".into(),
+                "*.example.org".into(),
+            ],
+        );
+        // The old tests' header.
+        assert!(policy.origin_allowed("localhost:8000"));
+        assert!(policy.origin_allowed("LOCALHOST:8000"));
+        assert!(!policy.origin_allowed("localhost:8001"));
+        assert!(policy.origin_allowed("app.example.org"));
+        // A bare entry allows no browser origin, whatever the scheme.
+        assert!(!policy.origin_allowed("http://localhost:8000"));
+        assert!(!policy.origin_allowed("https://localhost:8000"));
+        assert!(!policy.origin_allowed("https://app.example.org"));
+        // The schemed entry still allows exactly its scheme.
+        assert!(policy.origin_allowed("https://wfs.example.com"));
+        assert!(!policy.origin_allowed("http://wfs.example.com"));
+        assert!(!policy.origin_allowed("wfs.example.com"));
+    }
+
+    #[test]
+    fn the_defaults_accept_the_servers_own_origin_with_or_without_a_scheme() {
+        let policy = AccessPolicy::local(8000, false);
+        assert!(policy.origin_allowed("http://localhost:8000"));
+        assert!(policy.origin_allowed("localhost:8000"));
+        assert!(policy.origin_allowed("127.0.0.1:8000"));
+        assert!(!policy.origin_allowed("https://localhost:8000"));
+        assert!(!policy.origin_allowed("localhost:8001"));
     }
 }

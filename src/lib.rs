@@ -3,11 +3,13 @@
 //! # Layout
 //! - [`contract`]: the code `build.rs` generates from `asyncapi/v1-schema.yaml` (types, one
 //!   trait per channel, typed connections and clients, `routes`).
-//! - [`echo`], [`alert`], [`chat`]: one file per channel, each implementing its trait for [`App`].
+//! - [`echo`], [`alert`], [`chat`]: one file per channel, each implementing its trait for [`App`];
+//!   [`rate`]: the per-connection chat rate limit.
 //! - [`hub`]: per-city fan-out ([`hub::Hub`]) and the [`hub::Bus`] that carries publications;
 //!   [`redis_bus`] carries them across instances; [`health`] reports on both.
 //! - [`store`]: cities, users and alerts (SQLite); [`auth`]: JWT tokens.
-//! - [`http`]: the Host/Origin gate; [`api`]: the REST API (poem-openapi) under `/api`;
+//! - [`http`]: the Host/Origin gate; [`cors`]: CORS for the allowed origins on `/api` and
+//!   `/sse/v1/alert`; [`api`]: the REST API (poem-openapi) under `/api`;
 //!   [`sse`]: alerts as Server-Sent Events; [`pages`]: the browser pages.
 //! - [`app`] builds the route tree; [`serve`] runs it until shutdown.
 
@@ -16,12 +18,17 @@ pub mod api;
 pub mod auth;
 pub mod chat;
 pub mod cli;
+pub mod connect;
 pub mod contract;
+pub mod cors;
+pub mod data_dir;
 pub mod echo;
 pub mod health;
 pub mod http;
 pub mod hub;
 pub mod pages;
+pub mod publish;
+pub mod rate;
 pub mod redis_bus;
 pub mod sse;
 pub mod store;
@@ -53,6 +60,8 @@ pub struct App {
     pub bus: Arc<dyn Bus>,
     /// How much alert history each city keeps for clients that reconnect with `since`.
     pub history: HistoryPolicy,
+    /// How fast each chat connection may send.
+    pub chat_limit: rate::ChatLimit,
     /// Alerts are published one at a time, so their ids and their delivery order agree.
     /// Alerts are published by operators, rarely; this costs nothing.
     alert_order: tokio::sync::Mutex<()>,
@@ -120,6 +129,7 @@ impl App {
             bus: Arc::new(LocalBus::new(hub.clone())),
             hub,
             history: HistoryPolicy::default(),
+            chat_limit: rate::ChatLimit::default(),
             alert_order: tokio::sync::Mutex::new(()),
         }
     }
@@ -133,6 +143,12 @@ impl App {
     /// This application with another history policy.
     pub fn with_history(mut self, history: HistoryPolicy) -> App {
         self.history = history;
+        self
+    }
+
+    /// This application with another chat rate limit.
+    pub fn with_chat_limit(mut self, chat_limit: rate::ChatLimit) -> App {
+        self.chat_limit = chat_limit;
         self
     }
 
@@ -251,12 +267,17 @@ pub fn app(
     let api = openapi;
     pages::routes(contract::routes(state.clone(), config.clone()))
         .at("/asyncapi.yaml", get(contract_yaml))
+        // `/docs/` too: links and habits add the slash.
         .at("/docs", get(docs))
+        .at("/docs/", get(docs))
         .at("/health", get(health::health))
-        .nest_no_strip("/api", api::json_errors(api))
+        .nest_no_strip("/api", api::json_errors(api).with(cors::cors(&policy)))
         .at("/api/openapi.json", api_spec)
         .nest("/api/docs", api_docs)
-        .at("/sse/v1/alert", get(sse::alert_stream))
+        .at(
+            "/sse/v1/alert",
+            get(sse::alert_stream).with(cors::cors(&policy)),
+        )
         .data(state)
         .data(config)
         .with(http::Gate::new(policy))

@@ -19,6 +19,11 @@ async fn every_page_has_its_wire_title_and_no_credentials() {
             "/websocket/chat".to_owned(),
             "Weather Forecast Service Chat",
         ),
+        // The old service's alert page over Server-Sent Events.
+        (
+            format!("/sse/alert?city_uuid={cairo}"),
+            "Weather Forecast Service Alert",
+        ),
     ] {
         let (status, content_type, body) = http(&server, "GET", &path, &[], None).await;
         assert_eq!(status, 200, "{path}");
@@ -35,7 +40,7 @@ async fn every_page_has_its_wire_title_and_no_credentials() {
             "{path} names a user"
         );
     }
-    for script in ["wfs.js", "echo.js", "alert.js", "chat.js"] {
+    for script in ["wfs.js", "echo.js", "alert.js", "chat.js", "sse-alert.js"] {
         let (status, content_type, body) =
             http(&server, "GET", &format!("/static/{script}"), &[], None).await;
         assert_eq!(status, 200, "{script}");
