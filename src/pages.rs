@@ -105,7 +105,8 @@ async fn index(app: Data<&Arc<App>>) -> Response {
                 format!(
                     "          <tr><td><a href=\"/websocket/alert?city_uuid={uuid}\">{name}</a></td>\
                      <td>{country}</td><td><code>{uuid}</code></td>\
-                     <td><a href=\"/websocket/chat?city_uuid={uuid}\">chat</a></td></tr>",
+                     <td><a href=\"/websocket/chat?city_uuid={uuid}\">chat</a> \
+                     <a href=\"/sse/alert?city_uuid={uuid}\">alerts over SSE</a></td></tr>",
                     name = escape(&city.name),
                     country = escape(&city.country),
                 )

@@ -83,6 +83,10 @@ async fn the_index_links_each_city_and_the_documents() {
             )),
             "no alert link for {city}"
         );
+        assert!(
+            body.contains(&format!("<a href=\"/sse/alert?city_uuid={uuid}\">")),
+            "no SSE alert link for {city}"
+        );
     }
     for link in ["/docs", "/api/docs/", "/asyncapi.yaml"] {
         assert!(
