@@ -11,11 +11,11 @@ use std::sync::Arc;
 use uuid::Uuid;
 use wfs_runtime::{Connection, Frame, FrameError, Handshake, ParamsError, Reject};
 
+use crate::app::{App, alert_payload};
 use crate::contract::alert::{AlertChannel, AlertConnection, AlertParams};
 use crate::contract::types::{Error as ErrorMessage, ErrorCode};
 use crate::hub::{Hub, Topic};
 use crate::store::{City, Store, User};
-use crate::{App, alert_payload};
 
 /// Who is listening, to which city, from which alert on.
 #[derive(Debug)]

@@ -30,7 +30,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi, OpenApiService, SecurityScheme, Tags};
 use uuid::Uuid;
 
-use crate::App;
+use crate::app::App;
 use crate::auth::TokenKind;
 use crate::store::{City, StoredAlert, User};
 

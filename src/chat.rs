@@ -12,7 +12,7 @@
 use chrono::Utc;
 use wfs_runtime::{ChannelError, Frame, FrameError, Handshake, ParamsError, Reject};
 
-use crate::App;
+use crate::app::App;
 use crate::contract::chat::{ChatChannel, ChatConnection, ChatParams};
 use crate::contract::types::{
     ChatBroadcast, ChatMessage, ChatWelcome, Error as ErrorMessage, ErrorCode,

@@ -114,7 +114,7 @@ impl DataArgs {
                     self.data_dir.display()
                 )
             })?;
-        Ok(Jwt::new(secret, access_ttl, refresh_ttl))
+        Jwt::new(secret, access_ttl, refresh_ttl).context("cannot use the JWT secret")
     }
 }
 
@@ -381,11 +381,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         ("http", "ws")
     };
     tracing::info!(%address, "serving: pages on {http}://{address}/, channels on {ws}://{address}/ws/v1/{{echo,alert,chat}}");
-    let history = crate::HistoryPolicy {
+    let history = crate::app::HistoryPolicy {
         keep: args.history_size,
         max_age: Duration::from_secs(args.history_hours.saturating_mul(3600)),
     };
-    let mut app = crate::App::new(store, jwt)
+    let mut app = crate::app::App::new(store, jwt)
         .with_history(history)
         .with_chat_limit(crate::rate::ChatLimit {
             per_second: args.chat_rate,

@@ -3,7 +3,7 @@
 
 use wfs_runtime::{ChannelError, Handshake, ParamsError, Reject};
 
-use crate::App;
+use crate::app::App;
 use crate::contract::echo::{EchoChannel, EchoConnection, EchoParams};
 use crate::contract::types::EchoMessage;
 

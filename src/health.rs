@@ -9,7 +9,7 @@ use poem::web::{Data, Json};
 use poem::{IntoResponse, Response, handler};
 use serde_json::json;
 
-use crate::App;
+use crate::app::App;
 use crate::hub::BusHealth;
 
 #[handler]

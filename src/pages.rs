@@ -16,7 +16,7 @@ use poem::http::StatusCode;
 use poem::web::{Data, Html};
 use poem::{IntoResponse, Response, Route, get, handler};
 
-use crate::App;
+use crate::app::App;
 
 const INDEX: &str = include_str!("../pages/index.html");
 const ECHO: &str = include_str!("../pages/echo.html");

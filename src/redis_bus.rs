@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 use wfs_runtime::Frame;
 
-use crate::alert_payload;
+use crate::app::alert_payload;
 use crate::hub::{Bus, BusError, BusFuture, BusHealth, Hub, Publication, Topic};
 use crate::store::Store;
 

@@ -34,9 +34,9 @@ use tokio::sync::{Notify, mpsc};
 use uuid::Uuid;
 use wfs_runtime::{Frame, Handshake, ParamsError, Reject};
 
+use crate::app::{App, alert_payload};
 use crate::hub::{Hub, Outlet, Topic};
 use crate::store::Store;
-use crate::{App, alert_payload};
 
 /// Stored alerts read per round trip while catching up.
 const REPLAY_PAGE: u32 = 256;

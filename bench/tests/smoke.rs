@@ -30,7 +30,8 @@ async fn start_wfs() -> std::net::SocketAddr {
     let store = wfs::store::Store::open(&url).await.expect("store");
     store.ensure_admin(Some(PASSWORD)).await.expect("admin");
     let secret = wfs::auth::Jwt::load_or_create_secret(&data, None).expect("secret");
-    let jwt = wfs::auth::Jwt::new(secret, Duration::from_secs(600), Duration::from_secs(600));
+    let jwt = wfs::auth::Jwt::new(secret, Duration::from_secs(600), Duration::from_secs(600))
+        .expect("key");
     let app = Arc::new(wfs::App::new(store, jwt));
     let config = Arc::new(wfs_runtime::Config::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

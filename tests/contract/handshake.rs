@@ -127,9 +127,11 @@ async fn missing_bad_forged_expired_and_unsigned_tokens_are_refused_with_403() {
         Duration::from_secs(60),
         Duration::from_secs(60),
     )
+    .unwrap()
     .issue(server.alice.id, TokenKind::Access);
-    let short =
-        Jwt::new(secret, Duration::ZERO, Duration::ZERO).issue(server.alice.id, TokenKind::Access);
+    let short = Jwt::new(secret, Duration::ZERO, Duration::ZERO)
+        .unwrap()
+        .issue(server.alice.id, TokenKind::Access);
     let refresh = server.jwt.issue(server.alice.id, TokenKind::Refresh);
     let unknown_user = server.jwt.issue(999_999, TokenKind::Access);
     let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;

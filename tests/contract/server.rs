@@ -144,7 +144,8 @@ impl TestServer {
         }
         let [admin, alice, bob]: [User; 3] = users.try_into().expect("three users");
         let secret = Jwt::load_or_create_secret(&data_dir, None).expect("JWT secret");
-        let jwt = Jwt::new(secret, Duration::from_secs(600), Duration::from_secs(3600));
+        let jwt = Jwt::new(secret, Duration::from_secs(600), Duration::from_secs(3600))
+            .expect("a JWT key");
         let mut app = wfs::App::new(store, jwt.clone())
             .with_history(history)
             .with_chat_limit(chat_limit.unwrap_or_default());

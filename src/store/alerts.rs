@@ -1,0 +1,292 @@
+//! The alerts table: every published alert with its id (which only grows) and time, the
+//! history a reconnecting client catches up from, and its pruning.
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use uuid::Uuid;
+
+use super::{
+    Backend, Result, Store, StoreError, is_foreign_key_violation, millis_to_datetime, parse_uuid,
+    query_error,
+};
+
+/// An alert as stored: `id` only grows, `created_at` is at millisecond precision.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredAlert {
+    pub id: i64,
+    pub city_uuid: Uuid,
+    pub message: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Store {
+    /// Stores an alert for `city`, stamped with the current time. Ids only grow.
+    pub async fn insert_alert(&self, city: Uuid, message: &str) -> Result<StoredAlert> {
+        let created_at_ms = Utc::now().timestamp_millis();
+        let row = sqlx::query(
+            "INSERT INTO alerts (city_uuid, message, created_at) VALUES ($1, $2, $3) RETURNING id",
+        )
+        .bind(city.to_string())
+        .bind(message)
+        .bind(created_at_ms)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|source| {
+            if is_foreign_key_violation(&source) {
+                StoreError::UnknownCity(city)
+            } else {
+                query_error("storing an alert")(source)
+            }
+        })?;
+        let id = row
+            .try_get("id")
+            .map_err(query_error("reading a new alert's id"))?;
+        Ok(StoredAlert {
+            id,
+            city_uuid: city,
+            message: message.to_owned(),
+            created_at: millis_to_datetime(created_at_ms)?,
+        })
+    }
+
+    /// Stores an alert and runs `then` with it before the write is committed, holding the
+    /// database's write lock meanwhile. Publishing from `then` makes alerts of every instance
+    /// that shares this database reach the bus in id order: a second publisher's insert waits
+    /// until the first one's alert has been handed on.
+    pub async fn insert_alert_then<T, F, Fut>(
+        &self,
+        city: Uuid,
+        message: &str,
+        then: F,
+    ) -> Result<(StoredAlert, T)>
+    where
+        F: FnOnce(StoredAlert) -> Fut,
+        Fut: std::future::Future<Output = T>,
+    {
+        let start = query_error("starting an alert transaction");
+        let mut transaction = match self.backend {
+            // IMMEDIATE takes SQLite's write lock at once, so it is held across `then`.
+            Backend::Sqlite => self
+                .pool
+                .begin_with("BEGIN IMMEDIATE")
+                .await
+                .map_err(&start)?,
+            // One advisory lock per city, held to the end of the transaction.
+            Backend::Postgres => {
+                let mut transaction = self.pool.begin().await.map_err(&start)?;
+                let key = i64::from_be_bytes(city.as_bytes()[..8].try_into().unwrap_or_default());
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(key)
+                    .execute(&mut *transaction)
+                    .await
+                    .map_err(&start)?;
+                transaction
+            }
+        };
+        let created_at_ms = Utc::now().timestamp_millis();
+        let row = sqlx::query(
+            "INSERT INTO alerts (city_uuid, message, created_at) VALUES ($1, $2, $3) RETURNING id",
+        )
+        .bind(city.to_string())
+        .bind(message)
+        .bind(created_at_ms)
+        .fetch_one(&mut *transaction)
+        .await
+        .map_err(|source| {
+            if is_foreign_key_violation(&source) {
+                StoreError::UnknownCity(city)
+            } else {
+                query_error("storing an alert")(source)
+            }
+        })?;
+        let stored = StoredAlert {
+            id: row
+                .try_get("id")
+                .map_err(query_error("reading a new alert's id"))?,
+            city_uuid: city,
+            message: message.to_owned(),
+            created_at: millis_to_datetime(created_at_ms)?,
+        };
+        let outcome = then(stored.clone()).await;
+        transaction
+            .commit()
+            .await
+            .map_err(query_error("committing an alert"))?;
+        Ok((stored, outcome))
+    }
+
+    /// Up to `limit` of `city`'s alerts, newest first, only those with an id below `before_id`
+    /// when it is given (for paging backwards).
+    pub async fn recent_alerts(
+        &self,
+        city: Uuid,
+        limit: u32,
+        before_id: Option<i64>,
+    ) -> Result<Vec<StoredAlert>> {
+        let rows = sqlx::query(
+            "SELECT id, city_uuid, message, created_at FROM alerts \
+             WHERE city_uuid = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+        )
+        .bind(city.to_string())
+        .bind(before_id.unwrap_or(i64::MAX))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error("listing alerts"))?;
+        rows.iter().map(alert_from_row).collect()
+    }
+
+    /// Keeps at most `keep` of `city`'s newest alerts, none older than `max_age`, and records
+    /// the highest id removed (see [`Store::history_floor`]).
+    pub async fn prune_alerts(
+        &self,
+        city: Uuid,
+        keep: u32,
+        max_age: std::time::Duration,
+    ) -> Result<()> {
+        let cutoff_ms =
+            Utc::now().timestamp_millis() - i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX);
+        let deleted = sqlx::query(
+            "DELETE FROM alerts WHERE city_uuid = $1 AND (created_at < $2 OR id <= \
+             (SELECT id FROM alerts WHERE city_uuid = $1 ORDER BY id DESC LIMIT 1 OFFSET $3)) \
+             RETURNING id",
+        )
+        .bind(city.to_string())
+        .bind(cutoff_ms)
+        .bind(i64::from(keep))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error("pruning alerts"))?;
+        let mut highest = None;
+        for row in &deleted {
+            let id: i64 = row
+                .try_get("id")
+                .map_err(query_error("reading a pruned alert's id"))?;
+            highest = highest.max(Some(id));
+        }
+        if let Some(highest) = highest {
+            sqlx::query(
+                "INSERT INTO alert_history (city_uuid, pruned_through) VALUES ($1, $2) \
+                 ON CONFLICT (city_uuid) DO UPDATE SET pruned_through = excluded.pruned_through \
+                 WHERE alert_history.pruned_through < excluded.pruned_through",
+            )
+            .bind(city.to_string())
+            .bind(highest)
+            .execute(&self.pool)
+            .await
+            .map_err(query_error("recording pruned alerts"))?;
+        }
+        Ok(())
+    }
+
+    /// The highest alert id of `city` that was pruned (0 if none): a client that saw an older
+    /// id has missed alerts that are no longer kept.
+    pub async fn history_floor(&self, city: Uuid) -> Result<i64> {
+        let row = sqlx::query("SELECT pruned_through FROM alert_history WHERE city_uuid = $1")
+            .bind(city.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query_error("reading the history floor"))?;
+        match row {
+            Some(row) => row
+                .try_get("pruned_through")
+                .map_err(query_error("reading the history floor")),
+            None => Ok(0),
+        }
+    }
+
+    /// A city's alerts after `after_id`, oldest first, at most `limit`: what a client that saw
+    /// `after_id` missed (SSE `Last-Event-ID`, the alert channel's `since`).
+    pub async fn alerts_after(
+        &self,
+        city: Uuid,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredAlert>> {
+        let rows = sqlx::query(
+            "SELECT id, city_uuid, message, created_at FROM alerts \
+             WHERE city_uuid = $1 AND id > $2 ORDER BY id ASC LIMIT $3",
+        )
+        .bind(city.to_string())
+        .bind(after_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error("listing missed alerts"))?;
+        rows.iter().map(alert_from_row).collect()
+    }
+}
+
+fn alert_from_row(row: &AnyRow) -> Result<StoredAlert> {
+    let read = query_error("reading an alert");
+    Ok(StoredAlert {
+        id: row.try_get("id").map_err(&read)?,
+        city_uuid: parse_uuid("alerts", row.try_get("city_uuid").map_err(&read)?)?,
+        message: row.try_get("message").map_err(&read)?,
+        created_at: millis_to_datetime(row.try_get("created_at").map_err(&read)?)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::city_uuid;
+    use crate::store::tests::{bounded, memory};
+
+    #[tokio::test]
+    async fn alerts_have_increasing_ids_and_come_back_newest_first() {
+        let store = memory().await;
+        bounded(async {
+            let cairo = city_uuid("Cairo");
+            let tokyo = city_uuid("Tokyo");
+            let before = Utc::now() - chrono::Duration::seconds(1);
+            let first = store.insert_alert(cairo, "one").await.expect("stored");
+            let other = store
+                .insert_alert(tokyo, "elsewhere")
+                .await
+                .expect("stored");
+            let second = store.insert_alert(cairo, "two").await.expect("stored");
+            let third = store
+                .insert_alert(cairo, "Zürich ☔")
+                .await
+                .expect("stored");
+            assert!(first.id < other.id && other.id < second.id && second.id < third.id);
+            assert!(first.created_at >= before && third.created_at >= first.created_at);
+            assert!(third.created_at <= Utc::now());
+
+            let recent = store.recent_alerts(cairo, 10, None).await.expect("query");
+            assert_eq!(recent, [third.clone(), second.clone(), first.clone()]);
+            let newest = store.recent_alerts(cairo, 2, None).await.expect("query");
+            assert_eq!(newest, [third.clone(), second.clone()]);
+            let older = store.recent_alerts(cairo, 10, Some(second.id)).await;
+            assert_eq!(older.expect("query"), std::slice::from_ref(&first));
+            let missed = store
+                .alerts_after(cairo, first.id, 10)
+                .await
+                .expect("query");
+            assert_eq!(missed, [second.clone(), third.clone()]);
+            let capped = store.alerts_after(cairo, 0, 2).await.expect("query");
+            assert_eq!(capped, [first.clone(), second.clone()]);
+            assert!(
+                store
+                    .alerts_after(cairo, third.id, 10)
+                    .await
+                    .expect("query")
+                    .is_empty()
+            );
+            let none = store.recent_alerts(cairo, 0, None).await.expect("query");
+            assert!(none.is_empty());
+            let tokyo_alerts = store.recent_alerts(tokyo, 10, None).await.expect("query");
+            assert_eq!(tokyo_alerts, [other]);
+
+            let nowhere = Uuid::new_v4();
+            let unknown = store.insert_alert(nowhere, "lost").await;
+            assert!(
+                matches!(unknown, Err(StoreError::UnknownCity(uuid)) if uuid == nowhere),
+                "{unknown:?}"
+            );
+        })
+        .await;
+    }
+}
