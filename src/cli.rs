@@ -1,4 +1,4 @@
-//! The `wfs` command line: `serve`, `alert` and `cities`.
+//! The `wfs` command line: `serve`, `alert`, `cities`, `cert` and `connect`.
 //!
 //! `alert` and `cities` keep the old `manage.py app_alert` / `app_cities` outputs and errors
 //! word for word (WIRE.md). `alert` reaches the running server through its REST endpoint
@@ -134,7 +134,14 @@ impl StoreArgs {
     /// looked when there is none.
     pub async fn open_existing(&self) -> anyhow::Result<Store> {
         if let Some(url) = &self.database_url {
-            return Store::open(url)
+            // A SQLite URL without a mode would be opened `rwc` (created): read-write only.
+            let url = if url.starts_with("sqlite:") && !url.contains("mode=") {
+                let separator = if url.contains('?') { '&' } else { '?' };
+                format!("{url}{separator}mode=rw")
+            } else {
+                url.clone()
+            };
+            return Store::open(&url)
                 .await
                 .context("cannot open the database given by --database-url / WFS_DATABASE_URL");
         }

@@ -2,9 +2,12 @@
 //! into the contract of a scratch copy of the repository, `cargo build` must fail naming
 //! `receive_shout`; its Rust snippet is added to `src/echo.rs`, and the build must pass.
 //!
-//! The scratch copy builds into this test's own target directory, so only the workspace's own
-//! crates (whose path changed) are compiled again, never the dependencies; see the README for
-//! how long it takes.
+//! The scratch copy builds into this test's own target directory, so the dependencies are not
+//! compiled again; see the README for how long it takes. Its own crates get another version
+//! (`0.1.0-readme-check`): cargo names a workspace crate's artifacts and build-script output
+//! by name, version and path relative to the workspace, so with the same version the scratch
+//! build would overwrite the real `contract.rs` in `OUT_DIR` (and the real tree would then
+//! miss `receive_shout` until its contract changes again).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -142,6 +145,26 @@ async fn the_readme_walk_through_of_a_contract_change_holds() {
     let scratch = std::env::temp_dir().join(format!("wfs-readme-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&scratch);
     copy_tree(repository, &scratch);
+    for manifest in ["Cargo.toml", "codegen/Cargo.toml", "runtime/Cargo.toml"] {
+        let path = scratch.join(manifest);
+        let text = std::fs::read_to_string(&path).expect("a manifest");
+        let versioned: Vec<&str> = text
+            .lines()
+            .map(|line| {
+                if line == "version = \"0.1.0\"" {
+                    "version = \"0.1.0-readme-check\""
+                } else {
+                    line
+                }
+            })
+            .collect();
+        assert_ne!(
+            versioned.join("\n"),
+            text.trim_end(),
+            "{manifest} has no version 0.1.0"
+        );
+        std::fs::write(&path, versioned.join("\n") + "\n").expect("manifest written");
+    }
     let contract_path = scratch.join("asyncapi/v1-schema.yaml");
     let mut contract =
         YamlLoader::load_from_str(&std::fs::read_to_string(&contract_path).expect("the contract"))
