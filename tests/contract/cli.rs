@@ -591,6 +591,13 @@ async fn cities_and_cert_list_only_their_own_flags() {
             );
         }
     }
+    // `serve --help` says what an origin written without a scheme means.
+    let output = wfs_in(&["serve", "--help"], &scratch.0, "").await;
+    let help = text(&output.stdout);
+    assert!(
+        help.contains("An entry without a scheme") && help.contains("never allows a browser"),
+        "{help}"
+    );
 }
 
 #[tokio::test]
