@@ -6,7 +6,8 @@
 //! one "theoretical arrival time" per connection (two atomics, because the channel state must
 //! be `Sync`; only the connection's own task ever writes them). That is a dozen lines against
 //! a new dependency tree. The login limits (per IP and per user, shared by every connection)
-//! are another matter and use a crate.
+//! are another matter and use `governor`; once it is in the tree, this bucket can become its
+//! `RateLimiter::direct` (the same GCRA, also one atomic) with the drop counter kept here.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
