@@ -262,7 +262,7 @@ async fn open_existing(data: &DataArgs) -> anyhow::Result<Store> {
         }
         Some(url) => url.clone(),
         None => {
-            let file = data.data_dir.join(crate::cli::DATABASE_FILE);
+            let file = data.data_dir.join(crate::data_dir::SQLITE_FILE);
             if !file.exists() {
                 anyhow::bail!(
                     "There is no wfs database in {}: run this where `wfs serve` keeps its data, \

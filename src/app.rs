@@ -27,6 +27,8 @@ pub struct App {
     pub trusted_proxies: crate::client_addr::TrustedProxies,
     /// What `/metrics` reports.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// How fast each chat connection may send.
+    pub chat_limit: crate::rate::ChatLimit,
     /// Alerts are published one at a time, so their ids and their delivery order agree.
     /// Alerts are published by operators, rarely; this costs nothing.
     alert_order: tokio::sync::Mutex<()>,
@@ -97,6 +99,7 @@ impl App {
             history: HistoryPolicy::default(),
             login_limits: Default::default(),
             trusted_proxies: Default::default(),
+            chat_limit: crate::rate::ChatLimit::default(),
             alert_order: tokio::sync::Mutex::new(()),
         }
     }
@@ -116,6 +119,12 @@ impl App {
     /// The client's IP address of `request` (the TCP peer, or what a trusted proxy reports).
     pub fn client_ip(&self, request: &poem::Request) -> Option<std::net::IpAddr> {
         crate::client_addr::client_ip(request, &self.trusted_proxies)
+    }
+
+    /// This application with another chat rate limit.
+    pub fn with_chat_limit(mut self, chat_limit: crate::rate::ChatLimit) -> App {
+        self.chat_limit = chat_limit;
+        self
     }
 
     /// This application with another history policy.

@@ -3,6 +3,11 @@
 //! On open the member is welcomed (`Welcome in <City> chat.`) and joins the room's topic. Each
 //! message a member sends is serialised once, with the sender's name, and goes through the bus
 //! to every member of the room, the sender included.
+//!
+//! Each connection has its own rate limit ([`crate::rate`]): over it, messages are dropped and
+//! the first one dropped is answered with an `error` (`rate_limited`); a member who keeps
+//! sending while limited is closed with 1008. Frames that break the contract count too, so a
+//! flood of bad frames is not answered frame for frame.
 
 use chrono::Utc;
 use wfs_runtime::{ChannelError, Frame, FrameError, Handshake, ParamsError, Reject};
@@ -13,13 +18,40 @@ use crate::contract::types::{
     ChatBroadcast, ChatMessage, ChatWelcome, Error as ErrorMessage, ErrorCode,
 };
 use crate::hub::{Publication, Topic};
+use crate::rate::{Bucket, Verdict};
 use crate::store::{City, User};
+
+/// The close reason of a member who keeps sending while limited (the contract's words).
+const ABUSE_REASON: &str = "Too many messages: slow down.";
 
 /// A member of one city's room.
 #[derive(Debug)]
 pub struct ChatSession {
     pub user: User,
     pub city: City,
+    /// This connection's rate limit.
+    pub bucket: Bucket,
+}
+
+/// Whether a frame from this member may be handled; tells the member when it may not.
+fn within_limit(connection: &ChatConnection, session: &ChatSession) -> bool {
+    match session.bucket.check() {
+        Verdict::Allowed => true,
+        Verdict::Dropped { first } => {
+            if first {
+                let _ = connection.send_chat_error(&error_message(
+                    ErrorCode::RateLimited,
+                    "Too many messages, slow down: this one and any sent before the limit allows are dropped.",
+                ));
+            }
+            false
+        }
+        Verdict::Abuse => {
+            tracing::warn!(user = %session.user.username, "chat connection closed: kept sending while rate limited");
+            connection.close(1008, ABUSE_REASON);
+            false
+        }
+    }
 }
 
 fn error_message(code: ErrorCode, message: impl Into<String>) -> ErrorMessage {
@@ -39,7 +71,11 @@ impl ChatChannel for App {
         params: Result<ChatParams, ParamsError>,
     ) -> Result<ChatSession, Reject> {
         let (user, city) = self.admit(handshake, params.map(|p| p.city_uuid)).await?;
-        Ok(ChatSession { user, city })
+        Ok(ChatSession {
+            user,
+            city,
+            bucket: Bucket::new(self.chat_limit),
+        })
     }
 
     async fn on_open(&self, connection: &ChatConnection, session: &ChatSession) {
@@ -61,6 +97,9 @@ impl ChatChannel for App {
         session: &ChatSession,
         message: ChatMessage,
     ) -> Result<(), ChannelError> {
+        if !within_limit(connection, session) {
+            return Ok(());
+        }
         let broadcast = ChatBroadcast {
             type_: "chat".to_owned(),
             message: String::from(message.message),
@@ -97,7 +136,7 @@ impl ChatChannel for App {
     async fn on_invalid_frame(
         &self,
         connection: &ChatConnection,
-        _session: &ChatSession,
+        session: &ChatSession,
         error: FrameError,
     ) {
         match error {
@@ -107,6 +146,9 @@ impl ChatChannel for App {
             // Valid JSON that is not a chat message (not an object, no `message`, too long):
             // tell the member why and keep the connection.
             FrameError::Contract(_) => {
+                if !within_limit(connection, session) {
+                    return;
+                }
                 let _ = connection.send_chat_error(&error_message(
                     ErrorCode::InvalidMessage,
                     format!("Send {{\"message\": \"...\"}} with 1 to 4096 characters ({error})."),

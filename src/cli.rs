@@ -1,9 +1,10 @@
-//! The `wfs` command line: `serve`, `alert`, `cities`, `cert` and `user` (in `accounts.rs`).
+//! The `wfs` command line: `serve`, `alert`, `cities`, `cert`, `connect` and `user` (in
+//! `accounts.rs`).
 //!
 //! `alert` and `cities` keep the old `manage.py app_alert` / `app_cities` outputs and errors
-//! word for word (WIRE.md). `alert` reaches the running server through its REST endpoint. It
-//! signs a short-lived admin token with the secret in the data directory, so an operator on the
-//! server's machine needs no password; `--server` names the server to reach.
+//! word for word (WIRE.md). `alert` reaches the running server through its REST endpoint
+//! ([`crate::publish`]). The client commands never create a database or a data directory
+//! ([`crate::data_dir`]).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,7 +14,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::auth::{Jwt, TokenKind};
+use crate::auth::Jwt;
 use crate::http::AccessPolicy;
 use crate::store::Store;
 
@@ -56,6 +57,9 @@ pub enum Command {
     Cert(CertArgs),
     /// Manage users: add, list, passwd, remove (on the server's database).
     User(crate::accounts::UserArgs),
+    /// Open a channel by hand: each line of standard input is sent as a frame, each frame
+    /// received is printed (like websocat).
+    Connect(crate::connect::ConnectArgs),
 }
 
 /// Where the data lives; shared by every command.
@@ -72,26 +76,28 @@ pub struct DataArgs {
     pub jwt_secret: Option<String>,
 }
 
-/// The SQLite file in the data directory when no `--database-url` is given.
-pub const DATABASE_FILE: &str = "wfs.sqlite3";
-
 impl DataArgs {
     fn database_url(&self) -> String {
         self.database_url.clone().unwrap_or_else(|| {
             format!(
                 "sqlite://{}?mode=rwc",
-                self.data_dir.join(DATABASE_FILE).display()
+                self.data_dir.join(crate::data_dir::SQLITE_FILE).display()
             )
         })
     }
 
+    /// For the client commands: the existing database, never a new one.
+    pub async fn open_existing_store(&self) -> anyhow::Result<Store> {
+        StoreArgs {
+            data_dir: self.data_dir.clone(),
+            database_url: self.database_url.clone(),
+        }
+        .open_existing()
+        .await
+    }
+
     async fn open_store(&self) -> anyhow::Result<Store> {
-        std::fs::create_dir_all(&self.data_dir).with_context(|| {
-            format!(
-                "cannot create the data directory {}",
-                self.data_dir.display()
-            )
-        })?;
+        crate::data_dir::prepare(&self.data_dir)?;
         Store::open(&self.database_url())
             .await
             .with_context(|| match &self.database_url {
@@ -103,7 +109,7 @@ impl DataArgs {
             })
     }
 
-    fn jwt(&self, access_ttl: Duration, refresh_ttl: Duration) -> anyhow::Result<Jwt> {
+    pub fn jwt(&self, access_ttl: Duration, refresh_ttl: Duration) -> anyhow::Result<Jwt> {
         let secret = Jwt::load_or_create_secret(&self.data_dir, self.jwt_secret.as_deref())
             .with_context(|| {
                 format!(
@@ -115,10 +121,58 @@ impl DataArgs {
     }
 }
 
+/// Where the data lives, for the commands that only read the database (`cities`).
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// The data directory of `wfs serve` (its SQLite database).
+    #[arg(long, env = "WFS_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+    /// Database URL; default: the SQLite file `wfs.sqlite3` in the data directory.
+    #[arg(long, env = "WFS_DATABASE_URL")]
+    pub database_url: Option<String>,
+}
+
+impl StoreArgs {
+    /// The existing database: never creates a database or a data directory, and says where it
+    /// looked when there is none.
+    pub async fn open_existing(&self) -> anyhow::Result<Store> {
+        if let Some(url) = &self.database_url {
+            // A SQLite URL without a mode would be opened `rwc` (created): read-write only.
+            let url = if url.starts_with("sqlite:") && !url.contains("mode=") {
+                let separator = if url.contains('?') { '&' } else { '?' };
+                format!("{url}{separator}mode=rw")
+            } else {
+                url.clone()
+            };
+            return Store::open(&url)
+                .await
+                .context("cannot open the database given by --database-url / WFS_DATABASE_URL");
+        }
+        let file = crate::data_dir::existing_sqlite(&self.data_dir)?;
+        // `mode=rw`: a file that vanished meanwhile is an error, not a new database.
+        Store::open(&format!("sqlite://{}?mode=rw", file.display()))
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot open the database {}",
+                    crate::data_dir::shown(&file).display()
+                )
+            })
+    }
+}
+
+/// The data directory alone (`cert`).
+#[derive(Debug, Clone, Args)]
+pub struct DirArgs {
+    /// The data directory of `wfs serve` (certificates go to its `tls/`).
+    #[arg(long, env = "WFS_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+}
+
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, env = "WFS_LISTEN", default_value = "127.0.0.1:8000")]
+    /// Address to listen on (host:port).
+    #[arg(long, env = "WFS_LISTEN", default_value = "127.0.0.1:8000", value_parser = listen_address)]
     pub listen: String,
     #[command(flatten)]
     pub data: DataArgs,
@@ -126,9 +180,12 @@ pub struct ServeArgs {
     /// `*.domain`. Default: localhost, 127.0.0.1, [::1].
     #[arg(long, env = "WFS_ALLOWED_HOSTS", value_delimiter = ',')]
     pub allowed_hosts: Vec<String>,
-    /// Accepted `Origin` headers on WebSocket handshakes, comma-separated: `scheme://host:port`
-    /// or `scheme://*.domain`. Default: the server's own address. Requests without `Origin`
-    /// (non-browser clients) are always accepted.
+    /// Accepted `Origin` headers on WebSocket handshakes, SSE streams and cross-origin REST
+    /// calls (CORS), comma-separated: `scheme://host:port` or `scheme://*.domain`. An entry
+    /// without a scheme (`localhost:8000`) matches only an `Origin` sent without one, as old
+    /// non-browser clients do; it never allows a browser origin (`http://` or `https://`).
+    /// Default: the server's own address, with and without its scheme. Requests without
+    /// `Origin` (non-browser clients) are always accepted.
     #[arg(long, env = "WFS_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
     /// Largest WebSocket message accepted, in bytes (larger: close 1009).
@@ -183,9 +240,10 @@ pub struct ServeArgs {
     /// (`127.0.0.1,10.0.0.0/8`). Default: none; the TCP peer is the client.
     #[arg(long, env = "WFS_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<String>,
-    /// Serve https and wss (TLS) instead of http and ws, on the same address. `TLS_ENABLE=1`
-    /// (the old service's switch) does the same.
-    #[arg(long, env = "WFS_TLS")]
+    /// Serve https and wss (TLS) instead of http and ws, on the same address. `WFS_TLS` and
+    /// `TLS_ENABLE` (the old service's switch) take 1, true, yes or on.
+    #[arg(long, env = "WFS_TLS", action = clap::ArgAction::SetTrue,
+          value_parser = clap::builder::BoolishValueParser::new())]
     pub tls: bool,
     /// PEM certificate chain for TLS; default: `tls/server.crt` in the data directory (made
     /// self-signed for localhost on the first TLS start, or by `wfs cert`).
@@ -207,12 +265,24 @@ pub struct ServeArgs {
     /// origin the allowed origins.
     #[arg(long, env = "WFS_PUBLIC_URL")]
     pub public_url: Option<String>,
+    // The chat rate limit, per connection (src/rate.rs).
+    /// Chat messages a connection may send per second, sustained (over it: dropped, and an
+    /// `error` with code `rate_limited`); 0 turns the limit off.
+    #[arg(long, env = "WFS_CHAT_RATE", default_value_t = 10.0)]
+    pub chat_rate: f64,
+    /// Chat messages a connection may send at once after a pause.
+    #[arg(long, env = "WFS_CHAT_BURST", default_value_t = 20)]
+    pub chat_burst: u32,
+    /// Chat messages dropped in a row (none delivered in between) before the connection is
+    /// closed with 1008; 0 never closes.
+    #[arg(long, env = "WFS_CHAT_ABUSE_LIMIT", default_value_t = 50)]
+    pub chat_abuse_limit: u32,
 }
 
 #[derive(Debug, Args)]
 pub struct CertArgs {
     #[command(flatten)]
-    pub data: DataArgs,
+    pub data: DirArgs,
 }
 
 #[derive(Debug, Args)]
@@ -230,6 +300,23 @@ pub struct AlertArgs {
     /// `wfs cert`, else the self-signed certificate of `serve --tls`, in the data directory.
     #[arg(long, env = "WFS_CA_FILE")]
     pub ca_file: Option<PathBuf>,
+    // How `alert` authenticates (src/publish.rs). Default: an admin token signed with the
+    // secret in the data directory (on the server's machine, no password needed).
+    /// An administrator's access token (from `POST /api/jwt/obtain`), for a remote server.
+    #[arg(
+        long,
+        env = "WFS_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "user"
+    )]
+    pub token: Option<String>,
+    /// An administrator's user name, for a remote server: the password is asked for (or read
+    /// from standard input with --password-stdin, or when standard input is not a terminal).
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Read the password of --user from the first line of standard input.
+    #[arg(long, requires = "user")]
+    pub password_stdin: bool,
     #[command(flatten)]
     pub data: DataArgs,
 }
@@ -240,7 +327,20 @@ pub struct CitiesArgs {
     #[arg(long)]
     pub city: Option<String>,
     #[command(flatten)]
-    pub data: DataArgs,
+    pub data: StoreArgs,
+}
+
+/// `--listen`: `host:port` (a name or an IP address, `[::1]:8000` for IPv6). A port alone is
+/// the common slip; it is refused here, before binding fails with a misleading error.
+fn listen_address(value: &str) -> Result<String, String> {
+    let port_ok = |port: &str| !port.is_empty() && port.parse::<u16>().is_ok();
+    match value.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port_ok(port) => Ok(value.to_owned()),
+        _ if port_ok(value) => Err(format!(
+            "not an address (host:port): write 127.0.0.1:{value} (this machine only) or 0.0.0.0:{value} (every interface)"
+        )),
+        _ => Err("not an address (host:port), e.g. 127.0.0.1:8000".to_owned()),
+    }
 }
 
 /// Runs a parsed command line.
@@ -251,6 +351,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Cities(args) => cities(args).await,
         Command::Cert(args) => cert(args),
         Command::User(args) => crate::accounts::run(args).await,
+        Command::Connect(args) => crate::connect::run(args).await,
     }
 }
 
@@ -353,7 +454,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     let mut app = crate::app::App::new(store, jwt)
         .with_history(history)
-        .with_trusted_proxies(trusted_proxies);
+        .with_trusted_proxies(trusted_proxies)
+        .with_chat_limit(crate::rate::ChatLimit {
+            per_second: args.chat_rate,
+            burst: args.chat_burst,
+            abuse_after: args.chat_abuse_limit,
+        });
     if let Some(url) = &args.redis_url {
         let bus = crate::redis_bus::RedisBus::start(url, app.hub.clone(), app.store.clone())
             .context("cannot use the Redis URL")?;
@@ -438,141 +544,13 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
 }
 
 /// Prints WIRE.md's error text on stderr and exits 1.
-fn fail(message: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
+pub(crate) fn fail(message: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
     eprintln!("{message}");
     Ok(ExitCode::FAILURE)
 }
 
 async fn alert(args: AlertArgs) -> anyhow::Result<ExitCode> {
-    if wfs_runtime::params::uuid(&args.city_uuid).is_err() {
-        return fail(format!("City uuid '{}' is not valid!", args.city_uuid));
-    }
-    let store = args.data.open_store().await?;
-    let Some(admin) = store.first_admin().await.context("cannot read the users")? else {
-        return fail("There is no admin user yet: start `wfs serve` once to create it.");
-    };
-    let jwt = args
-        .data
-        .jwt(Duration::from_secs(60), Duration::from_secs(60))?;
-    let token = jwt.issue(admin.id, TokenKind::Access);
-    let url = format!(
-        "{}/api/v1/cities/{}/alerts",
-        args.server.trim_end_matches('/'),
-        args.city_uuid.to_ascii_lowercase()
-    );
-    let body = serde_json::json!({ "message": args.message }).to_string();
-    let roots = args
-        .ca_file
-        .clone()
-        .unwrap_or_else(|| crate::tls::TlsDir::new(&args.data.data_dir).trust_anchor());
-    let (status, answer) = post_json(&url, &token, body, &roots).await.with_context(|| {
-        format!(
-            "cannot reach the wfs server at {} (is `wfs serve` running? set --server or WFS_SERVER)",
-            args.server
-        )
-    })?;
-    match status {
-        201 => {
-            println!(
-                "Alert '{}' sent to '{}' channel.",
-                args.message, args.city_uuid
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        404 => fail(format!(
-            "City with uuid '{}' does not exist!",
-            args.city_uuid
-        )),
-        _ => {
-            let detail = serde_json::from_str::<serde_json::Value>(&answer)
-                .ok()
-                .and_then(|value| {
-                    value
-                        .get("detail")
-                        .and_then(|d| d.as_str())
-                        .map(str::to_owned)
-                })
-                .unwrap_or(answer);
-            fail(format!(
-                "The server refused the alert (HTTP {status}): {detail}"
-            ))
-        }
-    }
-}
-
-/// POSTs JSON with a bearer token over http or https; answers the status and the body.
-/// https trusts only the certificates in `roots`. Bounded to 10 seconds.
-async fn post_json(
-    url: &str,
-    token: &str,
-    body: String,
-    roots: &std::path::Path,
-) -> anyhow::Result<(u16, String)> {
-    use http_body_util::{BodyExt, Full};
-    use hyper_util::rt::TokioIo;
-
-    let uri: hyper::Uri = url
-        .parse()
-        .with_context(|| format!("`{url}` is not a valid URL"))?;
-    let https = match uri.scheme_str() {
-        Some("https") => true,
-        Some("http") => false,
-        _ => anyhow::bail!("`{url}` must start with http:// or https://"),
-    };
-    let host = uri
-        .host()
-        .context("the server URL has no host")?
-        .trim_matches(['[', ']'])
-        .to_owned();
-    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-    let authority = uri.authority().map(ToString::to_string).unwrap_or_default();
-    let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
-    let request = hyper::Request::post(path)
-        .header("host", authority)
-        .header("content-type", "application/json")
-        .header("authorization", format!("Bearer {token}"))
-        .body(Full::new(bytes::Bytes::from(body)))
-        .context("cannot build the request")?;
-
-    async fn exchange<Io>(
-        io: Io,
-        request: hyper::Request<Full<bytes::Bytes>>,
-    ) -> anyhow::Result<(u16, String)>
-    where
-        Io: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-    {
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(io).await?;
-        tokio::spawn(connection);
-        let response = sender.send_request(request).await?;
-        let status = response.status().as_u16();
-        let bytes = response.into_body().collect().await?.to_bytes();
-        Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
-    }
-
-    let work = async {
-        let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
-        if !https {
-            return exchange(TokioIo::new(tcp), request).await;
-        }
-        let config = crate::tls::client_config(roots).with_context(|| {
-            format!(
-                "cannot trust the server's certificate from {}",
-                roots.display()
-            )
-        })?;
-        let name = tokio_rustls::rustls::pki_types::ServerName::try_from(host.clone())
-            .with_context(|| format!("`{host}` is not a host name for TLS"))?;
-        let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
-            .connect(name, tcp)
-            .await
-            .context(
-                "the TLS handshake failed (is the server's certificate trusted? see --ca-file)",
-            )?;
-        exchange(TokioIo::new(tls), request).await
-    };
-    tokio::time::timeout(Duration::from_secs(10), work)
-        .await
-        .context("no answer within 10 seconds")?
+    crate::publish::alert(&args).await
 }
 
 /// `wfs cert`: the local CA (made once, then reused) and a fresh server certificate.
@@ -597,7 +575,7 @@ fn cert(args: CertArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn cities(args: CitiesArgs) -> anyhow::Result<ExitCode> {
-    let store = args.data.open_store().await?;
+    let store = args.data.open_existing().await?;
     match &args.city {
         Some(fragment) => match store
             .find_city(fragment)

@@ -1,4 +1,5 @@
-//! The echo channel (`/ws/v1/echo`): every JSON object a client sends comes back unchanged.
+//! The echo channel (`/ws/v1/echo`): every JSON value a client sends (object, array, string,
+//! number, `null`) comes back unchanged, as the old service did; only non-JSON closes (1003).
 
 use wfs_runtime::{ChannelError, Handshake, ParamsError, Reject};
 

@@ -44,16 +44,16 @@ impl AccessPolicy {
     }
 
     /// The defaults for a server on `port`: loopback names as hosts, the server's own pages as
-    /// origins.
+    /// origins, and the same origins written without a scheme (`localhost:8000`, as the old
+    /// service's tests send it; see [`AccessPolicy::origin_allowed`]).
     pub fn local(port: u16, tls: bool) -> AccessPolicy {
         let scheme = if tls { "https" } else { "http" };
         let names = ["localhost", "127.0.0.1", "[::1]"];
+        let schemed = names.iter().map(|name| format!("{scheme}://{name}:{port}"));
+        let bare = names.iter().map(|name| format!("{name}:{port}"));
         AccessPolicy::new(
             names.iter().map(|name| (*name).to_owned()).collect(),
-            names
-                .iter()
-                .map(|name| format!("{scheme}://{name}:{port}"))
-                .collect(),
+            schemed.chain(bare).collect(),
         )
     }
 
@@ -110,16 +110,31 @@ impl AccessPolicy {
         })
     }
 
+    /// Whether an `Origin` header is allowed. An entry and a header match only when both have
+    /// the same scheme or both have none: `http://localhost:8000` matches that origin only, and
+    /// an entry written without a scheme (`localhost:8000`, `*.example.com`) matches only a
+    /// header written without one, which no browser sends (browsers always send
+    /// `scheme://host[:port]` or `null`). So a bare entry serves old non-browser clients that
+    /// send `Origin: localhost:8000`, and never widens what a schemed entry allows.
     pub fn origin_allowed(&self, origin: &str) -> bool {
         let origin = origin.trim().to_ascii_lowercase();
-        self.origins
-            .iter()
-            .any(|allowed| match allowed.split_once("://*.") {
-                Some((scheme, domain)) => origin
-                    .split_once("://")
-                    .is_some_and(|(given, rest)| given == scheme && is_subdomain(rest, domain)),
-                None => *allowed == origin,
-            })
+        let (scheme, rest) = split_scheme(&origin);
+        self.origins.iter().any(|allowed| {
+            let (allowed_scheme, pattern) = split_scheme(allowed);
+            allowed_scheme == scheme
+                && match pattern.strip_prefix("*.") {
+                    Some(domain) => is_subdomain(rest, domain),
+                    None => pattern == rest,
+                }
+        })
+    }
+}
+
+/// `http://host:port` -> (`Some("http")`, `host:port`); `host:port` -> (`None`, `host:port`).
+fn split_scheme(origin: &str) -> (Option<&str>, &str) {
+    match origin.split_once("://") {
+        Some((scheme, rest)) => (Some(scheme), rest),
+        None => (None, origin),
     }
 }
 
@@ -147,8 +162,8 @@ fn strip_port(host: &str) -> &str {
     })
 }
 
-/// Middleware: `Host` on every request, `Origin` on WebSocket handshakes and SSE streams, both
-/// answered with WIRE.md's plain-text 403s.
+/// Middleware: `Host` on every request, `Origin` on WebSocket handshakes, SSE streams and the
+/// REST API, both answered with WIRE.md's plain-text 403s.
 #[derive(Debug, Clone)]
 pub struct Gate {
     policy: Arc<AccessPolicy>,
@@ -221,11 +236,15 @@ impl<E: Endpoint> GateEndpoint<E> {
             return Ok(bad_request("Duplicate Host header"));
         }
         // SSE streams are channels too (same token in the query): a page on another site
-        // must not open one with its visitor's browser any more than a WebSocket.
+        // must not open one with its visitor's browser any more than a WebSocket. The REST API
+        // answers CORS for the allowed origins only ([`crate::cors`]), so any other origin is
+        // refused here, in the same words.
+        let path = request.uri().path();
         let is_websocket = request
             .header("upgrade")
             .is_some_and(|upgrade| upgrade.eq_ignore_ascii_case("websocket"));
-        let is_handshake = is_websocket || request.uri().path().starts_with("/sse/");
+        let is_handshake = is_websocket || path.starts_with("/sse/v1/");
+        let checks_origin = is_handshake || path == "/api" || path.starts_with("/api/");
         if is_handshake && request.headers().get_all("origin").iter().count() > 1 {
             // A browser sends one; which of two would be checked is anyone's guess.
             return Ok(bad_request("Duplicate Origin header"));
@@ -233,7 +252,7 @@ impl<E: Endpoint> GateEndpoint<E> {
         let refuse = |reason: &'static str, body: &'static str| {
             if is_handshake && let Some(metrics) = &self.metrics {
                 let transport = if is_websocket { "websocket" } else { "sse" };
-                let channel = crate::connections::channel_of(request.uri().path());
+                let channel = crate::connections::channel_of(path);
                 metrics.refused(channel, transport, reason);
             }
             Ok(forbidden(body))
@@ -244,10 +263,10 @@ impl<E: Endpoint> GateEndpoint<E> {
             Some(authority) => authority.as_str(),
             None => request.header("host").unwrap_or_default(),
         };
-        if !self.policy.host_allowed(host) && !skips_host_check(request.uri().path()) {
+        if !self.policy.host_allowed(host) && !skips_host_check(path) {
             return refuse("host", "Host not allowed");
         }
-        if is_handshake
+        if checks_origin
             && let Some(origin) = request.header("origin")
             && !self.policy.origin_allowed(origin)
         {
@@ -327,5 +346,43 @@ mod tests {
         assert!(!policy.origin_allowed("http://app.example.com"));
         assert!(!policy.origin_allowed("https://example.com"));
         assert!(!policy.origin_allowed("null"));
+        // A header without a scheme matches no schemed entry.
+        assert!(!policy.origin_allowed("localhost:8000"));
+        assert!(!policy.origin_allowed("app.example.com"));
+    }
+
+    #[test]
+    fn bare_origins_match_bare_headers_only_and_never_widen_schemed_ones() {
+        let policy = AccessPolicy::new(
+            vec![],
+            vec![
+                "https://wfs.example.com".into(),
+                "localhost:8000".into(),
+                "*.example.org".into(),
+            ],
+        );
+        // The old tests' header.
+        assert!(policy.origin_allowed("localhost:8000"));
+        assert!(policy.origin_allowed("LOCALHOST:8000"));
+        assert!(!policy.origin_allowed("localhost:8001"));
+        assert!(policy.origin_allowed("app.example.org"));
+        // A bare entry allows no browser origin, whatever the scheme.
+        assert!(!policy.origin_allowed("http://localhost:8000"));
+        assert!(!policy.origin_allowed("https://localhost:8000"));
+        assert!(!policy.origin_allowed("https://app.example.org"));
+        // The schemed entry still allows exactly its scheme.
+        assert!(policy.origin_allowed("https://wfs.example.com"));
+        assert!(!policy.origin_allowed("http://wfs.example.com"));
+        assert!(!policy.origin_allowed("wfs.example.com"));
+    }
+
+    #[test]
+    fn the_defaults_accept_the_servers_own_origin_with_or_without_a_scheme() {
+        let policy = AccessPolicy::local(8000, false);
+        assert!(policy.origin_allowed("http://localhost:8000"));
+        assert!(policy.origin_allowed("localhost:8000"));
+        assert!(policy.origin_allowed("127.0.0.1:8000"));
+        assert!(!policy.origin_allowed("https://localhost:8000"));
+        assert!(!policy.origin_allowed("localhost:8001"));
     }
 }

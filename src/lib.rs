@@ -5,7 +5,8 @@
 //!   trait per channel, typed connections and clients, `routes`).
 //! - [`app`](mod@app): the shared state ([`App`]): store, tokens, hub and bus, alert publishing and the
 //!   channel handshake.
-//! - [`echo`], [`alert`], [`chat`]: one file per channel, each implementing its trait for [`App`].
+//! - [`echo`], [`alert`], [`chat`]: one file per channel, each implementing its trait for [`App`];
+//!   [`rate`]: the per-connection chat rate limit.
 //! - [`hub`]: per-city fan-out ([`hub::Hub`]) and the [`hub::Bus`] that carries publications;
 //!   [`redis_bus`] carries them across instances; [`health`] reports on both.
 //! - [`metrics`]: Prometheus metrics at `/metrics`; [`connections`] feeds them (and the close
@@ -13,11 +14,13 @@
 //! - [`store`]: cities, users and alerts (SQLite or PostgreSQL), a file per table;
 //!   [`auth`]: JWT tokens, the signing secret, passwords.
 //! - [`http`]: the Host/Origin gate and the access log; [`public_url`]: `--public-url` and the
-//!   start-up report of what the gate allows; [`api`]: the REST API (poem-openapi) under `/api`,
-//!   its bodies bounded by [`body_limit`]; [`sse`]: alerts as Server-Sent Events; [`pages`]: the
-//!   browser pages.
+//!   start-up report of what the gate allows; [`cors`]: CORS for the allowed origins on `/api`
+//!   and `/sse/v1/alert`; [`api`]: the REST API (poem-openapi) under `/api`, its bodies bounded
+//!   by [`body_limit`]; [`sse`]: alerts as Server-Sent Events; [`pages`]: the browser pages.
 //! - [`accounts`]: `wfs user ...` and the admin account on the first start; [`client_addr`]:
 //!   who the client of a request is (the peer, or what a trusted proxy says).
+//! - [`cli`] with [`connect`] (`wfs connect`), [`publish`] (the client side of `wfs alert`) and
+//!   [`data_dir`] (where client commands look, never creating anything).
 //! - [`app()`] assembles the route tree; [`serve`] runs it until shutdown, on [`server`]'s
 //!   accept loop, which bounds slow and numerous clients with [`admission`]. Nothing else
 //!   lives here.
@@ -33,7 +36,10 @@ pub mod chat;
 pub mod cli;
 pub mod client_addr;
 pub mod connections;
+pub mod connect;
 pub mod contract;
+pub mod cors;
+pub mod data_dir;
 pub mod echo;
 pub mod health;
 pub mod http;
@@ -41,6 +47,8 @@ pub mod hub;
 pub mod metrics;
 pub mod pages;
 pub mod public_url;
+pub mod publish;
+pub mod rate;
 pub mod redis_bus;
 pub mod server;
 pub mod sse;
@@ -74,19 +82,26 @@ pub fn app(
     let api = openapi;
     pages::routes(contract::routes(state.clone(), config.clone()))
         .at("/asyncapi.yaml", get(contract_yaml))
+        // `/docs/` too: links and habits add the slash.
         .at("/docs", get(docs))
+        .at("/docs/", get(docs))
         .at("/health", get(health::health))
         .at("/metrics", get(metrics::metrics))
         .nest_no_strip(
             "/api",
-            api::json_errors(api).with(body_limit::BodyLimit::new(
-                body_limit::API_BODY_LIMIT,
-                config.header_timeout,
-            )),
+            api::json_errors(api)
+                .with(body_limit::BodyLimit::new(
+                    body_limit::API_BODY_LIMIT,
+                    config.header_timeout,
+                ))
+                .with(cors::cors(&policy)),
         )
         .at("/api/openapi.json", api_spec)
         .nest("/api/docs", api_docs)
-        .at("/sse/v1/alert", get(sse::alert_stream))
+        .at(
+            "/sse/v1/alert",
+            get(sse::alert_stream).with(cors::cors(&policy)),
+        )
         .data(state)
         .data(config)
         .with(http::Gate::new(policy).counting(state_metrics))

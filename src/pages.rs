@@ -1,6 +1,6 @@
 //! The browser pages (WIRE.md, "Pages"): `/`, `/websocket/echo`, `/websocket/alert`,
-//! `/websocket/chat`, their scripts and style under `/static/`, and the contract as a download
-//! at `/websocket/docs/schema/manual`.
+//! `/websocket/chat`, `/sse/alert` (the alerts over Server-Sent Events), their scripts and
+//! style under `/static/`, and the contract as a download at `/websocket/docs/schema/manual`.
 //!
 //! Every file is embedded in the binary (`pages/`), so the pages work offline and a release is
 //! one file. The pages hold no credentials: the alert and chat pages ask for a user name and
@@ -22,6 +22,7 @@ const INDEX: &str = include_str!("../pages/index.html");
 const ECHO: &str = include_str!("../pages/echo.html");
 const ALERT: &str = include_str!("../pages/alert.html");
 const CHAT: &str = include_str!("../pages/chat.html");
+const SSE_ALERT: &str = include_str!("../pages/sse-alert.html");
 
 /// The static files under `/static/`: (name, content type, content).
 const STATIC: &[(&str, &str, &str)] = &[
@@ -50,6 +51,11 @@ const STATIC: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../pages/chat.js"),
     ),
+    (
+        "sse-alert.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../pages/sse-alert.js"),
+    ),
 ];
 
 /// The pages' routes, to be merged into the service's route tree.
@@ -59,6 +65,7 @@ pub fn routes(route: Route) -> Route {
         .at("/websocket/echo", get(page(ECHO)))
         .at("/websocket/alert", get(page(ALERT)))
         .at("/websocket/chat", get(page(CHAT)))
+        .at("/sse/alert", get(page(SSE_ALERT)))
         .at("/websocket/docs/schema/manual", get(schema_download))
         // Browsers ask for /favicon.ico on every page without a declared icon (Swagger UI).
         .at("/favicon.svg", get(favicon))
@@ -98,7 +105,8 @@ async fn index(app: Data<&Arc<App>>) -> Response {
                 format!(
                     "          <tr><td><a href=\"/websocket/alert?city_uuid={uuid}\">{name}</a></td>\
                      <td>{country}</td><td><code>{uuid}</code></td>\
-                     <td><a href=\"/websocket/chat?city_uuid={uuid}\">chat</a></td></tr>",
+                     <td><a href=\"/websocket/chat?city_uuid={uuid}\">chat</a> \
+                     <a href=\"/sse/alert?city_uuid={uuid}\">alerts over SSE</a></td></tr>",
                     name = escape(&city.name),
                     country = escape(&city.country),
                 )

@@ -108,6 +108,17 @@ impl Served {
         env: &[(&str, &str)],
         data_dir: Option<&Path>,
     ) -> Served {
+        Served::start_on(free_port(), extra, password, env, data_dir).await
+    }
+
+    /// [`Served::start_full`] on a given port (for settings that name the server's own origin).
+    pub async fn start_on(
+        port: u16,
+        extra: &[&str],
+        password: &str,
+        env: &[(&str, &str)],
+        data_dir: Option<&Path>,
+    ) -> Served {
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let owned = data_dir.is_none();
         let data_dir = data_dir.map(Path::to_path_buf).unwrap_or_else(|| {
@@ -120,11 +131,6 @@ impl Served {
         if owned {
             let _ = std::fs::remove_dir_all(&data_dir);
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_wfs"))
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .arg("--data-dir")
@@ -178,6 +184,15 @@ impl Served {
             .await
             .expect("the server's store opens")
     }
+}
+
+/// A port nothing listens on (just freed).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Drop for Served {
@@ -315,4 +330,75 @@ async fn a_page_refreshes_its_token_and_asks_to_sign_in_again_when_the_session_e
         &[("WFS_USER", "carol"), ("WFS_PASSWORD", "carol-password")],
     )
     .await;
+}
+
+/// Serves `html` on every path of `listener` (a site on another origin), until dropped.
+fn serve_page(
+    listener: tokio::net::TcpListener,
+    html: &'static str,
+) -> tokio::task::JoinHandle<()> {
+    use tokio::io::AsyncWriteExt;
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                // Read the request head (bounded), then answer and close.
+                let mut head = Vec::new();
+                let mut buffer = [0u8; 1024];
+                let read_head = async {
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match stream.read(&mut buffer).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(read) => head.extend_from_slice(&buffer[..read]),
+                        }
+                    }
+                };
+                if tokio::time::timeout(Duration::from_secs(5), read_head)
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{html}",
+                    html.len()
+                );
+                let _ = stream.write_all(answer.as_bytes()).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    })
+}
+
+#[tokio::test]
+async fn alerts_reach_a_page_on_another_origin_over_sse_and_the_sse_alert_page() {
+    // The old deployment: pages on one port, the stream on another (another origin).
+    let pages = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the pages' port");
+    let pages_base = format!("http://127.0.0.1:{}", pages.local_addr().unwrap().port());
+    let page_server = serve_page(pages, include_str!("../browser/old-sse-alert.html"));
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let origins = format!("{base},{pages_base}");
+    let served =
+        Served::start_on(port, &["--allowed-origins", &origins], PASSWORD, &[], None).await;
+    served
+        .store()
+        .await
+        .create_user("carol", "carol-password", false)
+        .await
+        .expect("carol created");
+    let cairo = wfs::store::city_uuid("Cairo").to_string();
+    let data_dir = served.data_dir.display().to_string();
+    scenario(
+        "sse.mjs",
+        &[&pages_base, &base, &cairo],
+        &[
+            ("WFS_USER", "carol"),
+            ("WFS_PASSWORD", "carol-password"),
+            ("WFS_DATA_DIR", &data_dir),
+        ],
+    )
+    .await;
+    page_server.abort();
 }

@@ -130,3 +130,95 @@ async fn frames_that_are_not_chat_messages_get_an_error_and_the_connection_stays
         other => panic!("expected close 1003, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_member_over_the_rate_limit_is_told_then_closed_with_1008_if_it_goes_on() {
+    // A slow rate, so that no token comes back while the test floods.
+    let server = TestServer::start_with_options(crate::server::Options {
+        chat_limit: Some(wfs::rate::ChatLimit {
+            per_second: 0.1,
+            burst: 5,
+            abuse_after: 20,
+        }),
+        ..Default::default()
+    })
+    .await;
+    let cairo = server.city("Cairo").await.uuid;
+    let mut alice = join(&server, &server.alice, cairo).await;
+    let mut bob = join(&server, &server.bob, cairo).await;
+    for client in [&mut alice, &mut bob] {
+        assert!(matches!(next(client).await, ChatOutbound::ChatWelcome(_)));
+    }
+    // The burst passes; the next message is dropped and the sender told, once.
+    for n in 0..7 {
+        within(
+            "send",
+            alice.send_chat_message(&chat_message(&format!("m{n}"))),
+        )
+        .await
+        .unwrap();
+    }
+    for n in 0..5 {
+        assert_eq!(next_broadcast(&mut alice).await.message, format!("m{n}"));
+    }
+    match next(&mut alice).await {
+        ChatOutbound::Error(error) => assert_eq!(error.code.to_string(), "rate_limited"),
+        other => panic!("expected rate_limited, got {other:?}"),
+    }
+    // Bad frames count too, and are not answered while limited.
+    within("send", alice.raw().send_text("[1]")).await.unwrap();
+    // The others saw only what passed.
+    for n in 0..5 {
+        assert_eq!(next_broadcast(&mut bob).await.message, format!("m{n}"));
+    }
+    // Going on while limited: closed with 1008 and the reason, with nothing else in between.
+    for n in 0..20 {
+        if alice
+            .send_chat_message(&chat_message(&format!("flood {n}")))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    match within("close", alice.recv()).await {
+        Err(ClientError::Closed { code, reason }) => {
+            assert_eq!(
+                (code, reason.as_str()),
+                (1008, "Too many messages: slow down.")
+            )
+        }
+        other => panic!("expected close 1008, got {other:?}"),
+    }
+    // Bob, within his own limit, is unaffected.
+    within(
+        "send",
+        bob.send_chat_message(&chat_message("bob still here")),
+    )
+    .await
+    .unwrap();
+    assert_eq!(next_broadcast(&mut bob).await.message, "bob still here");
+}
+
+#[tokio::test]
+async fn the_default_rate_limit_lets_a_person_type() {
+    let server = TestServer::start().await;
+    let cairo = server.city("Cairo").await.uuid;
+    let mut alice = join(&server, &server.alice, cairo).await;
+    assert!(matches!(
+        next(&mut alice).await,
+        ChatOutbound::ChatWelcome(_)
+    ));
+    // Twenty at once (a paste, a burst) all pass.
+    for n in 0..20 {
+        within(
+            "send",
+            alice.send_chat_message(&chat_message(&format!("m{n}"))),
+        )
+        .await
+        .unwrap();
+    }
+    for n in 0..20 {
+        assert_eq!(next_broadcast(&mut alice).await.message, format!("m{n}"));
+    }
+}

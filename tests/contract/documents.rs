@@ -17,9 +17,15 @@ async fn the_contract_is_served_as_written() {
 #[tokio::test]
 async fn the_html_docs_are_served() {
     let server = TestServer::start().await;
-    let (status, content_type, body) = http(&server, "GET", "/docs", &[], None).await;
-    assert_eq!(status, 200);
-    assert!(content_type.starts_with("text/html"), "{content_type}");
-    assert!(body.contains("Weather Forecast Service WebSocket API"));
-    assert!(body.contains("/ws/v1/chat"));
+    // With or without the trailing slash.
+    for path in ["/docs", "/docs/"] {
+        let (status, content_type, body) = http(&server, "GET", path, &[], None).await;
+        assert_eq!(status, 200, "{path}");
+        assert!(
+            content_type.starts_with("text/html"),
+            "{path}: {content_type}"
+        );
+        assert!(body.contains("Weather Forecast Service WebSocket API"));
+        assert!(body.contains("/ws/v1/chat"));
+    }
 }

@@ -1,4 +1,5 @@
-//! Echo (`/ws/v1/echo`): what a client sends comes back; what the contract forbids is refused.
+//! Echo (`/ws/v1/echo`): any JSON value a client sends comes back unchanged; only a frame that
+//! is not JSON is refused (1003).
 
 use wfs::contract::echo::{EchoClient, EchoOutbound, EchoParams};
 use wfs::contract::types::EchoMessage;
@@ -55,23 +56,67 @@ async fn a_frame_that_is_not_json_is_closed_with_1003() {
 }
 
 #[tokio::test]
-async fn a_message_without_its_required_field_is_closed_with_1007() {
+async fn any_json_value_comes_back_unchanged() {
     let server = TestServer::start().await;
     let mut client = connect(&server).await;
+    // WIRE.md: an object, a string, an array, a number, `null`: whatever was sent.
+    for sent in [
+        r#""Hello WebSocket!""#,
+        r#"["a",1,null,{"b":true}]"#,
+        "42",
+        "-1.5",
+        "null",
+        "true",
+        "{}",
+        r#"{"foo":1}"#,
+        r#"{"text":"no message field","z":1,"a":2}"#,
+        r#""Zürich ☔""#,
+    ] {
+        within("send", client.raw().send_text(sent))
+            .await
+            .expect("send");
+        let text = within("reply", client.raw().recv_text())
+            .await
+            .unwrap_or_else(|error| panic!("{sent}: {error:?}"));
+        assert_eq!(text, sent);
+    }
+    // Through the typed client too: the contract says any JSON value.
+    let value: EchoMessage = serde_json::from_value(serde_json::json!(["typed", 2])).unwrap();
+    within("send", client.send_echo(&value))
+        .await
+        .expect("send");
+    let EchoOutbound::Echo(reply) = within("reply", client.recv())
+        .await
+        .expect("a reply matching the contract");
+    assert_eq!(reply, value);
+}
+
+/// The old service's own echo test, as it was written: it sends a JSON-encoded string
+/// (`json.dumps("...")`) and expects the same string back.
+#[tokio::test]
+async fn the_old_services_echo_test_passes() {
+    let server = TestServer::start().await;
+    let (mut socket, _) = within(
+        "connect",
+        wfs_runtime::tokio_tungstenite::connect_async(format!("{}/ws/v1/echo", server.base_url)),
+    )
+    .await
+    .expect("echo handshake");
+    use futures_util::{SinkExt, StreamExt};
+    let sent = serde_json::to_string("Hello from the old test!").unwrap();
     within(
         "send",
-        client.raw().send_text(r#"{"text": "no message field"}"#),
+        socket.send(wfs_runtime::tokio_tungstenite::tungstenite::Message::text(
+            sent.clone(),
+        )),
     )
     .await
     .expect("send");
-    match within("close", client.recv()).await {
-        Err(ClientError::Closed { code, reason }) => {
-            assert_eq!(code, 1007);
-            assert!(
-                reason.contains("message"),
-                "reason names the problem: {reason}"
-            );
-        }
-        other => panic!("expected close 1007, got {other:?}"),
-    }
+    let reply = within("reply", socket.next())
+        .await
+        .expect("a reply")
+        .expect("not an error");
+    let text = reply.into_text().expect("a text frame");
+    let value: String = serde_json::from_str(text.as_str()).expect("a JSON string");
+    assert_eq!(value, "Hello from the old test!");
 }

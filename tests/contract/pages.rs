@@ -19,6 +19,11 @@ async fn every_page_has_its_wire_title_and_no_credentials() {
             "/websocket/chat".to_owned(),
             "Weather Forecast Service Chat",
         ),
+        // The old service's alert page over Server-Sent Events.
+        (
+            format!("/sse/alert?city_uuid={cairo}"),
+            "Weather Forecast Service Alert",
+        ),
     ] {
         let (status, content_type, body) = http(&server, "GET", &path, &[], None).await;
         assert_eq!(status, 200, "{path}");
@@ -35,7 +40,7 @@ async fn every_page_has_its_wire_title_and_no_credentials() {
             "{path} names a user"
         );
     }
-    for script in ["wfs.js", "echo.js", "alert.js", "chat.js"] {
+    for script in ["wfs.js", "echo.js", "alert.js", "chat.js", "sse-alert.js"] {
         let (status, content_type, body) =
             http(&server, "GET", &format!("/static/{script}"), &[], None).await;
         assert_eq!(status, 200, "{script}");
@@ -77,6 +82,10 @@ async fn the_index_links_each_city_and_the_documents() {
                 "<a href=\"/websocket/alert?city_uuid={uuid}\">{city}</a>"
             )),
             "no alert link for {city}"
+        );
+        assert!(
+            body.contains(&format!("<a href=\"/sse/alert?city_uuid={uuid}\">")),
+            "no SSE alert link for {city}"
         );
     }
     for link in ["/docs", "/api/docs/", "/asyncapi.yaml"] {

@@ -50,6 +50,10 @@ pub struct Options {
     pub redis_url: Option<String>,
     /// Use this database (another instance's) instead of a new one.
     pub database_url: Option<String>,
+    /// Allowed hosts and origins other than the defaults (`AccessPolicy::local`).
+    pub policy: Option<AccessPolicy>,
+    /// A chat rate limit other than the default.
+    pub chat_limit: Option<wfs::rate::ChatLimit>,
 }
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -93,6 +97,8 @@ impl TestServer {
             shared_data_dir,
             redis_url,
             database_url,
+            policy,
+            chat_limit,
         } = options;
         let owns_data_dir = shared_data_dir.is_none();
         let data_dir = shared_data_dir.unwrap_or_else(|| {
@@ -140,7 +146,9 @@ impl TestServer {
         let secret = Jwt::load_or_create_secret(&data_dir, None).expect("JWT secret");
         let jwt = Jwt::new(secret, Duration::from_secs(600), Duration::from_secs(3600))
             .expect("a JWT key");
-        let mut app = wfs::App::new(store, jwt.clone()).with_history(history);
+        let mut app = wfs::App::new(store, jwt.clone())
+            .with_history(history)
+            .with_chat_limit(chat_limit.unwrap_or_default());
         if let Some(redis_url) = redis_url {
             let bus =
                 wfs::redis_bus::RedisBus::start(&redis_url, app.hub.clone(), app.store.clone())
@@ -159,7 +167,7 @@ impl TestServer {
             listener,
             app.clone(),
             config.clone(),
-            AccessPolicy::local(address.port(), false),
+            policy.unwrap_or_else(|| AccessPolicy::local(address.port(), false)),
             async move {
                 let _ = stop_signal.await;
             },
