@@ -475,11 +475,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             tracing::info!(%metrics_address, "metrics on http://{metrics_address}/metrics");
             // Before the main port serves anything: it must never answer /metrics meanwhile.
             app.metrics.serve_separately();
-            Some(tokio::spawn(crate::serve_metrics(
-                listener,
-                app.clone(),
-                std::future::pending(),
-            )))
+            let (app, config) = (app.clone(), config.clone());
+            Some(tokio::spawn(async move {
+                crate::serve_metrics(listener, app, &config, std::future::pending()).await
+            }))
         }
         None => {
             tracing::info!("metrics on {http}://{address}/metrics");

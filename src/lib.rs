@@ -35,8 +35,8 @@ pub mod body_limit;
 pub mod chat;
 pub mod cli;
 pub mod client_addr;
-pub mod connections;
 pub mod connect;
+pub mod connections;
 pub mod contract;
 pub mod cors;
 pub mod data_dir;
@@ -109,18 +109,19 @@ pub fn app(
 
 /// Serves only `/metrics` on `listener` (`--metrics-listen`) until `shutdown` resolves. No
 /// Host check: this listener is meant for the monitoring network, which scrapes by address.
+/// It runs on the same accept loop as the main port, with `config`'s timeouts and caps.
 pub async fn serve_metrics(
     listener: tokio::net::TcpListener,
     state: Arc<App>,
+    config: &wfs_runtime::Config,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     state.metrics.serve_separately();
     let route = poem::Route::new()
         .at("/metrics", get(metrics::metrics_only))
         .data(state);
-    Server::new_with_acceptor(TcpAcceptor::from_tokio(listener)?)
-        .run_with_graceful_shutdown(route, shutdown, Some(std::time::Duration::from_secs(1)))
-        .await
+    let limits = server::Limits::from_config(config);
+    server::run(TcpAcceptor::from_tokio(listener)?, route, limits, shutdown).await
 }
 
 #[handler]
