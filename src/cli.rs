@@ -404,16 +404,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let address = listener
         .local_addr()
         .context("the listener has no address")?;
-    // Only once the address is ours: a password printed by a start that then fails is lost.
-    let admin_password = std::env::var("WFS_ADMIN_PASSWORD")
-        .ok()
-        .filter(|p| !p.is_empty());
-    crate::accounts::admin_on_start(&store, admin_password.as_deref()).await?;
-    let mut policy = AccessPolicy::local(address.port(), tls)
-        .replacing(args.allowed_hosts, args.allowed_origins);
-    if let Some(public) = &public_url {
-        policy = policy.allowing(public.allowed_host(), public.allowed_origin());
-    }
+    // Both ports are bound before anything else happens: once a client reaches the main
+    // port, the metrics port answers too.
     let metrics_listener = match &args.metrics_listen {
         Some(metrics_address) => Some(
             tokio::net::TcpListener::bind(metrics_address)
@@ -424,6 +416,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         ),
         None => None,
     };
+    // Only once the address is ours: a password printed by a start that then fails is lost.
+    let admin_password = std::env::var("WFS_ADMIN_PASSWORD")
+        .ok()
+        .filter(|p| !p.is_empty());
+    crate::accounts::admin_on_start(&store, admin_password.as_deref()).await?;
+    let mut policy = AccessPolicy::local(address.port(), tls)
+        .replacing(args.allowed_hosts, args.allowed_origins);
+    if let Some(public) = &public_url {
+        policy = policy.allowing(public.allowed_host(), public.allowed_origin());
+    }
     let mut config = wfs_runtime::Config::default();
     config.max_message_size = args.max_message_size;
     config.max_frame_size = args.max_message_size;

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use poem::Request;
 use wfs_runtime::observe::{Closed, Observer, Refusal, Watch};
 
+use crate::client_addr::{TrustedProxies, client_ip};
 use crate::metrics::Metrics;
 
 /// The channel a request path addresses: `/ws/v1/chat` -> `chat`, `/sse/v1/alert` -> `alert`.
@@ -19,12 +20,14 @@ pub fn channel_of(path: &str) -> &str {
         .unwrap_or(path)
 }
 
-/// The client's address as logged: the TCP peer (`127.0.0.1:50312`).
-pub fn client_of(request: &Request) -> String {
+/// The client's address as logged: the TCP peer (`127.0.0.1:50312`), or the address a trusted
+/// proxy names in `X-Forwarded-For` (`203.0.113.7`, see [`crate::client_addr`]).
+pub fn client_of(request: &Request, trusted: &TrustedProxies) -> String {
     let remote = request.remote_addr();
-    match remote.as_socket_addr() {
-        Some(address) => address.to_string(),
-        None => remote.to_string(),
+    match (remote.as_socket_addr(), client_ip(request, trusted)) {
+        (Some(peer), Some(client)) if peer.ip().to_canonical() != client => client.to_string(),
+        (Some(peer), _) => peer.to_string(),
+        (None, _) => remote.to_string(),
     }
 }
 
@@ -32,11 +35,15 @@ pub fn client_of(request: &Request) -> String {
 #[derive(Debug)]
 pub struct SocketObserver {
     metrics: Arc<Metrics>,
+    trusted_proxies: TrustedProxies,
 }
 
 impl SocketObserver {
-    pub fn new(metrics: Arc<Metrics>) -> SocketObserver {
-        SocketObserver { metrics }
+    pub fn new(metrics: Arc<Metrics>, trusted_proxies: TrustedProxies) -> SocketObserver {
+        SocketObserver {
+            metrics,
+            trusted_proxies,
+        }
     }
 }
 
@@ -46,7 +53,7 @@ impl Observer for SocketObserver {
         Watch {
             counters: self.metrics.socket_counters(channel),
             channel: Arc::from(channel),
-            client: client_of(request),
+            client: client_of(request, &self.trusted_proxies),
         }
     }
 

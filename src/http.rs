@@ -168,6 +168,7 @@ fn strip_port(host: &str) -> &str {
 pub struct Gate {
     policy: Arc<AccessPolicy>,
     metrics: Option<Arc<crate::metrics::Metrics>>,
+    trusted_proxies: Arc<crate::client_addr::TrustedProxies>,
 }
 
 impl Gate {
@@ -175,7 +176,14 @@ impl Gate {
         Gate {
             policy: Arc::new(policy),
             metrics: None,
+            trusted_proxies: Arc::default(),
         }
+    }
+
+    /// This gate, logging the client a trusted proxy names rather than the proxy itself.
+    pub fn trusting(mut self, proxies: crate::client_addr::TrustedProxies) -> Gate {
+        self.trusted_proxies = Arc::new(proxies);
+        self
     }
 
     /// This gate, counting the handshakes it refuses in `metrics`.
@@ -198,6 +206,7 @@ impl<E: Endpoint> Middleware<E> for Gate {
             inner,
             policy: self.policy.clone(),
             metrics: self.metrics.clone(),
+            trusted_proxies: self.trusted_proxies.clone(),
         }
     }
 }
@@ -206,6 +215,7 @@ pub struct GateEndpoint<E> {
     inner: E,
     policy: Arc<AccessPolicy>,
     metrics: Option<Arc<crate::metrics::Metrics>>,
+    trusted_proxies: Arc<crate::client_addr::TrustedProxies>,
 }
 
 impl<E: Endpoint> Endpoint for GateEndpoint<E> {
@@ -215,7 +225,7 @@ impl<E: Endpoint> Endpoint for GateEndpoint<E> {
         // The access log names the path only: query strings carry `access_token`.
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
-        let client = crate::connections::client_of(&request);
+        let client = crate::connections::client_of(&request, &self.trusted_proxies);
         let started = std::time::Instant::now();
         let response = self.gate(request).await;
         let status = match &response {

@@ -77,6 +77,7 @@ pub fn app(
     policy: http::AccessPolicy,
 ) -> impl poem::Endpoint {
     let state_metrics = state.metrics.clone();
+    let trusted_proxies = state.trusted_proxies.clone();
     let openapi = api::service();
     let (api_spec, api_docs) = (openapi.spec_endpoint(), openapi.swagger_ui());
     let api = openapi;
@@ -104,7 +105,11 @@ pub fn app(
         )
         .data(state)
         .data(config)
-        .with(http::Gate::new(policy).counting(state_metrics))
+        .with(
+            http::Gate::new(policy)
+                .counting(state_metrics)
+                .trusting(trusted_proxies),
+        )
 }
 
 /// Serves only `/metrics` on `listener` (`--metrics-listen`) until `shutdown` resolves. No
@@ -172,6 +177,7 @@ async fn serve_on(
     // The first server of a process wins; tests that share a config keep the first's counts.
     config.observe(Arc::new(connections::SocketObserver::new(
         state.metrics.clone(),
+        state.trusted_proxies.clone(),
     )));
     let sockets = config.clone();
     let shutdown = async move {

@@ -7,7 +7,7 @@ use wfs::contract::echo::{EchoClient, EchoOutbound};
 use wfs::contract::types::EchoMessage;
 use wfs_runtime::client::request;
 
-use crate::process::{RunningWfs, free_port, get};
+use crate::process::{RunningWfs, free_port, get, get_from};
 use crate::server::within;
 
 #[tokio::test]
@@ -91,6 +91,45 @@ async fn logs_carry_version_duration_client_and_each_close_once_without_colour()
     ] {
         assert!(closes[0].contains(field), "`{field}` in {}", closes[0]);
     }
+}
+
+#[tokio::test]
+async fn the_access_log_names_the_client_a_trusted_proxy_reports_and_no_other() {
+    let server = RunningWfs::start(&["--trusted-proxies", "127.0.0.2"]).await;
+    server.wait_for("serving", 1).await;
+    // From 127.0.0.1, not a trusted proxy: its X-Forwarded-For is the client's own claim.
+    let forged = [("x-forwarded-for", "198.51.100.9")];
+    let (status, _) = get(server.port, "/api/v1/cities", "127.0.0.1", &forged).await;
+    assert_eq!(status, 200);
+    let logs = server.wait_for("path=/api/v1/cities", 1).await;
+    let line = logs
+        .lines()
+        .find(|line| line.contains("path=/api/v1/cities"))
+        .unwrap();
+    assert!(line.contains("client=127.0.0.1:"), "the peer: {line}");
+    assert!(!line.contains("198.51.100.9"), "a forged address: {line}");
+
+    // From 127.0.0.2, the trusted proxy: the address it names is the client.
+    let (status, _) = get_from(
+        [127, 0, 0, 2],
+        server.port,
+        "/asyncapi.yaml",
+        "127.0.0.1",
+        &[("x-forwarded-for", "203.0.113.7")],
+    )
+    .await;
+    assert_eq!(status, 200);
+    let logs = server.wait_for("path=/health", 1).await;
+    let line = logs
+        .lines()
+        .find(|line| line.contains("path=/health"))
+        .unwrap();
+    assert!(
+        line.contains("client=203.0.113.7"),
+        "the proxy's client: {line}"
+    );
+    let (status, logs) = server.stop().await;
+    assert!(status.success(), "{logs}");
 }
 
 #[tokio::test]

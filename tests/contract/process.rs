@@ -135,13 +135,25 @@ impl Drop for RunningWfs {
 
 /// A plain HTTP/1.1 GET to `127.0.0.1:port` with a `Host` header: (status, body).
 pub async fn get(port: u16, path: &str, host: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    get_from([127, 0, 0, 1], port, path, host, headers).await
+}
+
+/// [`get`] from the loopback address `source` (any of 127.0.0.0/8), as another client would.
+pub async fn get_from(
+    source: [u8; 4],
+    port: u16,
+    path: &str,
+    host: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = within(
-        "connect",
-        tokio::net::TcpStream::connect(("127.0.0.1", port)),
-    )
-    .await
-    .expect("connect");
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket
+        .bind((std::net::Ipv4Addr::from(source), 0).into())
+        .expect("bind the source address");
+    let mut stream = within("connect", socket.connect(([127, 0, 0, 1], port).into()))
+        .await
+        .expect("connect");
     let mut request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
     for (name, value) in headers {
         request.push_str(&format!("{name}: {value}\r\n"));
