@@ -119,10 +119,10 @@ async fn the_access_log_names_the_client_a_trusted_proxy_reports_and_no_other() 
     )
     .await;
     assert_eq!(status, 200);
-    let logs = server.wait_for("path=/health", 1).await;
+    let logs = server.wait_for("path=/asyncapi.yaml", 1).await;
     let line = logs
         .lines()
-        .find(|line| line.contains("path=/health"))
+        .find(|line| line.contains("path=/asyncapi.yaml"))
         .unwrap();
     assert!(
         line.contains("client=203.0.113.7"),
