@@ -11,7 +11,7 @@ use wfs::contract::chat::ChatClient;
 use wfs::contract::echo::{EchoClient, EchoParams};
 use wfs_runtime::client::{ClientError, request};
 
-use crate::server::{TestServer, http, within};
+use crate::server::{TestServer, exchange, http, within};
 
 async fn alert_with_query(
     server: &TestServer,
@@ -293,26 +293,12 @@ async fn an_upper_case_uuid_subscribes_to_the_same_city_as_the_publisher() {
 /// Sends `head` (request line and headers, without the blank line) on a fresh connection and
 /// reads the whole answer: (status, body).
 async fn raw_request(server: &TestServer, head: &str) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = within("connect", tokio::net::TcpStream::connect(server.address))
+    let stream = within("connect", tokio::net::TcpStream::connect(server.address))
         .await
         .expect("connect");
-    let request = format!("{head}\r\nConnection: close\r\n\r\n");
-    within("write", stream.write_all(request.as_bytes()))
-        .await
-        .expect("write");
-    let mut response = Vec::new();
-    within("read", stream.read_to_end(&mut response))
-        .await
-        .expect("read");
-    let response = String::from_utf8_lossy(&response).into_owned();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|status| status.parse().ok())
-        .unwrap_or(0);
-    (status, format!("{head}\r\n\r\n{body}"))
+    let response = exchange(stream, &format!("{head}\r\nConnection: close\r\n\r\n")).await;
+    let whole = format!("{}\r\n\r\n{}", response.head, response.body);
+    (response.status, whole)
 }
 
 #[tokio::test]

@@ -8,9 +8,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-use crate::server::within;
+use crate::server::{exchange, within};
 
 const ADMIN_PASSWORD: &str = "login-limits-admin-password";
 
@@ -122,33 +120,17 @@ impl Serve {
         }
         request.push_str("\r\n");
         request.push_str(&body);
-        let mut stream = within(
+        let stream = within(
             "connect",
             tokio::net::TcpStream::connect(("127.0.0.1", self.port)),
         )
         .await
         .expect("connect");
-        within("write", stream.write_all(request.as_bytes()))
-            .await
-            .expect("write");
-        let mut response = Vec::new();
-        within("read", stream.read_to_end(&mut response))
-            .await
-            .expect("read");
-        let response = String::from_utf8_lossy(&response).into_owned();
-        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-        let status = head
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let retry_after = head.lines().find_map(|line| {
-            let (name, value) = line.split_once(':')?;
-            name.eq_ignore_ascii_case("retry-after")
-                .then(|| value.trim().parse().ok())
-                .flatten()
-        });
-        (status, retry_after, body.to_owned())
+        let response = exchange(stream, &request).await;
+        let retry_after = response
+            .header("retry-after")
+            .and_then(|value| value.parse().ok());
+        (response.status, retry_after, response.body)
     }
 
     fn output(&self) -> String {

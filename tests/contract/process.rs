@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::server::within;
+use crate::server::{exchange, within};
 
 /// A free port on 127.0.0.1 (bound, then released for the server to take).
 pub fn free_port() -> u16 {
@@ -146,12 +146,11 @@ pub async fn get_from(
     host: &str,
     headers: &[(&str, &str)],
 ) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
     socket
         .bind((std::net::Ipv4Addr::from(source), 0).into())
         .expect("bind the source address");
-    let mut stream = within("connect", socket.connect(([127, 0, 0, 1], port).into()))
+    let stream = within("connect", socket.connect(([127, 0, 0, 1], port).into()))
         .await
         .expect("connect");
     let mut request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
@@ -159,19 +158,6 @@ pub async fn get_from(
         request.push_str(&format!("{name}: {value}\r\n"));
     }
     request.push_str("\r\n");
-    within("write", stream.write_all(request.as_bytes()))
-        .await
-        .expect("write");
-    let mut response = Vec::new();
-    within("read", stream.read_to_end(&mut response))
-        .await
-        .expect("read");
-    let response = String::from_utf8_lossy(&response).into_owned();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, body.to_owned())
+    let response = exchange(stream, &request).await;
+    (response.status, response.body)
 }

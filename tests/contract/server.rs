@@ -273,8 +273,7 @@ pub async fn http(
     headers: &[(&str, &str)],
     body: Option<&str>,
 ) -> (u16, String, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = within("connect", tokio::net::TcpStream::connect(server.address))
+    let stream = within("connect", tokio::net::TcpStream::connect(server.address))
         .await
         .expect("connect");
     let mut request = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
@@ -295,6 +294,42 @@ pub async fn http(
     }
     request.push_str("\r\n");
     request.push_str(body.unwrap_or_default());
+    let response = exchange(stream, &request).await;
+    let content_type = response.header("content-type").unwrap_or_default();
+    let body = if response
+        .header("transfer-encoding")
+        .is_some_and(|coding| coding.eq_ignore_ascii_case("chunked"))
+    {
+        dechunk(&response.body)
+    } else {
+        response.body
+    };
+    (response.status, content_type, body)
+}
+
+/// What [`exchange`] read: the status, the head (status line and headers) and the body.
+pub struct RawResponse {
+    pub status: u16,
+    pub head: String,
+    pub body: String,
+}
+
+impl RawResponse {
+    /// The first header called `name` (any case), trimmed.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().skip(1).find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| value.trim().to_owned())
+        })
+    }
+}
+
+/// Writes `request` (a whole HTTP/1.1 request, `Connection: close`) on `stream` and reads the
+/// answer to its end; every step is bounded by [`within`].
+pub async fn exchange(mut stream: tokio::net::TcpStream, request: &str) -> RawResponse {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     within("write", stream.write_all(request.as_bytes()))
         .await
         .expect("write");
@@ -307,25 +342,13 @@ pub async fn http(
     let status = head
         .split(' ')
         .nth(1)
-        .and_then(|s| s.parse().ok())
+        .and_then(|status| status.parse().ok())
         .unwrap_or(0);
-    let content_type = head
-        .lines()
-        .find_map(|line| {
-            line.to_ascii_lowercase()
-                .strip_prefix("content-type: ")
-                .map(str::to_owned)
-        })
-        .unwrap_or_default();
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(body)
-    } else {
-        body.to_owned()
-    };
-    (status, content_type, body)
+    RawResponse {
+        status,
+        head: head.to_owned(),
+        body: body.to_owned(),
+    }
 }
 
 fn dechunk(body: &str) -> String {
