@@ -8,6 +8,8 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::io::AsyncReadExt;
+
 use crate::server::{exchange, within};
 
 const ADMIN_PASSWORD: &str = "login-limits-admin-password";
