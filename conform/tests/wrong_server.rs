@@ -23,6 +23,7 @@ use wfs_codegen::Contract;
 struct Wrongs {
     undeclared_push: bool,
     answer_without_req_id: bool,
+    answer_with_other_req_id: bool,
     accepts_bad_city: bool,
     drops_on_garbage: bool,
 }
@@ -104,7 +105,9 @@ async fn session(stream: TcpStream, wrongs: Wrongs) {
             && value["text"].as_str().is_some_and(|text| !text.is_empty());
         if is_question {
             let mut answer = json!({"type": "answer", "text": "Yes."});
-            if !wrongs.answer_without_req_id {
+            if wrongs.answer_with_other_req_id {
+                answer["req_id"] = json!("someone-else");
+            } else if !wrongs.answer_without_req_id {
                 answer["req_id"] = value["req_id"].clone();
             }
             let _ = sink.send(Message::text(answer.to_string())).await;
@@ -173,6 +176,7 @@ async fn each_mistake_is_found_and_named() {
         answer_without_req_id: true,
         accepts_bad_city: true,
         drops_on_garbage: true,
+        ..Wrongs::default()
     };
     let report = conform(city_feed(wrongs).await, |_| {}).await;
     let why = failed(&report, Kind::Push, "surprise");
@@ -208,7 +212,7 @@ async fn each_mistake_is_found_and_named() {
 
 #[tokio::test]
 async fn each_mistake_alone_is_the_only_violation() {
-    let cases: [(Wrongs, Kind); 4] = [
+    let cases: [(Wrongs, Kind); 5] = [
         (
             Wrongs {
                 undeclared_push: true,
@@ -219,6 +223,13 @@ async fn each_mistake_alone_is_the_only_violation() {
         (
             Wrongs {
                 answer_without_req_id: true,
+                ..Wrongs::default()
+            },
+            Kind::Reply,
+        ),
+        (
+            Wrongs {
+                answer_with_other_req_id: true,
                 ..Wrongs::default()
             },
             Kind::Reply,
@@ -250,6 +261,22 @@ async fn each_mistake_alone_is_the_only_violation() {
 }
 
 #[tokio::test]
+async fn an_answer_to_someone_else_is_not_the_reply() {
+    let wrongs = Wrongs {
+        answer_with_other_req_id: true,
+        ..Wrongs::default()
+    };
+    let report = conform(city_feed(wrongs).await, |_| {}).await;
+    let why = failed(&report, Kind::Reply, "ask example 1");
+    assert!(
+        why.contains(
+            "no reply within 1s; replies came with other correlation ids (\"someone-else\")"
+        ),
+        "{why}"
+    );
+}
+
+#[tokio::test]
 async fn refusal_rules_and_triggers_are_held_to() {
     let address = city_feed(Wrongs::default()).await;
     let contract = contract();
@@ -277,7 +304,10 @@ async fn refusal_rules_and_triggers_are_held_to() {
     })
     .await;
     let why = failed(&report, Kind::Handshake, "valid parameters");
-    assert!(why.contains("refused with HTTP 400 `bad city_uuid`"), "{why}");
+    assert!(
+        why.contains("refused with HTTP 400 `bad city_uuid`"),
+        "{why}"
+    );
 
     // A command whose text before `=` is no send operation is one whole command.
     assert_eq!(
