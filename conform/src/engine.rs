@@ -306,6 +306,13 @@ pub async fn run(contract: &Contract, options: &Options) -> Report {
             .flat_map(|seen| &seen.matches)
             .map(|&matched| endpoint.outbound[matched].operation.as_str())
             .collect();
+        // Probe connections count for what was seen (an error answering a probe is one).
+        let seen_anywhere: BTreeSet<&str> = seen
+            .iter()
+            .filter(|seen| seen.endpoint == index)
+            .flat_map(|seen| &seen.matches)
+            .map(|&matched| endpoint.outbound[matched].operation.as_str())
+            .collect();
         if undeclared.is_empty() {
             report.push(
                 &endpoint.name,
@@ -321,7 +328,9 @@ pub async fn run(contract: &Contract, options: &Options) -> Report {
         let unseen: BTreeSet<&str> = endpoint
             .outbound
             .iter()
-            .filter(|outbound| outbound.pushed && !operations.contains(outbound.operation.as_str()))
+            .filter(|outbound| {
+                outbound.pushed && !seen_anywhere.contains(outbound.operation.as_str())
+            })
             .map(|outbound| outbound.operation.as_str())
             .collect();
         if !unseen.is_empty() {
@@ -332,6 +341,7 @@ pub async fn run(contract: &Contract, options: &Options) -> Report {
             ));
         }
     }
+    hide_token(&mut report, options);
     report.elapsed = started.elapsed();
     report
 }
@@ -542,22 +552,19 @@ async fn open_checked(
                 None,
                 Outcome::Failed(format!(
                     "{}: accepted, then closed with {code} `{reason}`",
-                    redact(&handshake.url, options)
+                    handshake.url
                 )),
             ),
             None => (
                 Some(conn),
-                Outcome::Passed(format!(
-                    "{}: upgraded and kept open",
-                    redact(&handshake.url, options)
-                )),
+                Outcome::Passed(format!("{}: upgraded and kept open", handshake.url)),
             ),
         },
         Opened::Refused { status, body } => (
             None,
             Outcome::Failed(format!(
                 "{}: refused with HTTP {status} `{}`{}",
-                redact(&handshake.url, options),
+                handshake.url,
                 short(&body),
                 if endpoint.token.is_some() && options.token.is_none() {
                     " (the contract names a security scheme: give a token?)"
@@ -566,10 +573,7 @@ async fn open_checked(
                 }
             )),
         ),
-        Opened::Failed(why) => (
-            None,
-            Outcome::Failed(format!("{}: {why}", redact(&handshake.url, options))),
-        ),
+        Opened::Failed(why) => (None, Outcome::Failed(format!("{}: {why}", handshake.url))),
     }
 }
 
@@ -1000,10 +1004,22 @@ fn short(text: &str) -> String {
     }
 }
 
-/// The URL with the token's value hidden, for reports that end up in CI logs.
-fn redact(url: &str, options: &Options) -> String {
-    match &options.token {
-        Some(token) if !token.is_empty() => url.replace(&encode(token), "***"),
-        _ => url.to_owned(),
+/// The token hidden from every check (names carry trigger commands, outcomes carry URLs),
+/// since reports end up in CI logs.
+fn hide_token(report: &mut Report, options: &Options) {
+    let Some(token) = options.token.as_deref().filter(|token| !token.is_empty()) else {
+        return;
+    };
+    let encoded = encode(token);
+    let hide = |text: &mut String| {
+        if text.contains(token) || text.contains(&encoded) {
+            *text = text.replace(token, "***").replace(&encoded, "***");
+        }
+    };
+    for check in &mut report.checks {
+        hide(&mut check.name);
+        match &mut check.outcome {
+            Outcome::Passed(text) | Outcome::Failed(text) | Outcome::Skipped(text) => hide(text),
+        }
     }
 }

@@ -9,6 +9,7 @@ mod api;
 mod browser;
 mod chat;
 mod cli;
+mod conform;
 mod documents;
 mod echo;
 mod fuzz;
