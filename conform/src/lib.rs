@@ -32,13 +32,16 @@
 
 mod engine;
 pub mod mock;
+mod options;
+mod params;
 mod report;
 mod schema;
 mod surface;
 mod wire;
 
-pub use engine::{Options, Refusal, Trigger, run};
+pub use engine::run;
 pub use mock::{Mock, MockOptions, OnInvalid};
+pub use options::{Options, Refusal, Trigger, split_pair};
 pub use report::{Check, Kind, Outcome, Report};
 pub use schema::Problem;
 

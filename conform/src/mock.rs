@@ -35,6 +35,19 @@ pub enum OnInvalid {
     Log,
 }
 
+impl std::str::FromStr for OnInvalid {
+    type Err = String;
+
+    /// `close` or `log` (as `--on-invalid` takes it).
+    fn from_str(text: &str) -> std::result::Result<OnInvalid, String> {
+        match text {
+            "close" => Ok(OnInvalid::Close),
+            "log" => Ok(OnInvalid::Log),
+            other => Err(format!("`{other}`: expected close or log")),
+        }
+    }
+}
+
 /// How to serve.
 #[derive(Debug, Clone)]
 pub struct MockOptions {

@@ -236,6 +236,17 @@ impl Report {
     }
 }
 
+/// `text` cut to 160 characters for reports.
+pub(crate) fn short(text: &str) -> String {
+    if text.chars().count() <= 160 {
+        text.to_owned()
+    } else {
+        let mut cut: String = text.chars().take(160).collect();
+        cut.push('…');
+        cut
+    }
+}
+
 /// Text escaped for XML attributes and content; characters XML 1.0 forbids are dropped.
 fn xml(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
