@@ -333,13 +333,24 @@ async fn connection(
     let channel = endpoint.name.as_str();
     tracing::info!(target: "asyncapi_conform::mock", %peer, channel, "connected");
     let (mut sink, mut stream) = ws.split();
+    // The first pushes right after the upgrade (before anything the client sends is read),
+    // then one round per interval.
     let mut ticker = tokio::time::interval(options.interval);
+    ticker.tick().await;
+    let mut outgoing: Vec<String> = served
+        .pushes
+        .iter()
+        .map(|(_, payload)| payload.to_string())
+        .collect();
     loop {
-        let outgoing: Vec<String> = tokio::select! {
-            _ = ticker.tick() => served.pushes.iter().map(|(operation, payload)| {
-                tracing::info!(target: "asyncapi_conform::mock", %peer, channel, operation = %operation, "out {payload}");
-                payload.to_string()
-            }).collect(),
+        for text in outgoing {
+            tracing::info!(target: "asyncapi_conform::mock", %peer, channel, "out {text}");
+            if sink.send(Message::text(text)).await.is_err() {
+                break;
+            }
+        }
+        outgoing = tokio::select! {
+            _ = ticker.tick() => served.pushes.iter().map(|(_, payload)| payload.to_string()).collect(),
             message = stream.next() => match message {
                 Some(Ok(Message::Text(text))) => {
                     tracing::info!(target: "asyncapi_conform::mock", %peer, channel, "in {}", text.as_str());
@@ -364,11 +375,6 @@ async fn connection(
                 Some(Err(_)) | None => break,
             },
         };
-        for text in outgoing {
-            if sink.send(Message::text(text)).await.is_err() {
-                break;
-            }
-        }
     }
     // Let the closing handshake finish, briefly.
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
