@@ -156,6 +156,28 @@ pub async fn serve(contract: &Contract, options: MockOptions) -> Result<Mock> {
     let addresses = served.iter().map(|s| s.endpoint.address.clone()).collect();
     let served = Arc::new(served);
     for endpoint in served.iter() {
+        let messages = endpoint
+            .endpoint
+            .outbound
+            .iter()
+            .map(|outbound| &outbound.message)
+            .chain(
+                endpoint
+                    .endpoint
+                    .inbound
+                    .iter()
+                    .map(|inbound| &inbound.message),
+            );
+        for message in messages {
+            for (name, problems) in &message.bad_examples {
+                tracing::warn!(
+                    target: "asyncapi_conform::mock",
+                    "example {name} of `{}` does not match its own schema, not used: {}",
+                    message.key,
+                    problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+                );
+            }
+        }
         tracing::info!(
             target: "asyncapi_conform::mock",
             "serving ws://{local_addr}{} ({})",
