@@ -318,3 +318,19 @@ async fn refusal_rules_and_triggers_are_held_to() {
         }
     );
 }
+
+#[tokio::test]
+async fn a_document_with_nothing_to_check_is_a_violation() {
+    let contract = Contract::from_text(
+        "mqtt.yaml",
+        "asyncapi: 3.0.0\ninfo: {title: t, version: '1'}\nservers: {broker: {host: 'h:1883', protocol: mqtt}}\nchannels: {lights: {address: lights/on}}\n",
+    )
+    .expect("loads");
+    let report = asyncapi_conform::run(&contract, &Options::new("ws://127.0.0.1:9")).await;
+    assert_eq!(report.violations(), 1, "{}", report.render_text());
+    assert!(
+        report.notes.iter().any(|note| note.contains("lights")),
+        "{:?}",
+        report.notes
+    );
+}
