@@ -20,7 +20,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use wfs_codegen::{Contract, Diagnostic, Generator, Settings};
 
 pub use check::check;
@@ -143,6 +143,16 @@ pub enum Format {
 
 /// Runs a parsed command line; errors that stop a command are printed here (exit 2).
 pub fn run(cli: Cli) -> ExitCode {
+    // clap's `conflicts_with` misses the pair when one is given before the subcommand and the
+    // other after it (both are global), so the conflict is checked here too.
+    if cli.quiet && cli.verbose {
+        let error = Cli::command().error(
+            clap::error::ErrorKind::ArgumentConflict,
+            "the argument '--quiet' cannot be used with '--verbose'",
+        );
+        let _ = error.print();
+        return ExitCode::from(2);
+    }
     let ui = Ui::new(cli.quiet, cli.verbose);
     let result = match &cli.command {
         Command::Generate { file, out } => generate(file, out.as_deref(), &ui),

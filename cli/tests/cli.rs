@@ -342,6 +342,7 @@ fn usage_errors_exit_2() {
         &["check"],
         &["check", GOOD, "--format", "xml"],
         &["-q", "-v", "check", GOOD],
+        &["-v", "check", GOOD, "-q"],
         &["docs", GOOD, "--check"],
     ] {
         let run = run(args);
