@@ -1274,6 +1274,16 @@ h: [&i 7, !!int 8]
         assert_eq!(map.value_position("/g"), Some(at(7, 29)));
         assert_eq!(map.value_position("/h/0"), Some(at(8, 8)));
         assert_eq!(map.value_position("/h/1"), Some(at(8, 17)));
+        // Keys too, in a flow mapping, where a property ends at a blank.
+        let (value, map) = parse("k: {&q a: 1, !!str 2: b, c: \t3}\n").unwrap();
+        assert_eq!(value["k"], json!({"a": 1, "2": "b", "c": 3}));
+        assert_eq!(map.position("/k/a"), Some(at(1, 8)));
+        assert_eq!(map.position("/k/2"), Some(at(1, 20)));
+        assert_eq!(map.value_position("/k/c"), Some(at(1, 30)));
+        // JSON indented with tabs.
+        let (_, map) = parse("{\n\t\"a\": &x\t1\n}\n").unwrap();
+        assert_eq!(map.position("/a"), Some(at(2, 2)));
+        assert_eq!(map.value_position("/a"), Some(at(2, 10)));
         // Columns count characters, a tab is one, and CRLF ends a line once.
         let (_, map) = parse("é: !!str ü\r\nb: &x\tv\r\nc: &y\r\n  d: 1\r\n").unwrap();
         assert_eq!(map.value_position("/é"), Some(at(1, 10)));
