@@ -5,25 +5,25 @@
 //! of `saphyr-parser` (the maintained successor of yaml-rust2), and a [`SourceMap`] keyed
 //! by JSON pointer keeps every node's position for the checks that run on the value later.
 //!
-//! saphyr gives us the YAML 1.2 scanner and parser: tokens, events, the span of every
+//! saphyr-parser gives us the YAML 1.2 scanner and parser: events with the span of every
 //! node, errors with their position, unknown anchors refused, flow nesting bounded at 255.
-//! Its spanned tree (`MarkedYaml`) is not used, because it loses guarantees kept here by
-//! hand (each checked on saphyr 0.3.4): merge keys (`<<` stays an ordinary key), a depth
-//! bound (10,000 nested `- ` overflow its recursion and abort the process), duplicate keys
-//! named with the first one's line and compared as JSON keys (it accepts `200` beside
-//! `'200'`), keys kept as written (it turns `0x10` into 16), recursive aliases refused
-//! (it leaves a silent bad value), integers up to `u64::MAX` and no infinity or NaN. Its
-//! alias budget (100,000 nodes) belongs to that tree's loader, so the builder here keeps
-//! its own.
-//! Nodes with an anchor or a tag are placed at their content, not at those properties.
+//! saphyr's own spanned tree (`MarkedYaml`, checked on 0.3.4) is not used: it would lose
+//! what this module keeps by hand, namely merge keys (`<<` stays an ordinary key there),
+//! a depth bound (10,000 nested `- ` overflow its recursion and abort the process),
+//! duplicate keys named with the first one's line and compared as JSON keys (it accepts
+//! `200` beside `'200'`), keys kept as written (it turns `0x10` into 16), recursive
+//! aliases refused (it leaves a silent bad value), integers up to `u64::MAX`, and no
+//! infinity or NaN. Its alias budget (100,000 nodes) lives in that tree's loader, so the
+//! bound on alias copies is ours too. Also by hand: the event loop (`Parser::load`
+//! recurses per level), and placing a node with an anchor or a tag at its content rather
+//! than at those properties (see `Source`).
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fmt::{self, Write as _};
 
-use serde_json::{Map, Value};
-use std::borrow::Cow;
-
 use saphyr_parser::{Event, Marker, Parser, ScalarStyle, ScanError, Span, Tag};
+use serde_json::{Map, Value};
 
 /// Deepest nesting of mappings and sequences accepted. saphyr-parser only bounds flow
 /// collections (at 255), and this module and the code that walks the value afterwards
@@ -140,8 +140,9 @@ pub fn parse(text: &str) -> Result<(Value, SourceMap), SyntaxError> {
         source: Source::new(text),
         ..Builder::default()
     };
-    // Pull events one at a time rather than calling `Parser::load`, so that the loop
-    // stops at the first error, whether the parser's or the builder's.
+    // Pull events one at a time rather than calling `Parser::load`: `load` recurses once
+    // per nesting level and asserts on its input (in saphyr-parser 0.3.4 as in yaml-rust2),
+    // and this loop stops at the first error, whether the parser's or the builder's.
     while let Some(next) = parser.next_event() {
         let (event, span) = next.map_err(scan_error)?;
         builder.handle(event, span)?;
