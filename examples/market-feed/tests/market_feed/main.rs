@@ -4,6 +4,7 @@
 //! Every frame a test reads goes through `FeedClient::recv`, which checks it against the
 //! contract, so each test also proves the server sent only what `asyncapi.yaml` allows.
 
+mod binary;
 mod feed;
 mod official_parser;
 
