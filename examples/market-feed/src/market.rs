@@ -306,6 +306,9 @@ mod tests {
                     ticker.bid < ticker.last && ticker.last < ticker.ask,
                     "{ticker:?}"
                 );
+                // The running volume is the sum of every trade so far.
+                let traded: u64 = (0..=tick).map(|t| (t + index as u64) % 5 + 1).sum();
+                assert_eq!(ticker.volume, traded as f64 / 10.0, "{ticker:?}");
             }
         }
     }
