@@ -1,10 +1,11 @@
-//! The `market-feed` binary: it serves where `--listen` says, and refuses a bad address
-//! with a clear message and a failing exit status.
+//! The `market-feed` binary: it serves where `--listen` says, stops cleanly on Ctrl-C, and
+//! refuses a bad address with a clear message and a failing exit status.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use market_feed::contract::feed::{FeedClient, FeedOutbound, FeedParams};
+use wfs_runtime::client::ClientError;
 
 use crate::{WAIT, ping};
 
@@ -21,14 +22,14 @@ impl Drop for Running {
 }
 
 #[tokio::test]
-async fn the_binary_serves_the_feed_where_listen_says() {
+async fn the_binary_serves_where_listen_says_until_ctrl_c() {
     let mut child = Command::new(BINARY)
         .args(["--listen", "127.0.0.1:0", "--tick-ms", "50"])
         .stderr(Stdio::piped())
         .spawn()
         .expect("market-feed starts");
     let stderr = child.stderr.take().expect("stderr is piped");
-    let _running = Running(child);
+    let mut running = Running(child);
     // Its first line names the address it serves: `... serving ws://127.0.0.1:PORT/v1/feed ...`.
     let line = tokio::time::timeout(
         WAIT,
@@ -57,6 +58,31 @@ async fn the_binary_serves_the_feed_where_listen_says() {
     match tokio::time::timeout(WAIT, client.recv()).await {
         Ok(Ok(FeedOutbound::Pong(pong))) => assert_eq!(pong.req_id.0, 3),
         other => panic!("a pong, not {other:?}"),
+    }
+    // Ctrl-C: every WebSocket is closed with 1001, then the process ends well.
+    let pid = running.0.id().to_string();
+    let status = Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "SIGINT sent to {pid}");
+    match tokio::time::timeout(WAIT, client.recv()).await {
+        Ok(Err(ClientError::Closed { code, .. })) => assert_eq!(code, 1001),
+        other => panic!("a close with 1001, not {other:?}"),
+    }
+    // Gone, rather than left to answer the close: the server need not wait for it.
+    drop(client);
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        if let Some(status) = running.0.try_wait().expect("the server's status") {
+            assert!(status.success(), "exits with 0 after Ctrl-C: {status}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "exits within {WAIT:?} of Ctrl-C"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
 
