@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use yaml_rust2::{Yaml, YamlLoader};
+use saphyr::{LoadableYamlNode, Scalar, Yaml};
 
 /// The two cargo builds together; the first compiles the generator and the runtime again.
 const BUILDS_WITHIN: Duration = Duration::from_secs(900);
@@ -44,9 +44,9 @@ fn snippet(markdown: &str, heading: &str, language: &str) -> String {
 }
 
 /// `patch` merged into `base`: mappings key by key, anything else replaced.
-fn merge(base: &mut Yaml, patch: &Yaml) {
+fn merge<'a>(base: &mut Yaml<'a>, patch: &Yaml<'a>) {
     match (base, patch) {
-        (Yaml::Hash(base), Yaml::Hash(patch)) => {
+        (Yaml::Mapping(base), Yaml::Mapping(patch)) => {
             for (key, value) in patch {
                 match base.get_mut(key) {
                     Some(existing) => merge(existing, value),
@@ -61,31 +61,32 @@ fn merge(base: &mut Yaml, patch: &Yaml) {
 }
 
 /// The YAML as JSON (which is YAML too, and which the generator reads the same way).
-fn json(yaml: &Yaml) -> serde_json::Value {
+fn json(yaml: &Yaml<'_>) -> serde_json::Value {
     use serde_json::Value;
     match yaml {
-        Yaml::Real(text) => text
-            .parse::<f64>()
-            .ok()
-            .and_then(serde_json::Number::from_f64)
-            .map_or(Value::Null, Value::Number),
-        Yaml::Integer(number) => Value::from(*number),
-        Yaml::String(text) => Value::from(text.as_str()),
-        Yaml::Boolean(flag) => Value::from(*flag),
-        Yaml::Array(items) => Value::Array(items.iter().map(json).collect()),
-        Yaml::Hash(map) => Value::Object(
+        Yaml::Value(Scalar::FloatingPoint(number)) => {
+            serde_json::Number::from_f64(number.into_inner()).map_or(Value::Null, Value::Number)
+        }
+        Yaml::Value(Scalar::Integer(number)) => Value::from(*number),
+        Yaml::Value(Scalar::String(text)) => Value::from(text.as_ref()),
+        Yaml::Value(Scalar::Boolean(flag)) => Value::from(*flag),
+        Yaml::Sequence(items) => Value::Array(items.iter().map(json).collect()),
+        Yaml::Mapping(map) => Value::Object(
             map.iter()
                 .map(|(key, value)| {
                     let key = match key {
-                        Yaml::String(text) => text.clone(),
-                        Yaml::Integer(number) => number.to_string(),
+                        Yaml::Value(Scalar::String(text)) => text.to_string(),
+                        Yaml::Value(Scalar::Integer(number)) => number.to_string(),
                         other => format!("{other:?}"),
                     };
                     (key, json(value))
                 })
                 .collect(),
         ),
-        Yaml::Null | Yaml::BadValue | Yaml::Alias(_) => Value::Null,
+        Yaml::Tagged(_, inner) => json(inner),
+        Yaml::Value(Scalar::Null) | Yaml::Representation(..) | Yaml::BadValue | Yaml::Alias(_) => {
+            Value::Null
+        }
     }
 }
 
@@ -166,11 +167,11 @@ async fn the_readme_walk_through_of_a_contract_change_holds() {
         std::fs::write(&path, versioned.join("\n") + "\n").expect("manifest written");
     }
     let contract_path = scratch.join("asyncapi/v1-schema.yaml");
-    let mut contract =
-        YamlLoader::load_from_str(&std::fs::read_to_string(&contract_path).expect("the contract"))
-            .expect("the contract parses")
-            .remove(0);
-    let patch = YamlLoader::load_from_str(&yaml)
+    let contract_text = std::fs::read_to_string(&contract_path).expect("the contract");
+    let mut contract = Yaml::load_from_str(&contract_text)
+        .expect("the contract parses")
+        .remove(0);
+    let patch = Yaml::load_from_str(&yaml)
         .expect("the README's YAML parses")
         .remove(0);
     merge(&mut contract, &patch);

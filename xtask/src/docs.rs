@@ -1,11 +1,11 @@
 //! `cargo xtask docs [--input FILE] [--out DIR] [--check]`: the HTML docs of the contract.
 //!
 //! Renders the contract (by default `asyncapi/v1-schema.yaml`) into `<out>/index.html` (by
-//! default `docs/`, committed). With `--check` nothing is written: the page is rendered in memory
-//! and compared with the committed one, and a stale or missing file is an error that names it,
-//! so CI catches a contract change whose docs were not regenerated.
+//! default `docs/`, committed), with the same code as `asyncapi-rs docs FILE -o DIR [--check]`
+//! ([`asyncapi_rs::docs`], [`asyncapi_rs::docs_check`]). With `--check` nothing is written: the
+//! page is rendered in memory and compared with the committed one, and a stale or missing file
+//! is an error that names it, so CI catches a contract change whose docs were not regenerated.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -35,35 +35,25 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             other => bail!("unknown argument `{other}`\n{USAGE}"),
         }
     }
-    let html = wfs_codegen::docs::render_file(&input)
-        .with_context(|| format!("rendering the docs of {}", input.display()))?;
-    let target = out.join("index.html");
-    if check {
-        return match fs::read(&target) {
-            Ok(current) if current == html.as_bytes() => {
-                println!("{} is up to date", target.display());
-                Ok(())
-            }
-            Ok(_) => bail!(
-                "{} is stale: it does not match {}; run `cargo xtask docs` and commit the result",
-                target.display(),
-                input.display()
-            ),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => bail!(
-                "{} is missing; run `cargo xtask docs` and commit the result",
-                target.display()
-            ),
-            Err(error) => Err(error).with_context(|| format!("reading {}", target.display())),
-        };
-    }
-    fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    if fs::read(&target).is_ok_and(|current| current == html.as_bytes()) {
-        println!("{} is up to date", target.display());
+    let ui = asyncapi_rs::Ui::plain(false);
+    let outcome = if check {
+        asyncapi_rs::docs_check(&input, &out, "cargo xtask docs", &ui)?
     } else {
-        fs::write(&target, &html).with_context(|| format!("writing {}", target.display()))?;
-        println!("wrote {} ({} bytes)", target.display(), html.len());
+        asyncapi_rs::docs(&input, Some(&out), &ui)?
+    };
+    match outcome {
+        asyncapi_rs::Outcome::Ok => Ok(()),
+        // What is wrong was printed; `cargo xtask ci` needs an error to stop on.
+        asyncapi_rs::Outcome::Problems if check => {
+            bail!("the docs in {} are not fresh (see above)", out.display())
+        }
+        asyncapi_rs::Outcome::Problems => {
+            bail!(
+                "the docs of {} were not rendered (see above)",
+                input.display()
+            )
+        }
     }
-    Ok(())
 }
 
 /// The workspace root, so the defaults work from any directory `cargo xtask` is run in.

@@ -293,14 +293,27 @@ pub struct SecurityScheme {
 impl Contract {
     /// Reads a contract and every file it references. All problems found are returned together.
     pub fn load(path: impl AsRef<Path>) -> Result<Contract> {
-        let sources = Sources::open(path.as_ref())?;
-        Builder::new(sources).build()
+        Contract::load_with_warnings(path).0
+    }
+
+    /// Like [`Contract::load`], but the warnings are returned beside the result, so they are
+    /// kept also when the document is refused (`load` only has them inside the contract).
+    ///
+    /// A checker that shows every finding at once (`asyncapi-rs check`, an editor) wants both
+    /// the errors and the warnings of a broken document. The warnings are in file and line
+    /// order; when the contract loads they equal [`Contract::warnings`]. A document that cannot
+    /// be read or parsed at all has none.
+    pub fn load_with_warnings(path: impl AsRef<Path>) -> (Result<Contract>, Vec<Diagnostic>) {
+        match Sources::open(path.as_ref()) {
+            Ok(sources) => Builder::new(sources).build(),
+            Err(error) => (Err(error), Vec::new()),
+        }
     }
 
     /// Reads a contract from text; `path` names it in diagnostics and anchors relative `$ref`s.
     pub fn from_text(path: impl AsRef<Path>, text: &str) -> Result<Contract> {
         let sources = Sources::from_text(path.as_ref(), text)?;
-        Builder::new(sources).build()
+        Builder::new(sources).build().0
     }
 
     pub fn schema_by_name(&self, name: &str) -> Option<&Schema> {
@@ -368,16 +381,15 @@ impl Builder {
         }
     }
 
-    fn build(mut self) -> Result<Contract> {
+    /// The contract, or every problem found; and the warnings either way.
+    fn build(mut self) -> (Result<Contract>, Vec<Diagnostic>) {
         let root = self.sources.root();
         let version = match self.sources.get(&root) {
             Some(Value::Object(map)) => map.get("asyncapi").cloned(),
             _ => {
                 self.sources
                     .error(&root, "an AsyncAPI document must be a mapping (an object)");
-                return Err(Error::Contract(std::mem::take(
-                    &mut self.sources.diagnostics,
-                )));
+                return self.refused();
             }
         };
         let version = version.as_ref().and_then(Value::as_str).map(str::to_owned);
@@ -401,17 +413,25 @@ impl Builder {
                 None
             }
         };
-        let mut diagnostics = std::mem::take(&mut self.sources.diagnostics);
         match parts {
-            Some(parts) if diagnostics.is_empty() => {
-                Ok(self.finish(version.unwrap_or_default(), parts))
+            Some(parts) if self.sources.diagnostics.is_empty() => {
+                let contract = self.finish(version.unwrap_or_default(), parts);
+                let warnings = contract.warnings.clone();
+                (Ok(contract), warnings)
             }
-            _ => {
-                diagnostics.sort();
-                diagnostics.dedup();
-                Err(Error::Contract(diagnostics))
-            }
+            _ => self.refused(),
         }
+    }
+
+    /// The problems found so far as the error, and the warnings, both in file and line order.
+    fn refused(&mut self) -> (Result<Contract>, Vec<Diagnostic>) {
+        let mut diagnostics = std::mem::take(&mut self.sources.diagnostics);
+        diagnostics.sort();
+        diagnostics.dedup();
+        let mut warnings = std::mem::take(&mut self.sources.warnings);
+        warnings.sort();
+        warnings.dedup();
+        (Err(Error::Contract(diagnostics)), warnings)
     }
 
     fn origin(&self, loc: &Loc) -> Origin {

@@ -1,18 +1,31 @@
 //! YAML and JSON text to `serde_json` values, with the line and column of every node.
 //!
 //! Errors in an AsyncAPI document must name file:line:column, but `serde_json::Value`
-//! forgets where its nodes came from. So the value is built here from yaml-rust2's
-//! marked events, and a [`SourceMap`] keyed by JSON pointer keeps every node's position
-//! for the checks that run on the value later.
+//! forgets where its nodes came from. So the value is built here from the spanned events
+//! of `saphyr-parser` (the maintained successor of yaml-rust2), and a [`SourceMap`] keyed
+//! by JSON pointer keeps every node's position for the checks that run on the value later.
+//!
+//! saphyr-parser gives us the YAML 1.2 scanner and parser: events with the span of every
+//! node, errors with their position, unknown anchors refused, flow nesting bounded at 255.
+//! saphyr's own spanned tree (`MarkedYaml`, checked on 0.3.4) is not used: it would lose
+//! what this module keeps by hand, namely merge keys (`<<` stays an ordinary key there),
+//! a depth bound (10,000 nested `- ` overflow its recursion and abort the process),
+//! duplicate keys named with the first one's line and compared as JSON keys (it accepts
+//! `200` beside `'200'`), keys kept as written (it turns `0x10` into 16), recursive
+//! aliases refused (it leaves a silent bad value), integers up to `u64::MAX`, and no
+//! infinity or NaN. Its alias budget (100,000 nodes) lives in that tree's loader, so the
+//! bound on alias copies is ours too. Also by hand: the event loop (`Parser::load`
+//! recurses per level), and placing a node with an anchor or a tag at its content rather
+//! than at those properties (see `Source`).
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fmt::{self, Write as _};
 
+use saphyr_parser::{Event, Marker, Parser, ScalarStyle, ScanError, Span, Tag};
 use serde_json::{Map, Value};
-use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser, Tag};
-use yaml_rust2::scanner::{Marker, ScanError, TScalarStyle};
 
-/// Deepest nesting of mappings and sequences accepted. yaml-rust2 only bounds flow
+/// Deepest nesting of mappings and sequences accepted. saphyr-parser only bounds flow
 /// collections (at 255), and this module and the code that walks the value afterwards
 /// recurse, so thousands of nested block collections must stop here rather than
 /// overflow the stack. Real documents stay far below it; `serde_json` stops at 127.
@@ -39,7 +52,7 @@ pub struct Position {
 impl Position {
     const START: Position = Position { line: 1, column: 1 };
 
-    /// yaml-rust2 counts lines from 1 but columns from 0.
+    /// saphyr counts lines from 1 but columns from 0.
     fn from_marker(mark: Marker) -> Position {
         Position {
             line: saturate(mark.line()),
@@ -119,18 +132,20 @@ fn error(position: Position, message: impl Into<String>) -> SyntaxError {
 
 /// Parses YAML 1.2 (or JSON, which is YAML) into a JSON value and the positions of its nodes.
 pub fn parse(text: &str) -> Result<(Value, SourceMap), SyntaxError> {
-    // Editors hide a byte-order mark, and yaml-rust2 would read it as part of the first key.
+    // Editors hide a byte-order mark: dropped here, it can count neither as part of the
+    // first key nor as a column, whatever the parser's version does with it.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut parser = Parser::new_from_str(text);
-    let mut builder = Builder::default();
+    let mut builder = Builder {
+        source: Source::new(text),
+        ..Builder::default()
+    };
     // Pull events one at a time rather than calling `Parser::load`: `load` recurses once
-    // per nesting level and asserts on its input, and this loop can stop at the first error.
-    while !builder.finished {
-        let (event, mark) = parser.next_token().map_err(scan_error)?;
-        builder.on_event(event, mark);
-        if let Some(error) = builder.error.take() {
-            return Err(error);
-        }
+    // per nesting level and asserts on its input (in saphyr-parser 0.3.4 as in yaml-rust2),
+    // and this loop stops at the first error, whether the parser's or the builder's.
+    while let Some(next) = parser.next_event() {
+        let (event, span) = next.map_err(scan_error)?;
+        builder.handle(event, span)?;
     }
     builder.finish()
 }
@@ -154,10 +169,124 @@ fn append_token(pointer: &mut String, token: &str) {
     }
 }
 
-/// yaml-rust2 keeps the position apart from the message (only its `Display` adds
+/// saphyr keeps the position apart from the message (only its `Display` adds
 /// "at byte .. line .. column .."), so the message can be used as it is.
 fn scan_error(scan: ScanError) -> SyntaxError {
     error(Position::from_marker(*scan.marker()), scan.info())
+}
+
+/// The text being parsed, to find where a node's content starts after its properties.
+///
+/// saphyr-parser starts the span of a node with an anchor or a tag (`&base`, `!!int`) at
+/// those properties, on the line before its content for `key: &base` and a block mapping.
+/// The content is where a reader looks (and where yaml-rust2 placed such nodes), so the
+/// properties between are skipped here. Line starts are found once, and only when needed.
+#[derive(Default)]
+struct Source<'input> {
+    text: &'input str,
+    /// Byte offset of each line's start; empty until the first node with properties.
+    lines: Vec<usize>,
+}
+
+impl<'input> Source<'input> {
+    fn new(text: &'input str) -> Self {
+        Source {
+            text,
+            lines: Vec::new(),
+        }
+    }
+
+    /// Where the content of a node spanning `span` starts, or the span's start when the
+    /// text there does not read as properties followed by content before the span's end.
+    fn content_start(&mut self, span: Span) -> Position {
+        let start = Position::from_marker(span.start);
+        let end = Position::from_marker(span.end);
+        if self.lines.is_empty() {
+            self.lines = line_starts(self.text);
+        }
+        let Some(&line_start) = span
+            .start
+            .line()
+            .checked_sub(1)
+            .and_then(|line| self.lines.get(line))
+        else {
+            return start;
+        };
+        let rest = &self.text[line_start..];
+        let Some((offset, _)) = rest.char_indices().nth(span.start.col()) else {
+            return start;
+        };
+        let found = skip_properties(&rest[offset..], start);
+        if found > end { start } else { found }
+    }
+}
+
+/// Byte offsets where lines start; `\r\n`, `\n` and a lone `\r` each end a line, as
+/// they do for saphyr-parser.
+fn line_starts(text: &str) -> Vec<usize> {
+    let bytes = text.as_bytes();
+    let mut starts = vec![0];
+    for (index, &byte) in bytes.iter().enumerate() {
+        let ends_line = byte == b'\n' || (byte == b'\r' && bytes.get(index + 1) != Some(&b'\n'));
+        if ends_line {
+            starts.push(index + 1);
+        }
+    }
+    starts
+}
+
+/// The position of the first character after the anchors, tags, blanks, comments and
+/// line breaks that `text` (starting at `from`) opens with.
+fn skip_properties(text: &str, from: Position) -> Position {
+    let mut pos = from;
+    let mut chars = text.chars().peekable();
+    let advance = |pos: &mut Position| pos.column = pos.column.saturating_add(1);
+    while let Some(&c) = chars.peek() {
+        match c {
+            ' ' | '\t' => {
+                chars.next();
+                advance(&mut pos);
+            }
+            '\r' | '\n' => {
+                chars.next();
+                if c == '\r' && chars.peek() == Some(&'\n') {
+                    chars.next();
+                }
+                pos = Position {
+                    line: pos.line.saturating_add(1),
+                    column: 1,
+                };
+            }
+            '#' => {
+                while chars.next_if(|&c| c != '\r' && c != '\n').is_some() {
+                    advance(&mut pos);
+                }
+            }
+            '!' | '&' => {
+                chars.next();
+                advance(&mut pos);
+                // A verbatim tag (`!<...>`) ends at its `>`; other tags and anchors at a
+                // blank or a flow indicator.
+                if c == '!' && chars.peek() == Some(&'<') {
+                    while let Some(c) = chars.next_if(|&c| c != '\r' && c != '\n') {
+                        advance(&mut pos);
+                        if c == '>' {
+                            break;
+                        }
+                    }
+                } else {
+                    let in_token = |c: &char| {
+                        !matches!(c, ' ' | '\t' | '\r' | '\n' | ',' | '[' | ']' | '{' | '}')
+                    };
+                    while chars.next_if(in_token).is_some() {
+                        advance(&mut pos);
+                    }
+                }
+            }
+            _ => break,
+        }
+    }
+    pos
 }
 
 /// A node before it becomes a `Value`: positions travel with the node, so copies made
@@ -196,11 +325,11 @@ struct Built {
 /// What an anchor names. Scalars are kept as written so that an alias used as a mapping
 /// key gets the same key text as the original, and is resolved afresh where it is used.
 #[derive(Debug, Clone)]
-enum Anchored {
+enum Anchored<'input> {
     Scalar {
-        text: String,
-        style: TScalarStyle,
-        tag: Option<Tag>,
+        text: Cow<'input, str>,
+        style: ScalarStyle,
+        tag: Option<Cow<'input, Tag>>,
         pos: Position,
     },
     Node(Built),
@@ -230,32 +359,29 @@ struct PendingKey {
 }
 
 #[derive(Default)]
-struct Builder {
+struct Builder<'input> {
+    source: Source<'input>,
     stack: Vec<Frame>,
-    anchors: HashMap<usize, Anchored>,
+    anchors: HashMap<usize, Anchored<'input>>,
     root: Option<Node>,
     documents: usize,
     alias_nodes: usize,
-    finished: bool,
-    error: Option<SyntaxError>,
 }
 
-impl MarkedEventReceiver for Builder {
-    fn on_event(&mut self, event: Event, mark: Marker) {
-        if self.error.is_some() {
-            return;
-        }
-        if let Err(error) = self.handle(event, mark) {
-            self.error = Some(error);
-        }
-    }
-}
-
-impl Builder {
-    fn handle(&mut self, event: Event, mark: Marker) -> Result<(), SyntaxError> {
-        let pos = Position::from_marker(mark);
+impl<'input> Builder<'input> {
+    fn handle(&mut self, event: Event<'input>, span: Span) -> Result<(), SyntaxError> {
+        let pos = match &event {
+            Event::Scalar(_, _, anchor, tag)
+            | Event::SequenceStart(anchor, tag)
+            | Event::MappingStart(anchor, tag)
+                if *anchor != 0 || tag.is_some() =>
+            {
+                self.source.content_start(span)
+            }
+            _ => Position::from_marker(span.start),
+        };
         match event {
-            Event::DocumentStart => {
+            Event::DocumentStart(_) => {
                 if self.documents > 0 {
                     return Err(error(
                         pos,
@@ -264,7 +390,6 @@ impl Builder {
                 }
                 self.documents += 1;
             }
-            Event::StreamEnd => self.finished = true,
             Event::Scalar(text, style, anchor, tag) => {
                 if anchor != 0 {
                     let anchored = Anchored::Scalar {
@@ -275,7 +400,7 @@ impl Builder {
                     };
                     self.anchors.insert(anchor, anchored);
                 }
-                self.scalar(text, style, tag.as_ref(), pos)?;
+                self.scalar(text, style, tag.as_deref(), pos)?;
             }
             Event::Alias(id) => self.alias(id, pos)?,
             Event::SequenceStart(anchor, _) => {
@@ -290,7 +415,7 @@ impl Builder {
                 self.open(pos, anchor, kind, "mapping")?;
             }
             Event::SequenceEnd | Event::MappingEnd => self.close()?,
-            Event::StreamStart | Event::DocumentEnd | Event::Nothing => {}
+            Event::StreamStart | Event::StreamEnd | Event::DocumentEnd | Event::Nothing => {}
         }
         Ok(())
     }
@@ -327,26 +452,27 @@ impl Builder {
 
     fn scalar(
         &mut self,
-        text: String,
-        style: TScalarStyle,
+        text: Cow<'input, str>,
+        style: ScalarStyle,
         tag: Option<&Tag>,
         pos: Position,
     ) -> Result<(), SyntaxError> {
         if self.awaiting_key() {
             // Keys keep the text as written (`200` stays "200", not a number turned back
             // into text), except that every spelling of null becomes "null".
-            let merge = style == TScalarStyle::Plain && tag.is_none() && text == "<<";
+            let merge = style == ScalarStyle::Plain && tag.is_none() && text == "<<";
             let text = match resolve(&text, style, tag) {
                 Ok(Value::Null) => "null".to_owned(),
-                _ => text,
+                _ => text.into_owned(),
             };
             return self.set_key(text, pos, merge);
         }
         let value = resolve(&text, style, tag).map_err(|message| error(pos, message))?;
-        // yaml-rust2 places an empty value (`key:` and a line break) at the token after
-        // it, often on the next line; the key's line is where a reader looks.
+        // saphyr-parser places an empty value (`key:` and a line break) at the `:` after
+        // its key (yaml-rust2 at the next token, often on the next line); the key is
+        // where a reader looks.
         let pos = match self.pending_key_pos() {
-            Some(key_pos) if text.is_empty() && style == TScalarStyle::Plain => key_pos,
+            Some(key_pos) if text.is_empty() && style == ScalarStyle::Plain => key_pos,
             _ => pos,
         };
         self.attach(Built {
@@ -381,7 +507,7 @@ impl Builder {
     }
 
     fn alias(&mut self, id: usize, pos: Position) -> Result<(), SyntaxError> {
-        // yaml-rust2 rejects unknown anchor names itself; an id it knows but that is not
+        // saphyr-parser rejects unknown anchor names itself; an id it knows but that is not
         // stored yet belongs to a collection still open around this alias.
         let anchored = self.anchors.get(&id).ok_or_else(|| {
             error(
@@ -412,7 +538,7 @@ impl Builder {
             } => {
                 // A key is reported where this mapping uses it; a value where it is written.
                 let pos = if self.awaiting_key() { pos } else { original };
-                self.scalar(text, style, tag.as_ref(), pos)
+                self.scalar(text, style, tag.as_deref(), pos)
             }
             Anchored::Node(built) => {
                 if self.awaiting_key() {
@@ -467,14 +593,8 @@ impl Builder {
         };
         let (pos, kind) = match frame.kind {
             FrameKind::Seq(items) => (frame.pos, Kind::Seq(items)),
-            FrameKind::Map { members, .. } => {
-                // yaml-rust2 marks a block mapping one column after its first key's start;
-                // the earlier of the two is the `{` of a flow mapping or that first key.
-                let pos = members
-                    .first()
-                    .map_or(frame.pos, |first| frame.pos.min(first.key_pos));
-                (pos, Kind::Map(merge(members)?))
-            }
+            // A block mapping starts at its first key, a flow mapping at its `{`.
+            FrameKind::Map { members, .. } => (frame.pos, Kind::Map(merge(members)?)),
         };
         let built = Built {
             node: Node { pos, kind },
@@ -597,10 +717,10 @@ fn emit(
 
 /// Resolves a scalar by its tag, or for untagged plain scalars by the YAML 1.2 core
 /// schema. The error is a message for the scalar's position.
-fn resolve(text: &str, style: TScalarStyle, tag: Option<&Tag>) -> Result<Value, String> {
+fn resolve(text: &str, style: ScalarStyle, tag: Option<&Tag>) -> Result<Value, String> {
     let string = || Ok(Value::String(text.to_owned()));
     let untagged = || {
-        if style == TScalarStyle::Plain {
+        if style == ScalarStyle::Plain {
             resolve_plain(text)
         } else {
             string()
@@ -1019,15 +1139,17 @@ channels:
 
     #[test]
     fn bad_indentation_is_an_error_at_the_scanner_position() {
+        // At the start of the misplaced key (yaml-rust2 said its end: 3:3, and 3:4 for `cc`).
+        assert_eq!(fails("a:\n  b: 1\n cc: 2\n").position, at(3, 2));
         let error = fails("a:\n  b: 1\n c: 2\n");
-        assert_eq!(error.position, at(3, 3));
+        assert_eq!(error.position, at(3, 2));
         assert_eq!(
             error.message,
             "while parsing a block mapping, did not find expected key"
         );
         assert_eq!(
             error.to_string(),
-            "3:3: while parsing a block mapping, did not find expected key"
+            "3:2: while parsing a block mapping, did not find expected key"
         );
     }
 
@@ -1131,6 +1253,53 @@ quoted:
     }
 
     #[test]
+    fn nodes_with_an_anchor_or_a_tag_sit_at_their_content() {
+        // saphyr-parser starts these nodes at their properties; a reader looks at the content.
+        let text = "\
+a: &x
+  b: 1
+c: &y # a comment
+  - 2
+d: !!str &z 5
+e: &m {f: 1}
+g: !<tag:yaml.org,2002:str> 6
+h: [&i 7, !!int 8]
+";
+        let (value, map) = parse(text).unwrap();
+        assert_eq!(value["d"], json!("5"));
+        assert_eq!(value["g"], json!("6"));
+        assert_eq!(map.value_position("/a"), Some(at(2, 3)));
+        assert_eq!(map.value_position("/c"), Some(at(4, 3)));
+        assert_eq!(map.value_position("/d"), Some(at(5, 13)));
+        assert_eq!(map.value_position("/e"), Some(at(6, 7)));
+        assert_eq!(map.value_position("/g"), Some(at(7, 29)));
+        assert_eq!(map.value_position("/h/0"), Some(at(8, 8)));
+        assert_eq!(map.value_position("/h/1"), Some(at(8, 17)));
+        // Keys too, in a flow mapping, where a property ends at a blank.
+        let (value, map) = parse("k: {&q a: 1, !!str 2: b, c: \t3}\n").unwrap();
+        assert_eq!(value["k"], json!({"a": 1, "2": "b", "c": 3}));
+        assert_eq!(map.position("/k/a"), Some(at(1, 8)));
+        assert_eq!(map.position("/k/2"), Some(at(1, 20)));
+        assert_eq!(map.value_position("/k/c"), Some(at(1, 30)));
+        // JSON indented with tabs.
+        let (_, map) = parse("{\n\t\"a\": &x\t1\n}\n").unwrap();
+        assert_eq!(map.position("/a"), Some(at(2, 2)));
+        assert_eq!(map.value_position("/a"), Some(at(2, 10)));
+        // Columns count characters, a tab is one, and CRLF ends a line once.
+        let (_, map) = parse("é: !!str ü\r\nb: &x\tv\r\nc: &y\r\n  d: 1\r\n").unwrap();
+        assert_eq!(map.value_position("/é"), Some(at(1, 10)));
+        assert_eq!(map.value_position("/b"), Some(at(2, 7)));
+        assert_eq!(map.value_position("/c"), Some(at(4, 3)));
+        // An anchored empty value has no content: it sits at its key like any empty value.
+        let (value, map) = parse("a: &x\nb: 1\n").unwrap();
+        assert_eq!(value["a"], json!(null));
+        assert_eq!(map.value_position("/a"), Some(at(1, 1)));
+        let (value, map) = parse("- &x\n- 1\n").unwrap();
+        assert_eq!(value, json!([null, 1]));
+        assert_eq!(map.value_position("/0"), Some(at(1, 3)));
+    }
+
+    #[test]
     fn a_second_document_is_an_error() {
         let error = fails("a: 1\n---\nb: 2\n");
         assert_eq!(error.position, at(2, 1));
@@ -1139,6 +1308,8 @@ quoted:
             "a second YAML document starts here; the file must hold exactly one"
         );
         assert_eq!(fails("--- a\n--- b\n").position, at(2, 1));
+        // After an end marker, a document may start without `---`.
+        assert_eq!(fails("a: 1\n...\nb: 2\n").position, at(3, 1));
         // One document with explicit markers is fine.
         assert_eq!(load("---\na: 1\n...\n"), json!({"a": 1}));
     }
@@ -1196,7 +1367,7 @@ quoted:
 
     #[test]
     fn deep_nesting_is_an_error_not_a_stack_overflow() {
-        // yaml-rust2 stops flow collections itself.
+        // saphyr-parser stops flow collections itself (at 255 levels).
         let error = fails(&"[".repeat(10_000));
         assert_eq!(error.position, at(1, 256));
         assert_eq!(error.message, "recursion limit exceeded");
