@@ -1,16 +1,17 @@
 //! asyncapi-rs: the wfs generator on its own, for any AsyncAPI document.
 //!
-//! `asyncapi-rs generate|docs|check FILE` (see [`Cli`]); `cargo xtask codegen|docs` call the same
+//! `asyncapi-rs generate|docs|check|conform|mock FILE` (see [`Cli`]); `cargo xtask codegen|docs` call the same
 //! functions ([`generate()`], [`docs()`]), so the repository's own tooling and the installed
 //! binary cannot drift apart. Everything here is a thin layer over `wfs-codegen`: loading,
 //! generating and rendering are its job; choosing what goes to stdout and stderr, files and
 //! exit codes is this crate's.
 //!
 //! Exit codes: 0 when all went well, 1 when the document has problems (or `docs --check` finds
-//! a stale page), 2 when the command could not do its job (bad usage, a file that cannot be
-//! read or written).
+//! a stale page, or `conform` a violation), 2 when the command could not do its job (bad usage,
+//! a file that cannot be read or written).
 
 mod check;
+mod conform;
 mod docs;
 mod generate;
 mod ui;
@@ -24,6 +25,7 @@ use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use wfs_codegen::{Contract, Diagnostic, Generator, Settings};
 
 pub use check::check;
+pub use conform::{ConformArgs, MockArgs, conform, mock};
 pub use docs::{docs, docs_check};
 pub use generate::generate;
 pub use ui::Ui;
@@ -54,8 +56,11 @@ Examples:
   asyncapi-rs check asyncapi.yaml --format json    the same as JSON, for editors and CI
   asyncapi-rs generate asyncapi.yaml -o src/gen    writes src/gen/asyncapi.rs
   asyncapi-rs docs asyncapi.yaml -o docs           writes docs/index.html
+  asyncapi-rs conform asyncapi.yaml --server ws://127.0.0.1:8000   a running server checked
+  asyncapi-rs mock asyncapi.yaml --listen 127.0.0.1:9000           a server made from the document
 
-Exit status: 0 ok, 1 the document has problems, 2 bad usage or a file that cannot be read or written.";
+Exit status: 0 ok, 1 the document has problems (conform: a violation), 2 bad usage or a file that
+cannot be read or written.";
 
 const GENERATE_EXAMPLES: &str = "\
 Examples:
@@ -130,6 +135,12 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
     },
+    /// Check a running WebSocket server against a document: handshakes, examples and replies,
+    /// every frame it sends, triggered sends, frames that break the contract. Exit 1 on any
+    /// violation.
+    Conform(ConformArgs),
+    /// Serve a mock of a document over WebSocket, for client developers (until Ctrl-C).
+    Mock(MockArgs),
 }
 
 /// The format of `check`'s report.
@@ -166,6 +177,8 @@ pub fn run(cli: Cli) -> ExitCode {
         }
         Command::Docs { file, out, .. } => docs(file, out.as_deref(), &ui),
         Command::Check { file, format } => check(file, *format, &ui),
+        Command::Conform(args) => conform(args, &ui),
+        Command::Mock(args) => mock(args, &ui),
     };
     match result {
         Ok(outcome) => outcome.into(),
