@@ -11,6 +11,7 @@
 //! a file that cannot be read or written).
 
 mod check;
+#[cfg(feature = "conform")]
 mod conform;
 mod docs;
 mod generate;
@@ -25,6 +26,7 @@ use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use wfs_codegen::{Contract, Diagnostic, Generator, Settings};
 
 pub use check::check;
+#[cfg(feature = "conform")]
 pub use conform::{ConformArgs, MockArgs, conform, mock};
 pub use docs::{docs, docs_check};
 pub use generate::generate;
@@ -138,8 +140,10 @@ pub enum Command {
     /// Check a running WebSocket server against a document: handshakes, examples and replies,
     /// every frame it sends, triggered sends, frames that break the contract. Exit 1 on any
     /// violation.
+    #[cfg(feature = "conform")]
     Conform(ConformArgs),
     /// Serve a mock of a document over WebSocket, for client developers (until Ctrl-C).
+    #[cfg(feature = "conform")]
     Mock(MockArgs),
 }
 
@@ -177,7 +181,9 @@ pub fn run(cli: Cli) -> ExitCode {
         }
         Command::Docs { file, out, .. } => docs(file, out.as_deref(), &ui),
         Command::Check { file, format } => check(file, *format, &ui),
+        #[cfg(feature = "conform")]
         Command::Conform(args) => conform(args, &ui),
+        #[cfg(feature = "conform")]
         Command::Mock(args) => mock(args, &ui),
     };
     match result {
