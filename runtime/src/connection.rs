@@ -295,11 +295,6 @@ impl Connection {
         }
     }
 
-    /// Queues JSON text. Never waits; a full queue closes the connection with 1013.
-    pub fn send_text(&self, text: impl Into<Bytes>) -> Result<(), SendError> {
-        self.send_bytes(text.into())
-    }
-
     fn send_bytes(&self, bytes: Bytes) -> Result<(), SendError> {
         if self.shared.close_requested.load(Ordering::Acquire) {
             return Err(SendError::Closed);
