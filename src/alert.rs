@@ -5,17 +5,21 @@
 //! reconnects with `since=<id>` first gets the alerts it missed (from the store), then live
 //! ones: the hub holds live alerts back until the replay is done and drops the ones already
 //! sent, so there is no gap and no duplicate.
+//!
+//! Both paths send typed frames, serialised from the contract's types: the hub hands
+//! `Frame<Alert>`s to the channel's generated handle ([`AlertConnection`]), and the replay sends
+//! frames of this channel's two messages only, `Alert` and `Error` ([`Replayed`]).
 
 use std::sync::Arc;
 
 use prometheus_client::metrics::counter::Counter;
 use uuid::Uuid;
-use wfs_runtime::{Connection, Frame, FrameError, Handshake, ParamsError, Reject};
+use wfs_runtime::{Frame, FrameError, Handshake, ParamsError, Reject, SendError};
 
 use crate::app::{App, alert_payload};
 use crate::contract::alert::{AlertChannel, AlertConnection, AlertParams};
-use crate::contract::types::{Error as ErrorMessage, ErrorCode};
-use crate::hub::{Hub, Topic};
+use crate::contract::types::{Alert, Error as ErrorMessage, ErrorCode};
+use crate::hub::{Hub, Outlet, Publication};
 use crate::store::{City, Store, User};
 
 /// Who is listening, to which city, from which alert on.
@@ -35,6 +39,26 @@ fn error_message(code: ErrorCode, message: impl Into<String>) -> ErrorMessage {
     }
 }
 
+/// A socket of this channel is where the hub's alerts go: through the generated handle, which
+/// takes `Frame<Alert>` only.
+impl Outlet<Alert> for AlertConnection {
+    fn id(&self) -> u64 {
+        self.connection().id()
+    }
+
+    fn push(&self, publication: &Publication<Alert>) -> bool {
+        // A full queue closes the connection (1013) and refuses: live fan-out never waits.
+        self.send_alert_frame(&publication.frame).is_ok()
+    }
+
+    fn overflow(&self) {
+        self.close(
+            wfs_runtime::connection::CLOSE_TOO_SLOW,
+            "Client is not reading fast enough.",
+        );
+    }
+}
+
 impl AlertChannel for App {
     type State = AlertSession;
 
@@ -49,21 +73,20 @@ impl AlertChannel for App {
     }
 
     async fn on_open(&self, connection: &AlertConnection, session: &AlertSession) {
-        let topic = Topic::Alert(session.city.uuid);
+        let city = session.city.uuid;
+        let outlet = Arc::new(connection.clone());
         match session.since {
-            None => self.hub.subscribe(topic, connection.connection()),
+            None => self.hub.alert.subscribe(city, outlet),
             Some(since) => {
-                let outlet = connection.connection().clone();
-                self.hub
-                    .subscribe_catching_up(topic, Arc::new(outlet.clone()));
+                self.hub.alert.subscribe_catching_up(city, outlet);
                 // Replayed from a task of its own, paced by the client, so the socket loop
                 // keeps draining the queue meanwhile.
                 tokio::spawn(replay(
                     self.metrics.replayed("websocket"),
                     self.store.clone(),
                     self.hub.clone(),
-                    outlet,
-                    session.city.uuid,
+                    connection.clone(),
+                    city,
                     since,
                 ));
             }
@@ -92,10 +115,9 @@ impl AlertChannel for App {
     }
 
     async fn on_close(&self, connection: &AlertConnection, session: &AlertSession) {
-        self.hub.unsubscribe(
-            Topic::Alert(session.city.uuid),
-            connection.connection().id(),
-        );
+        self.hub
+            .alert
+            .unsubscribe(session.city.uuid, connection.connection().id());
     }
 }
 
@@ -107,7 +129,7 @@ async fn replay(
     replayed: Counter,
     store: Store,
     hub: Arc<Hub>,
-    connection: Connection,
+    connection: AlertConnection,
     city: Uuid,
     since: i64,
 ) {
@@ -119,10 +141,27 @@ async fn replay(
             "The missed alerts could not be read; live alerts follow.",
         );
         if let Ok(frame) = Frame::new(&message) {
-            let _ = connection.send_frame_waiting(&frame).await;
+            let _ = send_waiting(&connection, Replayed::Error(frame)).await;
         }
     }
-    hub.go_live(Topic::Alert(city), connection.id(), last);
+    hub.alert.go_live(city, connection.connection().id(), last);
+}
+
+/// What the replay sends: this channel's two messages, as frames.
+enum Replayed {
+    Alert(Frame<Alert>),
+    Error(Frame<ErrorMessage>),
+}
+
+/// Queues a replayed frame, waiting for room: the replay is paced by the client. The
+/// generated handle's sends never wait (they serve live traffic), so this goes one level
+/// down, to the runtime's waiting send; [`Replayed`] keeps it to this channel's messages.
+async fn send_waiting(connection: &AlertConnection, frame: Replayed) -> Result<(), SendError> {
+    let connection = connection.connection();
+    match frame {
+        Replayed::Alert(frame) => connection.send_frame_waiting(&frame).await,
+        Replayed::Error(frame) => connection.send_frame_waiting(&frame).await,
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -130,13 +169,13 @@ enum ReplayError {
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
-    Send(#[from] wfs_runtime::SendError),
+    Send(#[from] SendError),
 }
 
 async fn send_missed(
     replayed: &Counter,
     store: &Store,
-    connection: &Connection,
+    connection: &AlertConnection,
     city: Uuid,
     last: &mut i64,
 ) -> Result<(), ReplayError> {
@@ -148,9 +187,7 @@ async fn send_missed(
                 "Alerts after id {last} are no longer all kept (history starts after id {floor}); the alerts still kept follow."
             ),
         );
-        connection
-            .send_frame_waiting(&Frame::new(&message)?)
-            .await?;
+        send_waiting(connection, Replayed::Error(Frame::new(&message)?)).await?;
     }
     loop {
         let page = store.alerts_after(city, *last, REPLAY_PAGE).await?;
@@ -158,7 +195,7 @@ async fn send_missed(
         for stored in page {
             let id = stored.id;
             let frame = Frame::new(&alert_payload(stored)?)?;
-            connection.send_frame_waiting(&frame).await?;
+            send_waiting(connection, Replayed::Alert(frame)).await?;
             replayed.inc();
             *last = id;
         }

@@ -10,7 +10,7 @@ use wfs_runtime::{Frame, Handshake, ParamsError, Reject};
 
 use crate::auth;
 use crate::contract::types::Alert;
-use crate::hub::{Bus, BusError, Hub, LocalBus, Publication, Topic};
+use crate::hub::{Bus, BusError, Hub, LocalBus, Publication};
 use crate::store::{self, City, Store, StoreError, User};
 
 /// What every channel implementation shares.
@@ -152,12 +152,12 @@ impl App {
             .insert_alert_then(city, message, |stored| async move {
                 let id = stored.id;
                 let alert = alert_payload(stored)?;
-                let frame = Frame::new(&alert)?;
+                // Serialised once here, for every subscriber on every instance.
                 let publication = Publication {
                     id: Some(id),
-                    frame: frame.bytes(),
+                    frame: Frame::new(&alert)?,
                 };
-                if let Err(error) = self.bus.publish(Topic::Alert(city), publication).await {
+                if let Err(error) = self.bus.publish_alert(city, publication).await {
                     // Stored and delivered here; other instances catch up from the database
                     // when the bus is back, so the alert is not lost.
                     tracing::warn!(%error, "alert delivered on this instance only for now");

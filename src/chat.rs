@@ -1,13 +1,16 @@
 //! The chat channel (`/ws/v1/chat`): one room per city.
 //!
 //! On open the member is welcomed (`Welcome in <City> chat.`) and joins the room's topic. Each
-//! message a member sends is serialised once, with the sender's name, and goes through the bus
-//! to every member of the room, the sender included.
+//! message a member sends is serialised once, with the sender's name, as a
+//! `Frame<ChatBroadcast>`, and goes through the bus to every member of the room, the sender
+//! included, by the channel's generated handle ([`ChatConnection`]).
 //!
 //! Each connection has its own rate limit ([`crate::rate`]): over it, messages are dropped and
 //! the first one dropped is answered with an `error` (`rate_limited`); a member who keeps
 //! sending while limited is closed with 1008. Frames that break the contract count too, so a
 //! flood of bad frames is not answered frame for frame.
+
+use std::sync::Arc;
 
 use chrono::Utc;
 use wfs_runtime::{ChannelError, Frame, FrameError, Handshake, ParamsError, Reject};
@@ -17,7 +20,7 @@ use crate::contract::chat::{ChatChannel, ChatConnection, ChatParams};
 use crate::contract::types::{
     ChatBroadcast, ChatMessage, ChatWelcome, Error as ErrorMessage, ErrorCode,
 };
-use crate::hub::{Publication, Topic};
+use crate::hub::{Outlet, Publication};
 use crate::rate::{Bucket, Verdict};
 use crate::store::{City, User};
 
@@ -62,6 +65,26 @@ fn error_message(code: ErrorCode, message: impl Into<String>) -> ErrorMessage {
     }
 }
 
+/// A member's socket is where the room's messages go: through the generated handle, which takes
+/// `Frame<ChatBroadcast>` only.
+impl Outlet<ChatBroadcast> for ChatConnection {
+    fn id(&self) -> u64 {
+        self.connection().id()
+    }
+
+    fn push(&self, publication: &Publication<ChatBroadcast>) -> bool {
+        // A full queue closes the connection (1013) and refuses: live fan-out never waits.
+        self.send_chat_frame(&publication.frame).is_ok()
+    }
+
+    fn overflow(&self) {
+        self.close(
+            wfs_runtime::connection::CLOSE_TOO_SLOW,
+            "Client is not reading fast enough.",
+        );
+    }
+}
+
 impl ChatChannel for App {
     type State = ChatSession;
 
@@ -88,7 +111,8 @@ impl ChatChannel for App {
             tracing::warn!(%error, "welcome not sent");
         }
         self.hub
-            .subscribe(Topic::Chat(session.city.uuid), connection.connection());
+            .chat
+            .subscribe(session.city.uuid, Arc::new(connection.clone()));
     }
 
     async fn receive_chat(
@@ -114,13 +138,7 @@ impl ChatChannel for App {
         })?;
         if let Err(error) = self
             .bus
-            .publish(
-                Topic::Chat(session.city.uuid),
-                Publication {
-                    id: None,
-                    frame: frame.bytes(),
-                },
-            )
+            .publish_chat(session.city.uuid, Publication { id: None, frame })
             .await
         {
             tracing::warn!(%error, "chat message not delivered");
@@ -159,6 +177,7 @@ impl ChatChannel for App {
 
     async fn on_close(&self, connection: &ChatConnection, session: &ChatSession) {
         self.hub
-            .unsubscribe(Topic::Chat(session.city.uuid), connection.connection().id());
+            .chat
+            .unsubscribe(session.city.uuid, connection.connection().id());
     }
 }

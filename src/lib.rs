@@ -7,8 +7,9 @@
 //!   channel handshake.
 //! - [`echo`], [`alert`], [`chat`]: one file per channel, each implementing its trait for [`App`];
 //!   [`rate`]: the per-connection chat rate limit.
-//! - [`hub`]: per-city fan-out ([`hub::Hub`]) and the [`hub::Bus`] that carries publications;
-//!   [`redis_bus`] carries them across instances; [`health`] reports on both.
+//! - [`hub`]: per-city fan-out ([`hub::Hub`], one [`hub::Fanout`] per channel, typed by the
+//!   message it carries) and the [`hub::Bus`] that carries publications; [`redis_bus`] carries
+//!   them across instances; [`health`] reports on both.
 //! - [`metrics`]: Prometheus metrics at `/metrics`; [`connections`] feeds them (and the close
 //!   log) from the runtime's socket hook.
 //! - [`store`]: cities, users and alerts (SQLite or PostgreSQL), a file per table;

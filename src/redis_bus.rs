@@ -12,6 +12,11 @@
 //! one it delivered, so its subscribers miss nothing. The hub gives each subscriber an alert
 //! at most once, so this catch-up never duplicates. Chat messages are not stored; those sent
 //! between instances during an outage are lost, and their senders are told.
+//!
+//! On Redis a publication is `<instance> <id or -> <frame>`, the frame's bytes as the publisher
+//! serialised them. A frame received from Redis comes from outside this process, so it is
+//! checked against its channel's message once ([`Frame::parse`]) before it is a `Frame<Alert>`
+//! or a `Frame<ChatBroadcast>` the hub will take; its bytes are kept as they are.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,6 +30,7 @@ use uuid::Uuid;
 use wfs_runtime::Frame;
 
 use crate::app::alert_payload;
+use crate::contract::types::{Alert, ChatBroadcast};
 use crate::hub::{Bus, BusError, BusFuture, BusHealth, Hub, Publication, Topic};
 use crate::store::Store;
 
@@ -91,28 +97,34 @@ impl RedisBus {
 }
 
 impl Bus for RedisBus {
-    fn publish(&self, topic: Topic, publication: Publication) -> BusFuture<'_, ()> {
+    fn publish_alert(&self, city: Uuid, publication: Publication<Alert>) -> BusFuture<'_, ()> {
         Box::pin(async move {
             // The publisher holds the database's write lock, so every older alert of the city is
             // committed: deliver any not yet seen here before this one, so this instance never
             // gives an alert before an older one still on its way through Redis.
-            if let Topic::Alert(city) = topic
-                && self.shared.hub.has_topic(topic)
-            {
+            if self.shared.hub.alert.has_subscribers(city) {
                 self.shared.ensure_baseline(city).await;
                 self.shared.catch_up(city).await;
             }
-            self.shared.deliver(topic, &publication);
-            let mut payload = format!(
-                "{} {} ",
-                self.shared.instance,
-                publication
-                    .id
-                    .map_or_else(|| "-".to_owned(), |id| id.to_string())
-            )
-            .into_bytes();
-            payload.extend_from_slice(&publication.frame);
-            self.shared.publish(&channel_name(topic), payload).await
+            self.shared.deliver_alert(city, &publication);
+            let payload = self.shared.wire(&publication);
+            self.shared
+                .publish(&channel_name(Topic::Alert(city)), payload)
+                .await
+        })
+    }
+
+    fn publish_chat(
+        &self,
+        city: Uuid,
+        publication: Publication<ChatBroadcast>,
+    ) -> BusFuture<'_, ()> {
+        Box::pin(async move {
+            self.shared.hub.chat.deliver(city, &publication);
+            let payload = self.shared.wire(&publication);
+            self.shared
+                .publish(&channel_name(Topic::Chat(city)), payload)
+                .await
         })
     }
 
@@ -126,8 +138,9 @@ impl Bus for RedisBus {
 }
 
 impl Shared {
-    fn deliver(&self, topic: Topic, publication: &Publication) {
-        if let (Topic::Alert(city), Some(id)) = (topic, publication.id) {
+    /// Delivers an alert here, and remembers it as this instance's position for the city.
+    fn deliver_alert(&self, city: Uuid, publication: &Publication<Alert>) {
+        if let Some(id) = publication.id {
             let mut last = self
                 .last_alert
                 .lock()
@@ -135,7 +148,18 @@ impl Shared {
             let entry = last.entry(city).or_insert(0);
             *entry = (*entry).max(id);
         }
-        self.hub.deliver(topic, publication);
+        self.hub.alert.deliver(city, publication);
+    }
+
+    /// The Redis message of a publication: tagged with this instance so it can skip its echo,
+    /// then the id (`-` for none), then the frame's bytes unchanged.
+    fn wire<M>(&self, publication: &Publication<M>) -> Vec<u8> {
+        let id = publication
+            .id
+            .map_or_else(|| "-".to_owned(), |id| id.to_string());
+        let mut payload = format!("{} {id} ", self.instance).into_bytes();
+        payload.extend_from_slice(publication.frame.as_str().as_bytes());
+        payload
     }
 
     async fn publish(&self, channel: &str, payload: Vec<u8>) -> Result<(), BusError> {
@@ -191,13 +215,18 @@ impl Shared {
         let id = std::str::from_utf8(id)
             .ok()
             .and_then(|id| id.parse::<i64>().ok());
-        self.deliver(
-            topic,
-            &Publication {
-                id,
-                frame: Bytes::copy_from_slice(frame),
-            },
-        );
+        let frame = Bytes::copy_from_slice(frame);
+        let refused = match topic {
+            Topic::Alert(city) => Frame::parse(frame).map(|frame| {
+                self.deliver_alert(city, &Publication { id, frame });
+            }),
+            Topic::Chat(city) => Frame::parse(frame).map(|frame| {
+                self.hub.chat.deliver(city, &Publication { id, frame });
+            }),
+        };
+        if let Err(error) = refused {
+            tracing::warn!(channel, %error, "bus message that is not its channel's message ignored");
+        }
     }
 
     /// Delivers the alerts of `city` published after the last one delivered here (nothing when
@@ -226,11 +255,11 @@ impl Shared {
                 let Ok(frame) = alert_payload(stored).and_then(|alert| Frame::new(&alert)) else {
                     continue;
                 };
-                self.deliver(
-                    Topic::Alert(city),
+                self.deliver_alert(
+                    city,
                     &Publication {
                         id: Some(id),
-                        frame: frame.bytes(),
+                        frame,
                     },
                 );
             }

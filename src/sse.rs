@@ -7,10 +7,11 @@
 //!   unknown `city_uuid`, which the WebSocket reports with a 1008 close, is HTTP 400 or 404
 //!   with the same sentence (an SSE response has no close frame, and a non-200 answer also
 //!   stops a browser's `EventSource` from retrying);
-//! - the hub: each stream is an [`Outlet`] subscribed to the city's topic, so an alert published
-//!   anywhere (REST, `wfs alert`, another instance through the bus) reaches it like a socket;
-//! - the bytes: each event's `data:` is the very JSON the WebSocket sends, and its `id:` is the
-//!   alert id.
+//! - the hub: each stream is an [`Outlet`] of the alert fan-out, so an alert published anywhere
+//!   (REST, `wfs alert`, another instance through the bus) reaches it like a socket, as the same
+//!   typed `Frame<Alert>`;
+//! - the bytes: each event's `data:` is the very JSON the WebSocket sends (the frame's text),
+//!   and its `id:` is the alert id (the publication's, so no event is parsed to find it).
 //!
 //! `Last-Event-ID` (sent by browsers when they reconnect) resumes after that alert: the stream
 //! subscribes first with live alerts held back, sends the stored alerts after the id, then
@@ -24,7 +25,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use bytes::Bytes;
 use futures_util::Stream;
 use poem::http::StatusCode;
 use poem::web::Data;
@@ -36,7 +36,8 @@ use uuid::Uuid;
 use wfs_runtime::{Frame, Handshake, ParamsError, Reject};
 
 use crate::app::{App, alert_payload};
-use crate::hub::{Hub, Outlet, Topic};
+use crate::contract::types::Alert;
+use crate::hub::{Hub, Outlet, Publication};
 use crate::store::Store;
 
 /// Stored alerts read per round trip while catching up.
@@ -52,19 +53,20 @@ static NEXT_STREAM_ID: AtomicU64 = AtomicU64::new(u64::MAX);
 /// One SSE stream as the hub sees it: a bounded queue that is never waited on.
 struct SseOutlet {
     id: u64,
-    queue: mpsc::Sender<Bytes>,
+    queue: mpsc::Sender<Publication<Alert>>,
     /// Set when the queue overflowed: the stream ends (the client resumes from the store).
     overflowed: AtomicBool,
     wake: Notify,
 }
 
-impl Outlet for SseOutlet {
+impl Outlet<Alert> for SseOutlet {
     fn id(&self) -> u64 {
         self.id
     }
 
-    fn push(&self, frame: Bytes) -> bool {
-        match self.queue.try_send(frame) {
+    fn push(&self, publication: &Publication<Alert>) -> bool {
+        // A clone shares the frame's bytes: nothing is copied until the event is written.
+        match self.queue.try_send(publication.clone()) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.overflow();
@@ -84,7 +86,7 @@ impl Outlet for SseOutlet {
 /// shutdown), so a closed stream leaves nothing behind.
 struct Subscription {
     hub: Arc<Hub>,
-    topic: Topic,
+    city: Uuid,
     outlet: Arc<SseOutlet>,
     /// Counts the stream as open for `/metrics` while it lives.
     _open: crate::metrics::StreamGuard,
@@ -92,7 +94,7 @@ struct Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        self.hub.unsubscribe(self.topic, self.outlet.id);
+        self.hub.alert.unsubscribe(self.city, self.outlet.id);
     }
 }
 
@@ -149,11 +151,12 @@ pub async fn alert_stream(
         overflowed: AtomicBool::new(false),
         wake: Notify::new(),
     });
-    let topic = Topic::Alert(city.uuid);
     match resume_after {
-        None => app.hub.subscribe_outlet(topic, outlet.clone()),
+        None => app.hub.alert.subscribe(city.uuid, outlet.clone()),
         Some(after) => {
-            app.hub.subscribe_catching_up(topic, outlet.clone());
+            app.hub
+                .alert
+                .subscribe_catching_up(city.uuid, outlet.clone());
             tokio::spawn(catch_up(
                 app.metrics.replayed("sse"),
                 app.store.clone(),
@@ -166,7 +169,7 @@ pub async fn alert_stream(
     }
     let subscription = Subscription {
         hub: app.hub.clone(),
-        topic,
+        city: city.uuid,
         outlet,
         _open: app.metrics.sse_stream(),
     };
@@ -210,7 +213,11 @@ async fn catch_up(
             else {
                 continue;
             };
-            if outlet.queue.send(frame.bytes()).await.is_err() {
+            let publication = Publication {
+                id: Some(id),
+                frame,
+            };
+            if outlet.queue.send(publication).await.is_err() {
                 return; // the stream is gone
             }
             replayed.inc();
@@ -220,14 +227,14 @@ async fn catch_up(
             break;
         }
     }
-    hub.go_live(Topic::Alert(city), outlet.id, last);
+    hub.alert.go_live(city, outlet.id, last);
 }
 
 /// The stream of events: one per frame, ending on overflow or shutdown. It holds the
 /// subscription, so dropping it (the client went away) leaves the hub.
 fn events(
     subscription: Subscription,
-    frames: mpsc::Receiver<Bytes>,
+    frames: mpsc::Receiver<Publication<Alert>>,
     config: Arc<wfs_runtime::Config>,
 ) -> Pin<Box<dyn Stream<Item = Event> + Send>> {
     let first = futures_util::stream::iter([Event::retry(RETRY_MS)]);
@@ -235,8 +242,8 @@ fn events(
     let rest =
         futures_util::stream::unfold(state, |(subscription, mut frames, config)| async move {
             let outlet = subscription.outlet.clone();
-            let frame = tokio::select! {
-                frame = frames.recv() => frame,
+            let publication = tokio::select! {
+                publication = frames.recv() => publication,
                 () = outlet.wake.notified(), if !outlet.overflowed.load(Ordering::Acquire) => None,
                 () = config.shutting_down() => None,
             };
@@ -244,20 +251,16 @@ fn events(
             if outlet.overflowed.load(Ordering::Acquire) {
                 return None;
             }
-            let frame = frame?;
-            Some((event(&frame), (subscription, frames, config)))
+            let publication = publication?;
+            Some((event(&publication), (subscription, frames, config)))
         });
     Box::pin(futures_util::StreamExt::chain(first, rest))
 }
 
-/// `data:` the JSON as sent on the WebSocket, `id:` the alert's id (when it has one).
-fn event(frame: &Bytes) -> Event {
-    let text = String::from_utf8_lossy(frame).into_owned();
-    let id = serde_json::from_slice::<serde_json::Value>(frame)
-        .ok()
-        .and_then(|value| value.get("id").and_then(serde_json::Value::as_i64));
-    let event = Event::message(text);
-    match id {
+/// `data:` the JSON as sent on the WebSocket, `id:` the alert's id.
+fn event(publication: &Publication<Alert>) -> Event {
+    let event = Event::message(publication.frame.as_str());
+    match publication.id {
         Some(id) => event.id(id.to_string()),
         None => event,
     }

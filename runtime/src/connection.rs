@@ -7,6 +7,11 @@
 //! The queue allocates nothing until a frame is queued: most connections (echo, idle
 //! subscribers) never hold one, and at 10,000 connections a channel's up-front block would cost
 //! 15 MiB.
+//!
+//! Only [`Frame`]s are queued, and a frame can only be made from a message the contract defines
+//! ([`Outgoing`]): there is no public way to put raw text on a socket. The generated
+//! `<Channel>Connection` handles take frames of their channel's messages only, so what a server
+//! sends, fan-out and replay included, is typed from the value it was built from down to here.
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -18,19 +23,48 @@ use std::collections::VecDeque;
 
 use tokio::sync::{Notify, watch};
 
-use crate::Payload;
+use crate::{Payload, Violations};
 
 /// Close code used when a client does not read fast enough (RFC 6455 "Try Again Later").
 pub const CLOSE_TOO_SLOW: u16 = 1013;
 
+/// What a [`Frame`] can be made of: a message the contract lets a server send.
+///
+/// Every message type of the contract is one (through [`Payload`], checked against its schema).
+/// So are generated enums of several messages (a reply that may be one of several: checked by
+/// decoding it as one of them) and `serde_json::Value`, the type of a message whose payload
+/// has no schema.
+pub trait Outgoing: serde::Serialize {
+    /// Checks the message's JSON against the contract: every violation, with where it is.
+    fn check(value: &serde_json::Value) -> Result<(), Vec<Violations>>;
+}
+
+impl<T: Payload> Outgoing for T {
+    fn check(value: &serde_json::Value) -> Result<(), Vec<Violations>> {
+        T::validator()
+            .check(value)
+            .map_err(|violations| vec![violations])
+    }
+}
+
+/// A message without a payload schema: the contract allows any JSON.
+impl Outgoing for serde_json::Value {
+    fn check(_: &serde_json::Value) -> Result<(), Vec<Violations>> {
+        Ok(())
+    }
+}
+
 /// A message serialised once (compact JSON, non-ASCII kept as is) and shareable between
 /// connections: cloning a frame clones a reference, not the bytes.
+///
+/// `T` is the message's type: a frame keeps it, so a frame of one message cannot be handed to
+/// a send, an outlet or a fan-out that expects another.
 pub struct Frame<T> {
     text: Bytes,
     message: PhantomData<fn() -> T>,
 }
 
-impl<T: Payload> Frame<T> {
+impl<T: Outgoing> Frame<T> {
     /// Serialises `message` to its wire form. Debug builds (and so the tests) also check it
     /// against the contract, so a server that sends what the contract forbids fails loudly.
     pub fn new(message: &T) -> Result<Frame<T>, SendError> {
@@ -39,21 +73,39 @@ impl<T: Payload> Frame<T> {
         if cfg!(debug_assertions) {
             let value: serde_json::Value = serde_json::from_slice(&text)
                 .map_err(|error| SendError::Serialize(error.to_string()))?;
-            T::validator()
-                .check(&value)
-                .map_err(|violations| SendError::Contract(violations.to_string()))?;
+            T::check(&value).map_err(contract_error)?;
         }
         Ok(Frame {
             text: Bytes::from(text),
             message: PhantomData,
         })
     }
+
+    /// A frame serialised by another process (an instance of the same server, through a
+    /// message bus), kept byte for byte so every subscriber gets exactly what the publisher
+    /// sent. It is checked against the contract here, in every build: bytes from outside the
+    /// process are only a `Frame<T>` once they are known to be a `T`. Once per publication, not
+    /// per subscriber.
+    pub fn parse(text: Bytes) -> Result<Frame<T>, SendError> {
+        let value: serde_json::Value = serde_json::from_slice(&text)
+            .map_err(|error| SendError::Contract(format!("not JSON: {error}")))?;
+        T::check(&value).map_err(contract_error)?;
+        Ok(Frame {
+            text,
+            message: PhantomData,
+        })
+    }
+}
+
+fn contract_error(violations: Vec<Violations>) -> SendError {
+    let described: Vec<String> = violations.iter().map(ToString::to_string).collect();
+    SendError::Contract(described.join(" | "))
 }
 
 impl<T> Frame<T> {
-    /// The JSON text of the frame.
+    /// The JSON text of the frame (for transports that carry text another way, like SSE).
     pub fn as_str(&self) -> &str {
-        // Built from serde_json output only, which is UTF-8.
+        // Built from serde_json output, or from bytes serde_json parsed, so UTF-8.
         std::str::from_utf8(&self.text).unwrap_or_default()
     }
 
@@ -78,7 +130,7 @@ impl<T> fmt::Debug for Frame<T> {
     }
 }
 
-/// Why a frame could not be queued.
+/// Why a frame could not be made or queued.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {
     #[error("the connection is closed")]
@@ -209,7 +261,10 @@ impl Connection {
         self.shared.id
     }
 
-    /// Queues a pre-serialised frame. Never waits.
+    /// Queues a frame. Never waits; a full queue closes the connection with 1013.
+    ///
+    /// Any message type is accepted here: this is what the generated `<Channel>Connection`
+    /// handles call, and they are the ones that only take their channel's messages.
     pub fn send_frame<T>(&self, frame: &Frame<T>) -> Result<(), SendError> {
         self.send_bytes(frame.bytes())
     }
@@ -238,11 +293,6 @@ impl Connection {
                 }
             }
         }
-    }
-
-    /// Queues JSON text. Never waits; a full queue closes the connection with 1013.
-    pub fn send_text(&self, text: impl Into<Bytes>) -> Result<(), SendError> {
-        self.send_bytes(text.into())
     }
 
     fn send_bytes(&self, bytes: Bytes) -> Result<(), SendError> {
@@ -302,5 +352,76 @@ impl Connection {
         self.shared.close_requested.store(true, Ordering::Release);
         self.shared.queue.ended.store(true, Ordering::Release);
         self.shared.closed.send_replace(true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Validator;
+
+    /// A message type as the generator makes them: serialisable, with its schema.
+    #[derive(serde::Serialize)]
+    struct Greeting {
+        text: String,
+    }
+
+    static GREETING: Validator = Validator::new(
+        "Greeting",
+        r#"{"type":"object","required":["text"],"properties":{"text":{"type":"string","maxLength":5}}}"#,
+    );
+
+    impl Payload for Greeting {
+        fn validator() -> &'static Validator {
+            &GREETING
+        }
+    }
+
+    #[test]
+    fn a_parsed_frame_keeps_the_bytes_it_was_given() {
+        // Spacing and key order as another process wrote them: kept, not re-serialised.
+        let sent = Bytes::from_static(br#"{ "text" : "h\u00e9" }"#);
+        let frame = Frame::<Greeting>::parse(sent.clone()).unwrap();
+        assert_eq!(frame.bytes(), sent);
+    }
+
+    #[test]
+    fn bytes_that_are_not_the_message_are_not_a_frame_of_it() {
+        for (text, why) in [
+            (
+                &br#"{"text":"too long"}"#[..],
+                "/text: \"too long\" is longer than 5",
+            ),
+            (br#"{"other":1}"#, "\"text\" is a required property"),
+            (b"not json", "not JSON"),
+        ] {
+            let error = Frame::<Greeting>::parse(Bytes::from_static(text)).unwrap_err();
+            match error {
+                SendError::Contract(message) => assert!(message.contains(why), "{message}"),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_message_without_a_schema_is_any_json() {
+        let frame = Frame::new(&serde_json::json!({"anything": [1, "two"]})).unwrap();
+        assert_eq!(frame.as_str(), r#"{"anything":[1,"two"]}"#);
+    }
+
+    #[tokio::test]
+    async fn frames_reach_the_queue_as_serialised_once() {
+        let connection = Connection::new(4);
+        let frame = Frame::new(&Greeting {
+            text: "hé".to_owned(),
+        })
+        .unwrap();
+        connection.send_frame(&frame).unwrap();
+        connection.send_frame_waiting(&frame).await.unwrap();
+        let first = connection.queue().pop().unwrap();
+        let second = connection.queue().pop().unwrap();
+        assert_eq!(first, r#"{"text":"hé"}"#.as_bytes());
+        // The same allocation, shared: serialised once, whatever the number of sends.
+        assert_eq!(first.as_ptr(), second.as_ptr());
     }
 }

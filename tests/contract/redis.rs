@@ -282,3 +282,54 @@ async fn a_client_recovers_on_another_instance_with_since() {
     first.app.publish_alert(cairo, "live").await.unwrap();
     assert_eq!(next_message_of(&mut client).await, "live");
 }
+
+/// A frame from Redis comes from outside the process: it reaches sockets only if it is the
+/// message of the channel it came on, and then byte for byte as the publisher wrote it.
+#[tokio::test]
+async fn a_bus_message_that_is_not_its_channels_message_reaches_no_one() {
+    let redis = Redis::start().await;
+    let server = TestServer::start_with_options(crate::server::Options {
+        redis_url: Some(redis.url()),
+        ..Default::default()
+    })
+    .await;
+    let city = server.city("Tokyo").await.uuid;
+    let mut client = server.subscribe_alerts(city, None).await;
+    let channel = format!("wfs:alert:{city}");
+    redis.wait_subscribed(&channel, 1).await;
+
+    // As another instance would send them, tagged so this one does not skip them as its echo.
+    let chat_frame = format!(
+        r#"{{"type":"chat","message":"hi","user":"eve","city_uuid":"{city}","sent_at":"2026-01-01T00:00:00Z"}}"#
+    );
+    let alert_without_message = format!(
+        r#"{{"type":"alert","id":8,"city_uuid":"{city}","created_at":"2026-01-01T00:00:00Z"}}"#
+    );
+    // Keys out of the server's order and spaces after colons: what arrives must be these bytes.
+    let alert = format!(
+        r#"{{"message": "through Redis", "type": "alert", "id": 9, "city_uuid": "{city}", "created_at": "2026-01-01T00:00:00Z"}}"#
+    );
+    let publisher = redis::Client::open(redis.url()).unwrap();
+    let mut connection = within("Redis", publisher.get_multiplexed_async_connection())
+        .await
+        .unwrap();
+    for payload in [
+        format!("elsewhere - {chat_frame}"),
+        format!("elsewhere 8 {alert_without_message}"),
+        "elsewhere 8 not json".to_owned(),
+        format!("elsewhere 9 {alert}"),
+    ] {
+        let _: i64 = within(
+            "PUBLISH",
+            redis::cmd("PUBLISH")
+                .arg(&channel)
+                .arg(payload)
+                .query_async(&mut connection),
+        )
+        .await
+        .unwrap();
+    }
+    // Frames are delivered in order: the first to arrive is the first the server let through.
+    let received = within("the alert", client.raw().recv_text()).await.unwrap();
+    assert_eq!(received, alert);
+}

@@ -436,6 +436,18 @@ pub(crate) fn message_enum(
     }
 }
 
+/// A reply enum is sent as a frame (`wfs_runtime::Frame`): what makes it one is how a value
+/// of it is checked against the contract, by decoding it as one of its messages.
+fn outgoing_impl(name: &TokenStream) -> TokenStream {
+    quote! {
+        impl ::wfs_runtime::connection::Outgoing for #name {
+            fn check(value: &::serde_json::Value) -> ::std::result::Result<(), ::std::vec::Vec<::wfs_runtime::Violations>> {
+                Self::decode(value).map(|_| ())
+            }
+        }
+    }
+}
+
 fn message_doc(contract: &Contract, id: MessageId) -> String {
     let message = &contract.messages[id];
     let mut doc = format!("Message `{}`", message.key);
@@ -538,7 +550,10 @@ pub(crate) fn channel_module(
             Some(reply) => {
                 let (reply_type, reply_enum) =
                     operation_message_type(contract, plan, operation, "Reply", &reply.messages);
-                extra_types.extend(reply_enum);
+                if let Some(reply_enum) = reply_enum {
+                    extra_types.push(reply_enum);
+                    extra_types.push(outgoing_impl(&reply_type));
+                }
                 reply_type
             }
             None => quote!(()),
@@ -596,7 +611,7 @@ pub(crate) fn channel_module(
                 None => quote! {
                     #[doc = #message_doc]
                     pub fn #method(&self, message: &::serde_json::Value) -> ::std::result::Result<(), ::wfs_runtime::SendError> {
-                        self.connection.send_text(message.to_string())
+                        self.connection.send_frame(&::wfs_runtime::Frame::new(message)?)
                     }
                 },
             });
@@ -1480,26 +1495,17 @@ fn dispatch(contract: &Contract, plan: &ChannelPlan, state: &Ident) -> TokenStre
         } else {
             quote!(message)
         };
+        // A reply of one message is its payload type (or `serde_json::Value` without a schema),
+        // a reply of several is the operation's reply enum: each is a frame's message.
         let result_arms = match &operation.reply {
             None => quote!(::std::result::Result::Ok(()) => {}),
-            Some(reply) if reply.messages.len() == 1 && contract.messages[reply.messages[0]].payload.is_some() => quote! {
+            Some(_) => quote! {
                 ::std::result::Result::Ok(reply) => match ::wfs_runtime::Frame::new(&reply) {
                     ::std::result::Result::Ok(frame) => {
                         let _ = connection.send_frame(&frame);
                     }
                     ::std::result::Result::Err(error) => {
                         ::wfs_runtime::tracing::error!(%error, "reply does not match the contract");
-                        connection.close(1011, "Internal server error.");
-                    }
-                },
-            },
-            Some(_) => quote! {
-                ::std::result::Result::Ok(reply) => match ::serde_json::to_string(&reply) {
-                    ::std::result::Result::Ok(text) => {
-                        let _ = connection.send_text(text);
-                    }
-                    ::std::result::Result::Err(error) => {
-                        ::wfs_runtime::tracing::error!(%error, "reply could not be serialised");
                         connection.close(1011, "Internal server error.");
                     }
                 },

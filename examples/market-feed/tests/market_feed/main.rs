@@ -6,7 +6,6 @@
 
 mod binary;
 mod feed;
-mod official_parser;
 
 use std::sync::Arc;
 use std::time::Duration;
