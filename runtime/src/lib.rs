@@ -12,7 +12,11 @@
 //! - [`observe::Observer`]: how a server counts and logs connections (metrics, close logs).
 //! - [`client::Client`]: the tokio-tungstenite client the generated typed clients wrap.
 //!
-//! Crates the generated code names are re-exported, so its paths resolve through this one.
+//! Crates the generated code names are re-exported (`wfs_runtime::serde`, `serde_json`,
+//! `uuid`, `chrono`, `regress`, `poem`, `tracing`), and it names them through this crate
+//! (`::wfs_runtime::serde_json::Value`), so a crate that includes generated code depends on
+//! `wfs-runtime` alone. The same paths are there for the user's own code: a handler that
+//! builds a payload with a `chrono::DateTime` field can write `wfs_runtime::chrono::Utc::now()`.
 
 pub mod address;
 pub mod client;
@@ -27,10 +31,23 @@ pub use handshake::{Handshake, ParamProblem, ParamsError, Reject, params};
 pub use socket::{ChannelError, Config, FrameError};
 pub use validate::{Validator, Violation, Violations};
 
+/// `chrono::DateTime<Utc>`: the Rust type of `format: date-time` fields.
+pub use chrono;
+/// The HTTP server the generated `routes` mount channels on (`poem::Route`, `poem::Server`).
 pub use poem;
+/// Regular expressions checked by the generated types' constructors for `pattern`.
+pub use regress;
+/// Serialisation: the generated types derive `serde::Serialize` and `serde::Deserialize`
+/// through this path (`#[serde(crate = "::wfs_runtime::serde")]`).
+pub use serde;
+/// JSON values: untyped payloads (`serde_json::Value`) and the inbound frames' parsing.
 pub use serde_json;
+/// The WebSocket library under [`client::Client`], for tests that send raw frames.
 pub use tokio_tungstenite;
+/// Logging: the generated code logs replies that break the contract through it.
 pub use tracing;
+/// `uuid::Uuid`: the Rust type of `format: uuid` fields and parameters.
+pub use uuid;
 
 /// A message type of the contract: serialisable, with the schema it must match.
 pub trait Payload: serde::Serialize {

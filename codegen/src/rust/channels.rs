@@ -78,7 +78,7 @@ impl ParamKind {
     fn rust_type(self) -> TokenStream {
         match self {
             ParamKind::String => quote!(::std::string::String),
-            ParamKind::Uuid => quote!(::uuid::Uuid),
+            ParamKind::Uuid => quote!(::wfs_runtime::uuid::Uuid),
             ParamKind::Integer => quote!(i64),
             ParamKind::Number => quote!(f64),
             ParamKind::Boolean => quote!(bool),
@@ -246,7 +246,7 @@ pub(crate) fn payload_type(contract: &Contract, message: MessageId) -> TokenStre
             let name = format_ident!("{}", contract.schemas[schema].name);
             quote!(super::types::#name)
         }
-        None => quote!(::serde_json::Value),
+        None => quote!(::wfs_runtime::serde_json::Value),
     }
 }
 
@@ -344,7 +344,7 @@ pub(crate) fn message_enum(
 
             impl #name {
                 /// No message is allowed here: every value is refused.
-                pub fn decode(_value: &::serde_json::Value) -> ::std::result::Result<Self, ::std::vec::Vec<::wfs_runtime::Violations>> {
+                pub fn decode(_value: &::wfs_runtime::serde_json::Value) -> ::std::result::Result<Self, ::std::vec::Vec<::wfs_runtime::Violations>> {
                     ::std::result::Result::Err(::std::vec![::wfs_runtime::Violations::single(#label, "no message is expected here")])
                 }
             }
@@ -396,7 +396,7 @@ pub(crate) fn message_enum(
                     .join(", ")
             );
             quote! {
-                match value.get(#property).and_then(::serde_json::Value::as_str) {
+                match value.get(#property).and_then(::wfs_runtime::serde_json::Value::as_str) {
                     #(#arms)*
                     _ => ::std::result::Result::Err(::std::vec![::wfs_runtime::Violations::single(#label, #expected)]),
                 }
@@ -421,7 +421,8 @@ pub(crate) fn message_enum(
     };
     quote! {
         #[doc = #doc]
-        #[derive(Debug, Clone, PartialEq, ::serde::Serialize)]
+        #[derive(Debug, Clone, PartialEq, ::wfs_runtime::serde::Serialize)]
+        #[serde(crate = "::wfs_runtime::serde")]
         #[serde(untagged)]
         pub enum #name {
             #(#variants,)*
@@ -429,7 +430,7 @@ pub(crate) fn message_enum(
 
         impl #name {
             /// Decodes a JSON value into the message it is, checked against the contract.
-            pub fn decode(value: &::serde_json::Value) -> ::std::result::Result<Self, ::std::vec::Vec<::wfs_runtime::Violations>> {
+            pub fn decode(value: &::wfs_runtime::serde_json::Value) -> ::std::result::Result<Self, ::std::vec::Vec<::wfs_runtime::Violations>> {
                 #body
             }
         }
@@ -470,7 +471,7 @@ fn operation_message_type(
 ) -> (TokenStream, Option<TokenStream>) {
     match messages {
         [single] => (payload_type(contract, *single), None),
-        [] => (quote!(::serde_json::Value), None),
+        [] => (quote!(::wfs_runtime::serde_json::Value), None),
         several => {
             let name = format_ident!("{}{}", operation.key.to_upper_camel_case(), suffix);
             let doc = format!("The messages of operation `{}`.", operation.key);
@@ -595,7 +596,7 @@ pub(crate) fn channel_module(
                 }
                 None => quote! {
                     #[doc = #message_doc]
-                    pub fn #method(&self, message: &::serde_json::Value) -> ::std::result::Result<(), ::wfs_runtime::SendError> {
+                    pub fn #method(&self, message: &::wfs_runtime::serde_json::Value) -> ::std::result::Result<(), ::wfs_runtime::SendError> {
                         self.connection.send_text(message.to_string())
                     }
                 },
@@ -742,11 +743,11 @@ fn params_struct(channel: &Channel, plan: &ChannelPlan) -> TokenStream {
         let ident = &field.ident;
         let name = &field.name;
         if field.required {
-            quote!(checked.insert(#name.to_owned(), ::serde_json::json!(#ident));)
+            quote!(checked.insert(#name.to_owned(), ::wfs_runtime::serde_json::json!(#ident));)
         } else {
             quote! {
                 if let ::std::option::Option::Some(value) = &#ident {
-                    checked.insert(#name.to_owned(), ::serde_json::json!(value));
+                    checked.insert(#name.to_owned(), ::wfs_runtime::serde_json::json!(value));
                 }
             }
         }
@@ -834,9 +835,9 @@ fn params_struct(channel: &Channel, plan: &ChannelPlan) -> TokenStream {
                 let mut errors = ::wfs_runtime::ParamsError::default();
                 #(#parses)*
                 #unwrap_required
-                let mut checked = ::serde_json::Map::new();
+                let mut checked = ::wfs_runtime::serde_json::Map::new();
                 #(#to_json)*
-                if let ::std::result::Result::Err(violations) = PARAMS_SCHEMA.check(&::serde_json::Value::Object(checked)) {
+                if let ::std::result::Result::Err(violations) = PARAMS_SCHEMA.check(&::wfs_runtime::serde_json::Value::Object(checked)) {
                     for problem in violations.problems {
                         let name = problem.path.trim_start_matches('/').split('/').next().unwrap_or_default().to_owned();
                         let location = match name.as_str() {
@@ -1494,7 +1495,7 @@ fn dispatch(contract: &Contract, plan: &ChannelPlan, state: &Ident) -> TokenStre
                 },
             },
             Some(_) => quote! {
-                ::std::result::Result::Ok(reply) => match ::serde_json::to_string(&reply) {
+                ::std::result::Result::Ok(reply) => match ::wfs_runtime::serde_json::to_string(&reply) {
                     ::std::result::Result::Ok(text) => {
                         let _ = connection.send_text(text);
                     }

@@ -24,7 +24,7 @@ pub(crate) fn channel_client(contract: &Contract, plan: &ChannelPlan) -> TokenSt
         quote! {
             #[doc = #doc]
             pub async fn #method(&mut self, message: &#payload) -> ::std::result::Result<(), ::wfs_runtime::client::ClientError> {
-                let text = ::serde_json::to_string(message).map_err(|error| ::wfs_runtime::client::ClientError::Request(error.to_string()))?;
+                let text = ::wfs_runtime::serde_json::to_string(message).map_err(|error| ::wfs_runtime::client::ClientError::Request(error.to_string()))?;
                 self.client.send_text(text).await
             }
         }
@@ -65,7 +65,7 @@ pub(crate) fn channel_client(contract: &Contract, plan: &ChannelPlan) -> TokenSt
             /// The next message from the server, checked against the contract.
             pub async fn recv(&mut self) -> ::std::result::Result<#outbound, ::wfs_runtime::client::ClientError> {
                 let text = self.client.recv_text().await?;
-                let value: ::serde_json::Value = ::serde_json::from_str(&text)
+                let value: ::wfs_runtime::serde_json::Value = ::wfs_runtime::serde_json::from_str(&text)
                     .map_err(|error| ::wfs_runtime::client::ClientError::NotJson(error.to_string()))?;
                 #outbound::decode(&value).map_err(|violations| ::wfs_runtime::client::ClientError::Unexpected { text, violations })
             }

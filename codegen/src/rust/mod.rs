@@ -1,7 +1,8 @@
 //! Rust generation: message types, one handler trait per channel, a typed client, `routes`.
 //!
 //! The output is one file, meant to be `include!`d by one module of the user's crate. It names
-//! everything by full path (`::serde::...`, `::wfs_runtime::...`) so it needs no `use` lines,
+//! everything by full path (`::wfs_runtime::...`, whose re-exports of serde, serde_json, uuid,
+//! chrono and regress stand in for direct dependencies) so it needs no `use` lines,
 //! and it is deterministic: the same contract gives byte-identical output.
 
 mod channels;

@@ -10,18 +10,40 @@
 )]
 pub mod types {
     ///`Hello`
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[derive(
+        ::wfs_runtime::serde::Deserialize,
+        ::wfs_runtime::serde::Serialize,
+        Clone,
+        Debug,
+        PartialEq
+    )]
+    #[serde(crate = "::wfs_runtime::serde")]
     pub struct Hello {
         pub hello: ::std::string::String,
     }
     ///`Lumens`
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[derive(
+        ::wfs_runtime::serde::Deserialize,
+        ::wfs_runtime::serde::Serialize,
+        Clone,
+        Debug,
+        Default,
+        PartialEq
+    )]
+    #[serde(crate = "::wfs_runtime::serde")]
     pub struct Lumens {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub lumens: ::std::option::Option<u64>,
     }
     ///`Market`
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[derive(
+        ::wfs_runtime::serde::Deserialize,
+        ::wfs_runtime::serde::Serialize,
+        Clone,
+        Debug,
+        PartialEq
+    )]
+    #[serde(crate = "::wfs_runtime::serde")]
     pub struct Market {
         pub exchange: ::std::string::String,
         pub pair: ::std::string::String,
@@ -157,21 +179,24 @@ pub mod trades {
             ) = (exchange_code, primary_currency, secondary_currency) else {
                 return ::std::result::Result::Err(errors);
             };
-            let mut checked = ::serde_json::Map::new();
+            let mut checked = ::wfs_runtime::serde_json::Map::new();
             checked
-                .insert("exchangeCode".to_owned(), ::serde_json::json!(exchange_code));
+                .insert(
+                    "exchangeCode".to_owned(),
+                    ::wfs_runtime::serde_json::json!(exchange_code),
+                );
             checked
                 .insert(
                     "primaryCurrency".to_owned(),
-                    ::serde_json::json!(primary_currency),
+                    ::wfs_runtime::serde_json::json!(primary_currency),
                 );
             checked
                 .insert(
                     "secondaryCurrency".to_owned(),
-                    ::serde_json::json!(secondary_currency),
+                    ::wfs_runtime::serde_json::json!(secondary_currency),
                 );
             if let ::std::result::Result::Err(violations) = PARAMS_SCHEMA
-                .check(&::serde_json::Value::Object(checked))
+                .check(&::wfs_runtime::serde_json::Value::Object(checked))
             {
                 for problem in violations.problems {
                     let name = problem
@@ -311,7 +336,8 @@ pub mod trades {
         }
     }
     ///Every message a client may send on this channel (what the server receives).
-    #[derive(Debug, Clone, PartialEq, ::serde::Serialize)]
+    #[derive(Debug, Clone, PartialEq, ::wfs_runtime::serde::Serialize)]
+    #[serde(crate = "::wfs_runtime::serde")]
     #[serde(untagged)]
     pub enum TradesInbound {
         ///Message `hello`
@@ -320,7 +346,7 @@ pub mod trades {
     impl TradesInbound {
         /// Decodes a JSON value into the message it is, checked against the contract.
         pub fn decode(
-            value: &::serde_json::Value,
+            value: &::wfs_runtime::serde_json::Value,
         ) -> ::std::result::Result<Self, ::std::vec::Vec<::wfs_runtime::Violations>> {
             let mut violations = ::std::vec::Vec::new();
             match super::schemas::HELLO.decode(value).map(Self::Hello) {
@@ -333,7 +359,8 @@ pub mod trades {
         }
     }
     ///Every message the server may send on this channel.
-    #[derive(Debug, Clone, PartialEq, ::serde::Serialize)]
+    #[derive(Debug, Clone, PartialEq, ::wfs_runtime::serde::Serialize)]
+    #[serde(crate = "::wfs_runtime::serde")]
     #[serde(untagged)]
     pub enum TradesOutbound {
         ///Message `market`
@@ -342,7 +369,7 @@ pub mod trades {
     impl TradesOutbound {
         /// Decodes a JSON value into the message it is, checked against the contract.
         pub fn decode(
-            value: &::serde_json::Value,
+            value: &::wfs_runtime::serde_json::Value,
         ) -> ::std::result::Result<Self, ::std::vec::Vec<::wfs_runtime::Violations>> {
             let mut violations = ::std::vec::Vec::new();
             match super::schemas::MARKET.decode(value).map(Self::Market) {
@@ -475,7 +502,7 @@ The value returned is sent back as the reply.*/
             &mut self,
             message: &super::types::Hello,
         ) -> ::std::result::Result<(), ::wfs_runtime::client::ClientError> {
-            let text = ::serde_json::to_string(message)
+            let text = ::wfs_runtime::serde_json::to_string(message)
                 .map_err(|error| ::wfs_runtime::client::ClientError::Request(
                     error.to_string(),
                 ))?;
@@ -486,7 +513,9 @@ The value returned is sent back as the reply.*/
             &mut self,
         ) -> ::std::result::Result<TradesOutbound, ::wfs_runtime::client::ClientError> {
             let text = self.client.recv_text().await?;
-            let value: ::serde_json::Value = ::serde_json::from_str(&text)
+            let value: ::wfs_runtime::serde_json::Value = ::wfs_runtime::serde_json::from_str(
+                    &text,
+                )
                 .map_err(|error| ::wfs_runtime::client::ClientError::NotJson(
                     error.to_string(),
                 ))?;
@@ -545,11 +574,14 @@ pub mod spot {
             let (::std::option::Option::Some(exchange_code),) = (exchange_code,) else {
                 return ::std::result::Result::Err(errors);
             };
-            let mut checked = ::serde_json::Map::new();
+            let mut checked = ::wfs_runtime::serde_json::Map::new();
             checked
-                .insert("exchangeCode".to_owned(), ::serde_json::json!(exchange_code));
+                .insert(
+                    "exchangeCode".to_owned(),
+                    ::wfs_runtime::serde_json::json!(exchange_code),
+                );
             if let ::std::result::Result::Err(violations) = PARAMS_SCHEMA
-                .check(&::serde_json::Value::Object(checked))
+                .check(&::wfs_runtime::serde_json::Value::Object(checked))
             {
                 for problem in violations.problems {
                     let name = problem
@@ -645,7 +677,8 @@ pub mod spot {
         }
     }
     ///Every message a client may send on this channel (what the server receives).
-    #[derive(Debug, Clone, PartialEq, ::serde::Serialize)]
+    #[derive(Debug, Clone, PartialEq, ::wfs_runtime::serde::Serialize)]
+    #[serde(crate = "::wfs_runtime::serde")]
     #[serde(untagged)]
     pub enum SpotInbound {
         ///Message `hello`
@@ -654,7 +687,7 @@ pub mod spot {
     impl SpotInbound {
         /// Decodes a JSON value into the message it is, checked against the contract.
         pub fn decode(
-            value: &::serde_json::Value,
+            value: &::wfs_runtime::serde_json::Value,
         ) -> ::std::result::Result<Self, ::std::vec::Vec<::wfs_runtime::Violations>> {
             let mut violations = ::std::vec::Vec::new();
             match super::schemas::HELLO.decode(value).map(Self::Hello) {
@@ -672,7 +705,7 @@ pub mod spot {
     impl SpotOutbound {
         /// No message is allowed here: every value is refused.
         pub fn decode(
-            _value: &::serde_json::Value,
+            _value: &::wfs_runtime::serde_json::Value,
         ) -> ::std::result::Result<Self, ::std::vec::Vec<::wfs_runtime::Violations>> {
             ::std::result::Result::Err(
                 ::std::vec![
@@ -798,7 +831,7 @@ pub mod spot {
             &mut self,
             message: &super::types::Hello,
         ) -> ::std::result::Result<(), ::wfs_runtime::client::ClientError> {
-            let text = ::serde_json::to_string(message)
+            let text = ::wfs_runtime::serde_json::to_string(message)
                 .map_err(|error| ::wfs_runtime::client::ClientError::Request(
                     error.to_string(),
                 ))?;
@@ -809,7 +842,9 @@ pub mod spot {
             &mut self,
         ) -> ::std::result::Result<SpotOutbound, ::wfs_runtime::client::ClientError> {
             let text = self.client.recv_text().await?;
-            let value: ::serde_json::Value = ::serde_json::from_str(&text)
+            let value: ::wfs_runtime::serde_json::Value = ::wfs_runtime::serde_json::from_str(
+                    &text,
+                )
                 .map_err(|error| ::wfs_runtime::client::ClientError::NotJson(
                     error.to_string(),
                 ))?;
@@ -867,10 +902,10 @@ pub mod kinds {
             let (::std::option::Option::Some(r#type),) = (r#type,) else {
                 return ::std::result::Result::Err(errors);
             };
-            let mut checked = ::serde_json::Map::new();
-            checked.insert("type".to_owned(), ::serde_json::json!(r#type));
+            let mut checked = ::wfs_runtime::serde_json::Map::new();
+            checked.insert("type".to_owned(), ::wfs_runtime::serde_json::json!(r#type));
             if let ::std::result::Result::Err(violations) = PARAMS_SCHEMA
-                .check(&::serde_json::Value::Object(checked))
+                .check(&::wfs_runtime::serde_json::Value::Object(checked))
             {
                 for problem in violations.problems {
                     let name = problem
@@ -962,7 +997,8 @@ pub mod kinds {
         }
     }
     ///Every message a client may send on this channel (what the server receives).
-    #[derive(Debug, Clone, PartialEq, ::serde::Serialize)]
+    #[derive(Debug, Clone, PartialEq, ::wfs_runtime::serde::Serialize)]
+    #[serde(crate = "::wfs_runtime::serde")]
     #[serde(untagged)]
     pub enum KindsInbound {
         ///Message `hello`
@@ -971,7 +1007,7 @@ pub mod kinds {
     impl KindsInbound {
         /// Decodes a JSON value into the message it is, checked against the contract.
         pub fn decode(
-            value: &::serde_json::Value,
+            value: &::wfs_runtime::serde_json::Value,
         ) -> ::std::result::Result<Self, ::std::vec::Vec<::wfs_runtime::Violations>> {
             let mut violations = ::std::vec::Vec::new();
             match super::schemas::HELLO.decode(value).map(Self::Hello) {
@@ -989,7 +1025,7 @@ pub mod kinds {
     impl KindsOutbound {
         /// No message is allowed here: every value is refused.
         pub fn decode(
-            _value: &::serde_json::Value,
+            _value: &::wfs_runtime::serde_json::Value,
         ) -> ::std::result::Result<Self, ::std::vec::Vec<::wfs_runtime::Violations>> {
             ::std::result::Result::Err(
                 ::std::vec![
@@ -1115,7 +1151,7 @@ pub mod kinds {
             &mut self,
             message: &super::types::Hello,
         ) -> ::std::result::Result<(), ::wfs_runtime::client::ClientError> {
-            let text = ::serde_json::to_string(message)
+            let text = ::wfs_runtime::serde_json::to_string(message)
                 .map_err(|error| ::wfs_runtime::client::ClientError::Request(
                     error.to_string(),
                 ))?;
@@ -1126,7 +1162,9 @@ pub mod kinds {
             &mut self,
         ) -> ::std::result::Result<KindsOutbound, ::wfs_runtime::client::ClientError> {
             let text = self.client.recv_text().await?;
-            let value: ::serde_json::Value = ::serde_json::from_str(&text)
+            let value: ::wfs_runtime::serde_json::Value = ::wfs_runtime::serde_json::from_str(
+                    &text,
+                )
                 .map_err(|error| ::wfs_runtime::client::ClientError::NotJson(
                     error.to_string(),
                 ))?;
@@ -1187,11 +1225,14 @@ pub mod measured {
             let (::std::option::Option::Some(streetlight_id),) = (streetlight_id,) else {
                 return ::std::result::Result::Err(errors);
             };
-            let mut checked = ::serde_json::Map::new();
+            let mut checked = ::wfs_runtime::serde_json::Map::new();
             checked
-                .insert("streetlightId".to_owned(), ::serde_json::json!(streetlight_id));
+                .insert(
+                    "streetlightId".to_owned(),
+                    ::wfs_runtime::serde_json::json!(streetlight_id),
+                );
             if let ::std::result::Result::Err(violations) = PARAMS_SCHEMA
-                .check(&::serde_json::Value::Object(checked))
+                .check(&::wfs_runtime::serde_json::Value::Object(checked))
             {
                 for problem in violations.problems {
                     let name = problem
@@ -1288,7 +1329,8 @@ pub mod measured {
         }
     }
     ///Every message a client may send on this channel (what the server receives).
-    #[derive(Debug, Clone, PartialEq, ::serde::Serialize)]
+    #[derive(Debug, Clone, PartialEq, ::wfs_runtime::serde::Serialize)]
+    #[serde(crate = "::wfs_runtime::serde")]
     #[serde(untagged)]
     pub enum MeasuredInbound {
         ///Message `lumens`
@@ -1297,7 +1339,7 @@ pub mod measured {
     impl MeasuredInbound {
         /// Decodes a JSON value into the message it is, checked against the contract.
         pub fn decode(
-            value: &::serde_json::Value,
+            value: &::wfs_runtime::serde_json::Value,
         ) -> ::std::result::Result<Self, ::std::vec::Vec<::wfs_runtime::Violations>> {
             let mut violations = ::std::vec::Vec::new();
             match super::schemas::LUMENS.decode(value).map(Self::Lumens) {
@@ -1315,7 +1357,7 @@ pub mod measured {
     impl MeasuredOutbound {
         /// No message is allowed here: every value is refused.
         pub fn decode(
-            _value: &::serde_json::Value,
+            _value: &::wfs_runtime::serde_json::Value,
         ) -> ::std::result::Result<Self, ::std::vec::Vec<::wfs_runtime::Violations>> {
             ::std::result::Result::Err(
                 ::std::vec![
@@ -1441,7 +1483,7 @@ pub mod measured {
             &mut self,
             message: &super::types::Lumens,
         ) -> ::std::result::Result<(), ::wfs_runtime::client::ClientError> {
-            let text = ::serde_json::to_string(message)
+            let text = ::wfs_runtime::serde_json::to_string(message)
                 .map_err(|error| ::wfs_runtime::client::ClientError::Request(
                     error.to_string(),
                 ))?;
@@ -1455,7 +1497,9 @@ pub mod measured {
             ::wfs_runtime::client::ClientError,
         > {
             let text = self.client.recv_text().await?;
-            let value: ::serde_json::Value = ::serde_json::from_str(&text)
+            let value: ::wfs_runtime::serde_json::Value = ::wfs_runtime::serde_json::from_str(
+                    &text,
+                )
                 .map_err(|error| ::wfs_runtime::client::ClientError::NotJson(
                     error.to_string(),
                 ))?;

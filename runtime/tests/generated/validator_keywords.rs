@@ -10,27 +10,42 @@
 )]
 pub mod types {
     ///`Anything`
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[derive(
+        ::wfs_runtime::serde::Deserialize,
+        ::wfs_runtime::serde::Serialize,
+        Clone,
+        Debug,
+        PartialEq
+    )]
+    #[serde(crate = "::wfs_runtime::serde")]
     #[serde(transparent)]
-    pub struct Anything(pub ::serde_json::Value);
+    pub struct Anything(pub ::wfs_runtime::serde_json::Value);
     impl ::std::ops::Deref for Anything {
-        type Target = ::serde_json::Value;
-        fn deref(&self) -> &::serde_json::Value {
+        type Target = ::wfs_runtime::serde_json::Value;
+        fn deref(&self) -> &::wfs_runtime::serde_json::Value {
             &self.0
         }
     }
-    impl ::std::convert::From<Anything> for ::serde_json::Value {
+    impl ::std::convert::From<Anything> for ::wfs_runtime::serde_json::Value {
         fn from(value: Anything) -> Self {
             value.0
         }
     }
-    impl ::std::convert::From<::serde_json::Value> for Anything {
-        fn from(value: ::serde_json::Value) -> Self {
+    impl ::std::convert::From<::wfs_runtime::serde_json::Value> for Anything {
+        fn from(value: ::wfs_runtime::serde_json::Value) -> Self {
             Self(value)
         }
     }
     ///`Card`
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[derive(
+        ::wfs_runtime::serde::Deserialize,
+        ::wfs_runtime::serde::Serialize,
+        Clone,
+        Debug,
+        Default,
+        PartialEq
+    )]
+    #[serde(crate = "::wfs_runtime::serde")]
     pub struct Card {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub expiry: ::std::option::Option<::std::string::String>,
@@ -38,7 +53,14 @@ pub mod types {
         pub number: ::std::option::Option<::std::string::String>,
     }
     ///`Order`
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[derive(
+        ::wfs_runtime::serde::Deserialize,
+        ::wfs_runtime::serde::Serialize,
+        Clone,
+        Debug,
+        PartialEq
+    )]
+    #[serde(crate = "::wfs_runtime::serde")]
     pub struct Order {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub address: ::std::option::Option<::std::string::String>,
@@ -50,8 +72,8 @@ pub mod types {
     }
     ///`OrderKind`
     #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
+        ::wfs_runtime::serde::Deserialize,
+        ::wfs_runtime::serde::Serialize,
         Clone,
         Copy,
         Debug,
@@ -61,6 +83,7 @@ pub mod types {
         PartialEq,
         PartialOrd
     )]
+    #[serde(crate = "::wfs_runtime::serde")]
     pub enum OrderKind {
         #[serde(rename = "pickup")]
         Pickup,
@@ -104,7 +127,14 @@ pub mod types {
         }
     }
     ///`Receipt`
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[derive(
+        ::wfs_runtime::serde::Deserialize,
+        ::wfs_runtime::serde::Serialize,
+        Clone,
+        Debug,
+        PartialEq
+    )]
+    #[serde(crate = "::wfs_runtime::serde")]
     pub struct Receipt {
         pub accepted: bool,
     }
@@ -241,7 +271,8 @@ pub mod orders {
         }
     }
     ///Every message a client may send on this channel (what the server receives).
-    #[derive(Debug, Clone, PartialEq, ::serde::Serialize)]
+    #[derive(Debug, Clone, PartialEq, ::wfs_runtime::serde::Serialize)]
+    #[serde(crate = "::wfs_runtime::serde")]
     #[serde(untagged)]
     pub enum OrdersInbound {
         ///Message `order`
@@ -250,7 +281,7 @@ pub mod orders {
     impl OrdersInbound {
         /// Decodes a JSON value into the message it is, checked against the contract.
         pub fn decode(
-            value: &::serde_json::Value,
+            value: &::wfs_runtime::serde_json::Value,
         ) -> ::std::result::Result<Self, ::std::vec::Vec<::wfs_runtime::Violations>> {
             let mut violations = ::std::vec::Vec::new();
             match super::schemas::ORDER.decode(value).map(Self::Order) {
@@ -263,7 +294,8 @@ pub mod orders {
         }
     }
     ///Every message the server may send on this channel.
-    #[derive(Debug, Clone, PartialEq, ::serde::Serialize)]
+    #[derive(Debug, Clone, PartialEq, ::wfs_runtime::serde::Serialize)]
+    #[serde(crate = "::wfs_runtime::serde")]
     #[serde(untagged)]
     pub enum OrdersOutbound {
         ///Message `receipt`
@@ -272,7 +304,7 @@ pub mod orders {
     impl OrdersOutbound {
         /// Decodes a JSON value into the message it is, checked against the contract.
         pub fn decode(
-            value: &::serde_json::Value,
+            value: &::wfs_runtime::serde_json::Value,
         ) -> ::std::result::Result<Self, ::std::vec::Vec<::wfs_runtime::Violations>> {
             let mut violations = ::std::vec::Vec::new();
             match super::schemas::RECEIPT.decode(value).map(Self::Receipt) {
@@ -405,7 +437,7 @@ The value returned is sent back as the reply.*/
             &mut self,
             message: &super::types::Order,
         ) -> ::std::result::Result<(), ::wfs_runtime::client::ClientError> {
-            let text = ::serde_json::to_string(message)
+            let text = ::wfs_runtime::serde_json::to_string(message)
                 .map_err(|error| ::wfs_runtime::client::ClientError::Request(
                     error.to_string(),
                 ))?;
@@ -416,7 +448,9 @@ The value returned is sent back as the reply.*/
             &mut self,
         ) -> ::std::result::Result<OrdersOutbound, ::wfs_runtime::client::ClientError> {
             let text = self.client.recv_text().await?;
-            let value: ::serde_json::Value = ::serde_json::from_str(&text)
+            let value: ::wfs_runtime::serde_json::Value = ::wfs_runtime::serde_json::from_str(
+                    &text,
+                )
                 .map_err(|error| ::wfs_runtime::client::ClientError::NotJson(
                     error.to_string(),
                 ))?;
@@ -494,7 +528,8 @@ pub mod cards {
         }
     }
     ///Every message a client may send on this channel (what the server receives).
-    #[derive(Debug, Clone, PartialEq, ::serde::Serialize)]
+    #[derive(Debug, Clone, PartialEq, ::wfs_runtime::serde::Serialize)]
+    #[serde(crate = "::wfs_runtime::serde")]
     #[serde(untagged)]
     pub enum CardsInbound {
         ///Message `card`
@@ -503,7 +538,7 @@ pub mod cards {
     impl CardsInbound {
         /// Decodes a JSON value into the message it is, checked against the contract.
         pub fn decode(
-            value: &::serde_json::Value,
+            value: &::wfs_runtime::serde_json::Value,
         ) -> ::std::result::Result<Self, ::std::vec::Vec<::wfs_runtime::Violations>> {
             let mut violations = ::std::vec::Vec::new();
             match super::schemas::CARD.decode(value).map(Self::Card) {
@@ -516,7 +551,8 @@ pub mod cards {
         }
     }
     ///Every message the server may send on this channel.
-    #[derive(Debug, Clone, PartialEq, ::serde::Serialize)]
+    #[derive(Debug, Clone, PartialEq, ::wfs_runtime::serde::Serialize)]
+    #[serde(crate = "::wfs_runtime::serde")]
     #[serde(untagged)]
     pub enum CardsOutbound {
         ///Message `anything`
@@ -525,7 +561,7 @@ pub mod cards {
     impl CardsOutbound {
         /// Decodes a JSON value into the message it is, checked against the contract.
         pub fn decode(
-            value: &::serde_json::Value,
+            value: &::wfs_runtime::serde_json::Value,
         ) -> ::std::result::Result<Self, ::std::vec::Vec<::wfs_runtime::Violations>> {
             let mut violations = ::std::vec::Vec::new();
             match super::schemas::ANYTHING.decode(value).map(Self::Anything) {
@@ -669,7 +705,7 @@ Sends Message `anything`.*/
             &mut self,
             message: &super::types::Card,
         ) -> ::std::result::Result<(), ::wfs_runtime::client::ClientError> {
-            let text = ::serde_json::to_string(message)
+            let text = ::wfs_runtime::serde_json::to_string(message)
                 .map_err(|error| ::wfs_runtime::client::ClientError::Request(
                     error.to_string(),
                 ))?;
@@ -680,7 +716,9 @@ Sends Message `anything`.*/
             &mut self,
         ) -> ::std::result::Result<CardsOutbound, ::wfs_runtime::client::ClientError> {
             let text = self.client.recv_text().await?;
-            let value: ::serde_json::Value = ::serde_json::from_str(&text)
+            let value: ::wfs_runtime::serde_json::Value = ::wfs_runtime::serde_json::from_str(
+                    &text,
+                )
                 .map_err(|error| ::wfs_runtime::client::ClientError::NotJson(
                     error.to_string(),
                 ))?;
