@@ -23,10 +23,13 @@ pub struct Template {
 }
 
 impl Template {
+    /// A template of `pieces`, in address order; `const`, so the generated code declares each
+    /// channel's address as a `static`.
     pub const fn new(pieces: &'static [Piece]) -> Template {
         Template { pieces }
     }
 
+    /// The pieces, in address order (text to match as written, parameters to read).
     pub fn pieces(&self) -> &'static [Piece] {
         self.pieces
     }

@@ -19,19 +19,39 @@ use crate::Violations;
 /// What went wrong on the client side.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ClientError {
+    /// The request could not be built (a URL or header that is not valid), or a message
+    /// could not be serialised.
     #[error("invalid request: {0}")]
     Request(String),
+    /// The server refused the upgrade with an HTTP status.
     #[error("handshake refused with HTTP {status}: {body}")]
-    Rejected { status: u16, body: String },
+    Rejected {
+        /// The HTTP status (403 for a bad token, 404 for an unknown path...).
+        status: u16,
+        /// The response body, as text.
+        body: String,
+    },
+    /// The connection was closed: by the server's close frame (its code and reason), 1005
+    /// for a close without a code, 1006 when it dropped without one.
     #[error("connection closed with {code}: {reason}")]
-    Closed { code: u16, reason: String },
+    Closed {
+        /// The close code.
+        code: u16,
+        /// The close reason.
+        reason: String,
+    },
+    /// The network or the WebSocket protocol failed.
     #[error("transport error: {0}")]
     Transport(String),
+    /// The server sent a binary frame, or text that is not JSON.
     #[error("server sent a frame that is not JSON text: {0}")]
     NotJson(String),
+    /// The server sent JSON that is none of the channel's messages.
     #[error("server sent a frame the contract does not allow: {text} ({})", DisplayViolations(.violations))]
     Unexpected {
+        /// The frame as received.
         text: String,
+        /// Why it is none of the messages, for each one.
         violations: Vec<Violations>,
     },
 }

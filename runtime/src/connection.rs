@@ -81,12 +81,16 @@ impl<T> fmt::Debug for Frame<T> {
 /// Why a frame could not be queued.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {
+    /// The connection is closed, or closing: nothing more is sent on it.
     #[error("the connection is closed")]
     Closed,
+    /// The outbound queue was full: the client is closed with 1013.
     #[error("the client is not reading fast enough; the connection is being closed")]
     TooSlow,
+    /// serde_json could not serialise the message.
     #[error("the message could not be serialised: {0}")]
     Serialize(String),
+    /// The message breaks the contract's schema (checked in debug builds).
     #[error("the message does not match the contract: {0}")]
     Contract(String),
 }

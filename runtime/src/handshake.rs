@@ -84,10 +84,14 @@ impl Handshake {
         self.headers.get(name).and_then(|value| value.to_str().ok())
     }
 
+    /// Every header of the request, for what the contract does not declare (an `Origin`
+    /// check, a proxy's `X-Forwarded-For`).
     pub fn headers(&self) -> &HeaderMap {
         &self.headers
     }
 
+    /// The peer's address as the listener saw it (a proxy's, behind one); `None` when the
+    /// listener has no socket address (a test's in-memory request).
     pub fn remote_addr(&self) -> Option<SocketAddr> {
         self.remote_addr
     }
@@ -132,13 +136,25 @@ fn percent_decode(text: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reject {
     /// Refuse the upgrade with an HTTP status and a plain-text body.
-    Http { status: u16, body: String },
+    Http {
+        /// The HTTP status (4xx or 5xx).
+        status: u16,
+        /// The response body, plain text.
+        body: String,
+    },
     /// Accept the upgrade, then close at once with this code and reason (browsers can only
     /// read a close reason, never the body of a refused upgrade).
-    Close { code: u16, reason: String },
+    Close {
+        /// The close code (RFC 6455: 1008 for a policy violation, 4000-4999 for the
+        /// application's own).
+        code: u16,
+        /// The close reason, cut to the 123 bytes a close frame holds.
+        reason: String,
+    },
 }
 
 impl Reject {
+    /// HTTP 403 with `body`: the client may not connect (a missing or invalid token).
     pub fn forbidden(body: impl Into<String>) -> Reject {
         Reject::Http {
             status: 403,
@@ -146,6 +162,8 @@ impl Reject {
         }
     }
 
+    /// Accept, then close with `code` and `reason`, which a browser can read (it cannot read
+    /// the body of a refused upgrade).
     pub fn close(code: u16, reason: impl Into<String>) -> Reject {
         Reject::Close {
             code,
@@ -166,6 +184,7 @@ impl fmt::Display for Reject {
 /// Problems with a channel's parameters (path, query, headers), all of them.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ParamsError {
+    /// Each parameter's problem, in the order the parameters were read.
     pub problems: Vec<ParamProblem>,
 }
 
@@ -174,6 +193,7 @@ pub struct ParamsError {
 pub struct ParamProblem {
     /// `query`, `path` or `header`.
     pub location: &'static str,
+    /// The parameter's name on the wire.
     pub name: String,
     /// `None` when the parameter is missing.
     pub invalid: Option<String>,
@@ -209,6 +229,7 @@ impl ParamsError {
         self.problems.iter().any(|problem| problem.name == name)
     }
 
+    /// Whether no problem was found (the parameters are fine).
     pub fn is_empty(&self) -> bool {
         self.problems.is_empty()
     }
@@ -277,6 +298,7 @@ pub mod params {
         }
     }
 
+    /// A text parameter: taken as it is (already percent-decoded).
     pub fn string(raw: &str) -> Result<String, String> {
         Ok(raw.to_owned())
     }
@@ -296,11 +318,13 @@ pub mod params {
         uuid::Uuid::parse_str(raw).map_err(|error| format!("`{raw}` is not a UUID: {error}"))
     }
 
+    /// An `integer` parameter: a decimal `i64`.
     pub fn integer(raw: &str) -> Result<i64, String> {
         raw.parse()
             .map_err(|_| format!("`{raw}` is not an integer"))
     }
 
+    /// A `number` parameter: a finite `f64` (`NaN` and infinities are refused).
     pub fn number(raw: &str) -> Result<f64, String> {
         raw.parse::<f64>()
             .ok()
@@ -308,6 +332,7 @@ pub mod params {
             .ok_or_else(|| format!("`{raw}` is not a number"))
     }
 
+    /// A `boolean` parameter: exactly `true` or `false`.
     pub fn boolean(raw: &str) -> Result<bool, String> {
         match raw {
             "true" => Ok(true),

@@ -18,6 +18,8 @@
 //! `wfs-runtime` alone. The same paths are there for the user's own code: a handler that
 //! builds a payload with a `chrono::DateTime` field can write `wfs_runtime::chrono::Utc::now()`.
 
+#![warn(missing_docs)]
+
 pub mod address;
 pub mod client;
 pub mod connection;

@@ -197,11 +197,15 @@ pub fn truncate_reason(mut reason: String) -> String {
 /// the client reads; anything internal belongs in the log, not here.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChannelError {
+    /// The close code (1008 policy violation, 1011 internal error, 4000-4999 the
+    /// application's own).
     pub code: u16,
+    /// The close reason the client reads.
     pub reason: String,
 }
 
 impl ChannelError {
+    /// Close the connection with `code` and `reason`.
     pub fn close(code: u16, reason: impl Into<String>) -> ChannelError {
         ChannelError {
             code,
@@ -230,13 +234,17 @@ pub fn parse_json(text: &str) -> Result<Value, FrameError> {
 
 /// What the generated code plugs into [`run`]: one per endpoint (channel address).
 pub trait SocketHandler: Send + Sync + 'static {
+    /// The connection is open: before any frame is read.
     fn on_open(&self, connection: &Connection) -> impl Future<Output = ()> + Send;
+    /// A text frame, to parse as JSON and decode as one of the address's messages.
     fn on_text(&self, connection: &Connection, text: String) -> impl Future<Output = ()> + Send;
+    /// A frame the contract does not allow (a binary frame, from the loop itself).
     fn on_invalid(
         &self,
         connection: &Connection,
         error: FrameError,
     ) -> impl Future<Output = ()> + Send;
+    /// The connection has ended (after its close, or when it dropped).
     fn on_close(&self, connection: &Connection) -> impl Future<Output = ()> + Send;
 }
 

@@ -56,6 +56,8 @@ pub struct Generator {
 }
 
 impl Generator {
+    /// A generator with `settings` (see [`Settings`]; `Generator::default()` for the
+    /// defaults).
     pub fn new(settings: Settings) -> Generator {
         Generator { settings }
     }
