@@ -27,6 +27,18 @@ def blocks(lines):
     return items
 
 
+def code(lines, items, _what):
+    """Non-blank lines of the channel modules and the serving code (blank lines between items
+    are for reading, so they are left out of the comparison)."""
+    total = 0
+    for header, first, last in items:
+        name = re.match(r"(?:pub )?mod (\w+)", header)
+        if name and name.group(1) in ("types", "schemas"):
+            continue
+        total += sum(1 for line in lines[first:last + 1] if line.strip())
+    return total
+
+
 def main():
     for path in sys.argv[1:]:
         text = open(path, encoding="utf-8").read()
@@ -52,6 +64,8 @@ def main():
               f"channel modules {sum(channels.values())} ({sum(channels.values()) / count:.0f} each: "
               + ", ".join(f"{k} {v}" for k, v in channels.items())
               + f"), serving (endpoints, mount, routes) {serving} ({serving / count:.0f} per channel)")
+        print(f"    without blank lines: channel modules + serving "
+              f"{code(lines, items, 'channel')} ({code(lines, items, 'channel') / count:.0f} per channel)")
 
 
 if __name__ == "__main__":

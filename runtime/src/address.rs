@@ -45,6 +45,19 @@ impl Template {
     }
 }
 
+/// The address as the contract writes it (`/rooms/{room}`), for messages.
+impl std::fmt::Display for Template {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for piece in self.pieces {
+            match piece {
+                Piece::Text(text) => f.write_str(text)?,
+                Piece::Param(name) => write!(f, "{{{name}}}")?,
+            }
+        }
+        Ok(())
+    }
+}
+
 fn match_pieces<'t>(
     pieces: &[Piece],
     text: &'t str,
@@ -109,6 +122,14 @@ mod tests {
         ] {
             assert_eq!(TRADE.parse(wrong), None, "{wrong} should not match");
         }
+    }
+
+    #[test]
+    fn templates_print_as_written() {
+        assert_eq!(
+            TRADE.to_string(),
+            "/markets/TRADE-{exchange}--{base}--{quote}"
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::Violations;
+use crate::serve::Decode;
 
 /// What went wrong on the client side.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -164,6 +165,26 @@ impl Client {
     /// Sends one text frame as is.
     pub async fn send_text(&mut self, text: impl Into<String>) -> Result<(), ClientError> {
         self.send_raw(Message::text(text.into())).await
+    }
+
+    /// Sends one message of the contract, serialised as JSON text.
+    pub async fn send_message<T: serde::Serialize>(
+        &mut self,
+        message: &T,
+    ) -> Result<(), ClientError> {
+        let text = serde_json::to_string(message)
+            .map_err(|error| ClientError::Request(error.to_string()))?;
+        self.send_text(text).await
+    }
+
+    /// The next message from the server, decoded as `T` (a channel's outbound enum) and so
+    /// checked against the contract: a frame that is not JSON is [`ClientError::NotJson`], one
+    /// the contract does not allow [`ClientError::Unexpected`], with the frame's text.
+    pub async fn recv_message<T: Decode>(&mut self) -> Result<T, ClientError> {
+        let text = self.recv_text().await?;
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|error| ClientError::NotJson(error.to_string()))?;
+        T::decode(&value).map_err(|violations| ClientError::Unexpected { text, violations })
     }
 
     /// Sends any frame (for tests of what the server does with frames the contract forbids).

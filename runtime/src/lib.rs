@@ -25,13 +25,37 @@ pub mod client;
 pub mod connection;
 mod handshake;
 pub mod observe;
+pub mod serve;
 pub mod socket;
 mod validate;
 
 pub use connection::{Connection, Frame, SendError};
 pub use handshake::{Handshake, ParamProblem, ParamsError, Reject, params};
+pub use serve::Decode;
 pub use socket::{ChannelError, Config, FrameError};
 pub use validate::{Validator, Violation, Violations};
+
+/// The names generated channel modules use, imported with `use ::wfs_runtime::prelude::*;`
+/// so that the generated code reads `Result<Self, ParamsError>` rather than full paths. A
+/// glob import gives way to the module's own items, so a contract's names never clash with it.
+pub mod prelude {
+    pub use std::future::Future;
+    pub use std::sync::Arc;
+
+    pub use serde_json::Value;
+    pub use uuid::Uuid;
+
+    pub use crate::address::{Piece, Template};
+    pub use crate::client::{Client, ClientError, Request};
+    pub use crate::serve::{
+        Decode, Decoder, Endpoint, by_discriminator, first_match, handled, reply, reply_json,
+    };
+    pub use crate::socket::{Config, SocketHandler};
+    pub use crate::{
+        ChannelError, Connection, Frame, FrameError, Handshake, ParamsError, Payload, Reject,
+        SendError, Validator, Violations, params,
+    };
+}
 
 /// `chrono::DateTime<Utc>`: the Rust type of `format: date-time` fields.
 pub use chrono;

@@ -285,7 +285,7 @@ pub(crate) fn validators(contract: &Contract) -> TokenStream {
         let schema = &contract.schemas[id];
         let ident = validator_ident(schema);
         let name = &schema.name;
-        let json = contract.bundled_schema(id).to_string();
+        let json = json_literal(&contract.bundled_schema(id));
         let doc = format!("The contract's schema for `{name}`.");
         quote! {
             #[doc = #doc]
@@ -297,6 +297,28 @@ pub(crate) fn validators(contract: &Contract) -> TokenStream {
         /// frame in debug builds).
         pub mod schemas {
             #(#statics)*
+        }
+    }
+}
+
+/// A JSON value as a raw string literal, pretty-printed so that a reader of the generated code
+/// sees the schema as the contract writes it, not an escaped one-liner. Each line after the
+/// first is indented to sit under the argument it belongs to (whitespace between JSON tokens
+/// means nothing), and the literal takes one more `#` than the longest `"#...` run in it.
+pub(crate) fn json_literal(value: &Value) -> proc_macro2::TokenStream {
+    let pretty = serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string());
+    let indented = pretty.replace('\n', "\n        ");
+    let mut hashes = 1;
+    while indented.contains(&format!("\"{}", "#".repeat(hashes))) {
+        hashes += 1;
+    }
+    let fence = "#".repeat(hashes);
+    let literal = format!("r{fence}\"{indented}\"{fence}");
+    match literal.parse::<proc_macro2::Literal>() {
+        Ok(literal) => quote!(#literal),
+        Err(_) => {
+            let compact = value.to_string();
+            quote!(#compact)
         }
     }
 }
