@@ -1,7 +1,7 @@
 //! One accepted WebSocket connection as the application sees it: a cheap, cloneable handle.
 //!
 //! Sending never waits: frames go into a bounded queue drained by the connection's own task
-//! (see [`crate::socket::run`]). When the queue is full the client is not keeping up; the
+//! (see [`crate::socket::upgrade`]). When the queue is full the client is not keeping up; the
 //! connection is closed (1013) instead of letting it slow the publisher or other clients.
 //!
 //! The queue allocates nothing until a frame is queued: most connections (echo, idle

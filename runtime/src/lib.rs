@@ -8,7 +8,10 @@
 //!   status before the upgrade, or a close code after it).
 //! - [`Validator`]: the contract's JSON Schemas, checked on every inbound frame.
 //! - [`address::Template`]: channel addresses matched exactly at the handshake, and filled in.
-//! - [`socket::run`]: the per-connection loop (read, write, keepalive, limits, close codes).
+//! - [`socket::upgrade`]: the per-connection loop (read, write, keepalive, limits, close
+//!   codes), which parses and decodes every text frame before a handler sees it.
+//! - [`serve`]: one served address ([`serve::Endpoint`]), the reply path, and the message
+//!   decoding ([`Decode`]) the generated code implements and calls instead of spelling out.
 //! - [`observe::Observer`]: how a server counts and logs connections (metrics, close logs).
 //! - [`client::Client`]: the tokio-tungstenite client the generated typed clients wrap.
 //!

@@ -233,7 +233,7 @@ pub fn parse_json(text: &str) -> Result<Value, FrameError> {
     serde_json::from_str(text).map_err(|error| FrameError::NotJson(error.to_string()))
 }
 
-/// What the generated code plugs into [`run`]: one per endpoint (channel address). The socket
+/// What the generated code plugs into [`upgrade`]: one per endpoint (channel address). The socket
 /// loop parses and decodes every text frame itself, so a handler only sees messages the
 /// contract allows ([`SocketHandler::on_message`]) or why a frame is not one
 /// ([`SocketHandler::on_invalid`]).
