@@ -3,6 +3,12 @@
 //!
 //! Several channels may share one address (one WebSocket carries them all, as in Kraken's
 //! API), so endpoints are made per address and try each of its channels in turn.
+//!
+//! The generated code declares and dispatches; what is the same for every contract (decoding
+//! frames, the handshake, replies, reading parameters) is called in `wfs_runtime`. Channel
+//! modules and `mod endpoints` import `wfs_runtime::prelude::*` and use its short names; the
+//! items at the top of the file stay fully qualified, as they share the including module with
+//! the user's own items.
 
 use heck::{ToSnakeCase, ToUpperCamelCase};
 use proc_macro2::{Ident, TokenStream};
@@ -1016,7 +1022,8 @@ fn shape(address: &str) -> Vec<Option<String>> {
         .collect()
 }
 
-/// `Template` of an address, to match it exactly.
+/// The `Template` of an address, to match it exactly (in prelude names: for a module that
+/// imports `wfs_runtime::prelude::*`).
 pub(crate) fn template(address: &str) -> TokenStream {
     let pieces = pieces(address).into_iter().map(|(is_param, text)| {
         if is_param {
