@@ -10,6 +10,10 @@
 //!
 //! Every problem in a document is reported with its file, line, column and JSON pointer, all
 //! of them at once ([`Error::Contract`]); nothing in here panics on bad input.
+//!
+//! What follows is the crate's README: how to use the generator from your own crate.
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
 
 pub mod docs;
 mod error;

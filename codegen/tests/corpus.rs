@@ -5,7 +5,9 @@
 //! (default lints), or be refused with errors that are all located `unsupported: ...`; anything
 //! else (a panic, an unlocated error, another error, code that does not compile or warns) fails.
 //! All generated files go into one throwaway crate under `target/` that is `cargo clippy`ed
-//! once, which is much faster than a crate per document.
+//! once, which is much faster than a crate per document. That crate depends on `wfs-runtime`
+//! alone, as a user's crate may: the generated code must not need serde, serde_json, uuid,
+//! chrono or regress as direct dependencies.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -130,13 +132,11 @@ publish = false
 
 [workspace]
 
+# wfs-runtime only: the generated code must compile without serde, serde_json, uuid, chrono
+# or regress as dependencies of the crate that includes it (it reaches them through the
+# runtime's re-exports).
 [dependencies]
 wfs-runtime = {{ path = "{}" }}
-serde = {{ version = "1", features = ["derive"] }}
-serde_json = "1"
-uuid = {{ version = "1", features = ["serde"] }}
-chrono = {{ version = "0.4", default-features = false, features = ["serde", "std"] }}
-regress = "0.12"
 "#,
             runtime.display()
         ),

@@ -23,10 +23,13 @@ pub struct Template {
 }
 
 impl Template {
+    /// A template of `pieces`, in address order; `const`, so the generated code declares each
+    /// channel's address as a `static`.
     pub const fn new(pieces: &'static [Piece]) -> Template {
         Template { pieces }
     }
 
+    /// The pieces, in address order (text to match as written, parameters to read).
     pub fn pieces(&self) -> &'static [Piece] {
         self.pieces
     }
@@ -39,6 +42,19 @@ impl Template {
     pub fn parse<'t>(&self, text: &'t str) -> Option<Vec<(&'static str, &'t str)>> {
         let mut values = Vec::new();
         match_pieces(self.pieces, text, &mut values).then_some(values)
+    }
+}
+
+/// The address as the contract writes it (`/rooms/{room}`), for messages.
+impl std::fmt::Display for Template {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for piece in self.pieces {
+            match piece {
+                Piece::Text(text) => f.write_str(text)?,
+                Piece::Param(name) => write!(f, "{{{name}}}")?,
+            }
+        }
+        Ok(())
     }
 }
 
@@ -106,6 +122,14 @@ mod tests {
         ] {
             assert_eq!(TRADE.parse(wrong), None, "{wrong} should not match");
         }
+    }
+
+    #[test]
+    fn templates_print_as_written() {
+        assert_eq!(
+            TRADE.to_string(),
+            "/markets/TRADE-{exchange}--{base}--{quote}"
+        );
     }
 
     #[test]

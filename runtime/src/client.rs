@@ -15,23 +15,44 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::Violations;
+use crate::serve::Decode;
 
 /// What went wrong on the client side.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ClientError {
+    /// The request could not be built (a URL or header that is not valid), or a message
+    /// could not be serialised.
     #[error("invalid request: {0}")]
     Request(String),
+    /// The server refused the upgrade with an HTTP status.
     #[error("handshake refused with HTTP {status}: {body}")]
-    Rejected { status: u16, body: String },
+    Rejected {
+        /// The HTTP status (403 for a bad token, 404 for an unknown path...).
+        status: u16,
+        /// The response body, as text.
+        body: String,
+    },
+    /// The connection was closed: by the server's close frame (its code and reason), 1005
+    /// for a close without a code, 1006 when it dropped without one.
     #[error("connection closed with {code}: {reason}")]
-    Closed { code: u16, reason: String },
+    Closed {
+        /// The close code.
+        code: u16,
+        /// The close reason.
+        reason: String,
+    },
+    /// The network or the WebSocket protocol failed.
     #[error("transport error: {0}")]
     Transport(String),
+    /// The server sent a binary frame, or text that is not JSON.
     #[error("server sent a frame that is not JSON text: {0}")]
     NotJson(String),
+    /// The server sent JSON that is none of the channel's messages.
     #[error("server sent a frame the contract does not allow: {text} ({})", DisplayViolations(.violations))]
     Unexpected {
+        /// The frame as received.
         text: String,
+        /// Why it is none of the messages, for each one.
         violations: Vec<Violations>,
     },
 }
@@ -144,6 +165,26 @@ impl Client {
     /// Sends one text frame as is.
     pub async fn send_text(&mut self, text: impl Into<String>) -> Result<(), ClientError> {
         self.send_raw(Message::text(text.into())).await
+    }
+
+    /// Sends one message of the contract, serialised as JSON text.
+    pub async fn send_message<T: serde::Serialize>(
+        &mut self,
+        message: &T,
+    ) -> Result<(), ClientError> {
+        let text = serde_json::to_string(message)
+            .map_err(|error| ClientError::Request(error.to_string()))?;
+        self.send_text(text).await
+    }
+
+    /// The next message from the server, decoded as `T` (a channel's outbound enum) and so
+    /// checked against the contract: a frame that is not JSON is [`ClientError::NotJson`], one
+    /// the contract does not allow [`ClientError::Unexpected`], with the frame's text.
+    pub async fn recv_message<T: Decode>(&mut self) -> Result<T, ClientError> {
+        let text = self.recv_text().await?;
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|error| ClientError::NotJson(error.to_string()))?;
+        T::decode(&value).map_err(|violations| ClientError::Unexpected { text, violations })
     }
 
     /// Sends any frame (for tests of what the server does with frames the contract forbids).

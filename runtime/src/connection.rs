@@ -1,7 +1,7 @@
 //! One accepted WebSocket connection as the application sees it: a cheap, cloneable handle.
 //!
 //! Sending never waits: frames go into a bounded queue drained by the connection's own task
-//! (see [`crate::socket::run`]). When the queue is full the client is not keeping up; the
+//! (see [`crate::socket::upgrade`]). When the queue is full the client is not keeping up; the
 //! connection is closed (1013) instead of letting it slow the publisher or other clients.
 //!
 //! The queue allocates nothing until a frame is queued: most connections (echo, idle
@@ -133,12 +133,16 @@ impl<T> fmt::Debug for Frame<T> {
 /// Why a frame could not be made or queued.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {
+    /// The connection is closed, or closing: nothing more is sent on it.
     #[error("the connection is closed")]
     Closed,
+    /// The outbound queue was full: the client is closed with 1013.
     #[error("the client is not reading fast enough; the connection is being closed")]
     TooSlow,
+    /// serde_json could not serialise the message.
     #[error("the message could not be serialised: {0}")]
     Serialize(String),
+    /// The message breaks the contract's schema (checked in debug builds).
     #[error("the message does not match the contract: {0}")]
     Contract(String),
 }

@@ -84,10 +84,14 @@ impl Handshake {
         self.headers.get(name).and_then(|value| value.to_str().ok())
     }
 
+    /// Every header of the request, for what the contract does not declare (an `Origin`
+    /// check, a proxy's `X-Forwarded-For`).
     pub fn headers(&self) -> &HeaderMap {
         &self.headers
     }
 
+    /// The peer's address as the listener saw it (a proxy's, behind one); `None` when the
+    /// listener has no socket address (a test's in-memory request).
     pub fn remote_addr(&self) -> Option<SocketAddr> {
         self.remote_addr
     }
@@ -132,13 +136,25 @@ fn percent_decode(text: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reject {
     /// Refuse the upgrade with an HTTP status and a plain-text body.
-    Http { status: u16, body: String },
+    Http {
+        /// The HTTP status (4xx or 5xx).
+        status: u16,
+        /// The response body, plain text.
+        body: String,
+    },
     /// Accept the upgrade, then close at once with this code and reason (browsers can only
     /// read a close reason, never the body of a refused upgrade).
-    Close { code: u16, reason: String },
+    Close {
+        /// The close code (RFC 6455: 1008 for a policy violation, 4000-4999 for the
+        /// application's own).
+        code: u16,
+        /// The close reason, cut to the 123 bytes a close frame holds.
+        reason: String,
+    },
 }
 
 impl Reject {
+    /// HTTP 403 with `body`: the client may not connect (a missing or invalid token).
     pub fn forbidden(body: impl Into<String>) -> Reject {
         Reject::Http {
             status: 403,
@@ -146,6 +162,8 @@ impl Reject {
         }
     }
 
+    /// Accept, then close with `code` and `reason`, which a browser can read (it cannot read
+    /// the body of a refused upgrade).
     pub fn close(code: u16, reason: impl Into<String>) -> Reject {
         Reject::Close {
             code,
@@ -166,6 +184,7 @@ impl fmt::Display for Reject {
 /// Problems with a channel's parameters (path, query, headers), all of them.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ParamsError {
+    /// Each parameter's problem, in the order the parameters were read.
     pub problems: Vec<ParamProblem>,
 }
 
@@ -174,6 +193,7 @@ pub struct ParamsError {
 pub struct ParamProblem {
     /// `query`, `path` or `header`.
     pub location: &'static str,
+    /// The parameter's name on the wire.
     pub name: String,
     /// `None` when the parameter is missing.
     pub invalid: Option<String>,
@@ -209,6 +229,7 @@ impl ParamsError {
         self.problems.iter().any(|problem| problem.name == name)
     }
 
+    /// Whether no problem was found (the parameters are fine).
     pub fn is_empty(&self) -> bool {
         self.problems.is_empty()
     }
@@ -241,7 +262,170 @@ impl std::error::Error for ParamsError {}
 
 /// Parsers for parameter values, shared by the generated `<Channel>Params::from_handshake`.
 pub mod params {
-    use super::{ParamProblem, ParamsError};
+    use serde_json::Value;
+
+    use super::{Handshake, ParamProblem, ParamsError};
+    use crate::Validator;
+    use crate::address::Template;
+
+    /// Reads a channel's parameters one by one, each from where the contract puts it (`path`,
+    /// `query`, `header`), recording every problem instead of stopping at the first; then
+    /// [`Reader::finish`] checks the values together against the channel's parameter schema.
+    /// The generated `from_handshake` and `from_address` are one call per parameter.
+    #[derive(Debug)]
+    pub struct Reader<'a> {
+        source: Source<'a>,
+        errors: ParamsError,
+        /// The values read, as JSON, for the schema check.
+        values: serde_json::Map<String, Value>,
+        /// Where each parameter was read from, to name it in the schema's problems.
+        locations: Vec<(String, &'static str)>,
+        /// A required parameter is missing or did not parse: its value is a stand-in.
+        incomplete: bool,
+    }
+
+    #[derive(Debug)]
+    enum Source<'a> {
+        Handshake(&'a Handshake),
+        /// The `{...}` values of an address matched against the channel's template.
+        Address(Vec<(&'static str, &'a str)>),
+    }
+
+    impl<'a> Reader<'a> {
+        /// Reads from a handshake: path parameters, query and headers.
+        pub fn new(handshake: &'a Handshake) -> Reader<'a> {
+            Reader::over(Source::Handshake(handshake))
+        }
+
+        /// Reads the `{...}` parameters of `address`, which must match `template` (the address
+        /// of channel `channel`) exactly.
+        pub fn address(
+            template: &Template,
+            address: &'a str,
+            channel: &str,
+        ) -> Result<Reader<'a>, ParamsError> {
+            match template.parse(address) {
+                Some(values) => Ok(Reader::over(Source::Address(values))),
+                None => Err(ParamsError::not_an_address(
+                    address,
+                    channel,
+                    &template.to_string(),
+                )),
+            }
+        }
+
+        fn over(source: Source<'a>) -> Reader<'a> {
+            Reader {
+                source,
+                errors: ParamsError::default(),
+                values: serde_json::Map::new(),
+                locations: Vec::new(),
+                incomplete: false,
+            }
+        }
+
+        fn raw(&self, location: &str, name: &str) -> Option<&'a str> {
+            match (&self.source, location) {
+                (Source::Handshake(handshake), _) => {
+                    let handshake: &'a Handshake = handshake;
+                    match location {
+                        "path" => handshake.path_param(name),
+                        "query" => handshake.query(name),
+                        "header" => handshake.header(name),
+                        // A parameter of a URL's host part is not in a request.
+                        _ => None,
+                    }
+                }
+                (Source::Address(values), "path" | "address") => values
+                    .iter()
+                    .find(|(key, _)| *key == name)
+                    .map(|(_, value)| *value),
+                // A query parameter or a header is not in an address.
+                (Source::Address(_), _) => None,
+            }
+        }
+
+        /// A parameter the channel cannot do without. When it is missing or does not parse,
+        /// the problem is recorded and a stand-in (`T::default()`) returned, which
+        /// [`Reader::finish`] never lets out.
+        pub fn required<T: Default + serde::Serialize>(
+            &mut self,
+            location: &'static str,
+            name: &str,
+            parser: fn(&str) -> Result<T, String>,
+        ) -> T {
+            match self.read(location, name, true, parser) {
+                Some(value) => value,
+                None => {
+                    self.incomplete = true;
+                    T::default()
+                }
+            }
+        }
+
+        /// A parameter that may be left out (`None`); one that is there but does not parse is
+        /// a problem.
+        pub fn optional<T: serde::Serialize>(
+            &mut self,
+            location: &'static str,
+            name: &str,
+            parser: fn(&str) -> Result<T, String>,
+        ) -> Option<T> {
+            self.read(location, name, false, parser)
+        }
+
+        fn read<T: serde::Serialize>(
+            &mut self,
+            location: &'static str,
+            name: &str,
+            required: bool,
+            parser: fn(&str) -> Result<T, String>,
+        ) -> Option<T> {
+            let raw = self.raw(location, name);
+            self.locations.push((name.to_owned(), location));
+            let value = parse(&mut self.errors, location, name, raw, required, parser)?;
+            if let Ok(json) = serde_json::to_value(&value) {
+                self.values.insert(name.to_owned(), json);
+            }
+            Some(value)
+        }
+
+        /// Every problem found while reading; and, when every required parameter was read,
+        /// the values checked together against `schema` (the contract's constraints on them:
+        /// `minimum`, `pattern`, `enum`...), each of its problems named by the parameter it is
+        /// about.
+        pub fn finish(mut self, schema: Option<&Validator>) -> Result<(), ParamsError> {
+            if !self.incomplete
+                && let Some(schema) = schema
+                && let Err(violations) = schema.check(&Value::Object(self.values))
+            {
+                for problem in violations.problems {
+                    let name = problem
+                        .path
+                        .trim_start_matches('/')
+                        .split('/')
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned();
+                    let location = self
+                        .locations
+                        .iter()
+                        .find(|(known, _)| *known == name)
+                        .map_or("query", |(_, location)| *location);
+                    self.errors.problems.push(ParamsError::invalid(
+                        location,
+                        name,
+                        problem.message,
+                    ));
+                }
+            }
+            if self.errors.is_empty() {
+                Ok(())
+            } else {
+                Err(self.errors)
+            }
+        }
+    }
 
     /// Parses one parameter; a problem is recorded in `errors` and `None` returned.
     pub fn parse<T>(
@@ -277,6 +461,7 @@ pub mod params {
         }
     }
 
+    /// A text parameter: taken as it is (already percent-decoded).
     pub fn string(raw: &str) -> Result<String, String> {
         Ok(raw.to_owned())
     }
@@ -296,11 +481,13 @@ pub mod params {
         uuid::Uuid::parse_str(raw).map_err(|error| format!("`{raw}` is not a UUID: {error}"))
     }
 
+    /// An `integer` parameter: a decimal `i64`.
     pub fn integer(raw: &str) -> Result<i64, String> {
         raw.parse()
             .map_err(|_| format!("`{raw}` is not an integer"))
     }
 
+    /// A `number` parameter: a finite `f64` (`NaN` and infinities are refused).
     pub fn number(raw: &str) -> Result<f64, String> {
         raw.parse::<f64>()
             .ok()
@@ -308,6 +495,7 @@ pub mod params {
             .ok_or_else(|| format!("`{raw}` is not a number"))
     }
 
+    /// A `boolean` parameter: exactly `true` or `false`.
     pub fn boolean(raw: &str) -> Result<bool, String> {
         match raw {
             "true" => Ok(true),
@@ -338,6 +526,68 @@ mod tests {
         ] {
             assert!(params::uuid(bad).is_err(), "{bad} should be refused");
         }
+    }
+
+    #[test]
+    fn the_reader_reports_every_problem_where_it_is() {
+        static SCHEMA: crate::Validator = crate::Validator::new(
+            "room parameters",
+            r#"{"type":"object","properties":{"since":{"type":"integer","minimum":0},"x-client":{"type":"string","maxLength":3}}}"#,
+        );
+        let request = Request::builder()
+            .uri(poem::http::Uri::from_static("/rooms?since=-4"))
+            .header("x-client", "toolong")
+            .finish();
+        let handshake = Handshake::from_request(&request, &[]);
+        // Missing required: reported, and the schema is not consulted on stand-in values.
+        let mut read = params::Reader::new(&handshake);
+        let room: String = read.required("path", "room", params::string);
+        assert_eq!(room, "");
+        let error = read.finish(Some(&SCHEMA)).unwrap_err();
+        assert_eq!(error.problems.len(), 1);
+        assert_eq!(
+            (
+                error.problems[0].location,
+                error.problems[0].invalid.is_none()
+            ),
+            ("path", true)
+        );
+        // Every value read: the schema's problems are named by parameter and location.
+        let mut read = params::Reader::new(&handshake);
+        let since = read.optional("query", "since", params::integer);
+        let client = read.optional("header", "x-client", params::string);
+        let wrong = read.optional("query", "limit", params::integer);
+        assert_eq!(
+            (since, client.as_deref(), wrong),
+            (Some(-4), Some("toolong"), None)
+        );
+        let error = read.finish(Some(&SCHEMA)).unwrap_err();
+        let named: Vec<(&str, &str)> = error
+            .problems
+            .iter()
+            .map(|problem| (problem.location, problem.name.as_str()))
+            .collect();
+        assert_eq!(
+            named,
+            [("query", "since"), ("header", "x-client")],
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn an_address_is_read_against_its_template() {
+        static ROOM: crate::address::Template = crate::address::Template::new(&[
+            crate::address::Piece::Text("/rooms/"),
+            crate::address::Piece::Param("room"),
+        ]);
+        let mut read = params::Reader::address(&ROOM, "/rooms/7", "room").unwrap();
+        assert_eq!(read.required("path", "room", params::integer), 7);
+        assert!(read.finish(None).is_ok());
+        let error = params::Reader::address(&ROOM, "/halls/7", "room").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "path parameter `address` is invalid: `/halls/7` is not an address of channel `room` (`/rooms/{room}`)"
+        );
     }
 
     #[test]

@@ -8,29 +8,75 @@
 //!   status before the upgrade, or a close code after it).
 //! - [`Validator`]: the contract's JSON Schemas, checked on every inbound frame.
 //! - [`address::Template`]: channel addresses matched exactly at the handshake, and filled in.
-//! - [`socket::run`]: the per-connection loop (read, write, keepalive, limits, close codes).
+//! - [`socket::upgrade`]: the per-connection loop (read, write, keepalive, limits, close
+//!   codes), which parses and decodes every text frame before a handler sees it.
+//! - [`serve`]: one served address ([`serve::Endpoint`]), the reply path, and the message
+//!   decoding ([`Decode`]) the generated code implements and calls instead of spelling out.
 //! - [`observe::Observer`]: how a server counts and logs connections (metrics, close logs).
 //! - [`client::Client`]: the tokio-tungstenite client the generated typed clients wrap.
 //!
-//! Crates the generated code names are re-exported, so its paths resolve through this one.
+//! Crates the generated code names are re-exported (`wfs_runtime::serde`, `serde_json`,
+//! `uuid`, `chrono`, `regress`, `poem`, `tracing`), and it names them through this crate
+//! (`::wfs_runtime::serde_json::Value`), so a crate that includes generated code depends on
+//! `wfs-runtime` alone. The same paths are there for the user's own code: a handler that
+//! builds a payload with a `chrono::DateTime` field can write `wfs_runtime::chrono::Utc::now()`.
+
+#![warn(missing_docs)]
 
 pub mod address;
 pub mod client;
 pub mod connection;
 mod handshake;
 pub mod observe;
+pub mod serve;
 pub mod socket;
 mod validate;
 
-pub use connection::{Connection, Frame, SendError};
+pub use connection::{Connection, Frame, Outgoing, SendError};
 pub use handshake::{Handshake, ParamProblem, ParamsError, Reject, params};
+pub use serve::Decode;
 pub use socket::{ChannelError, Config, FrameError};
 pub use validate::{Validator, Violation, Violations};
 
+/// The names generated channel modules use, imported with `use ::wfs_runtime::prelude::*;`
+/// so that the generated code reads `Result<Self, ParamsError>` rather than full paths. A
+/// glob import gives way to the module's own items, so a contract's names never clash with it.
+pub mod prelude {
+    pub use std::future::Future;
+    pub use std::sync::Arc;
+
+    pub use serde_json::Value;
+    pub use uuid::Uuid;
+
+    pub use crate::address::{Piece, Template};
+    pub use crate::client::{Client, ClientError, Request};
+    pub use crate::serve::{
+        Decode, Decoder, Endpoint, by_discriminator, first_match, handled, reply,
+    };
+    pub use crate::socket::{Config, SocketHandler};
+    pub use crate::{
+        ChannelError, Connection, Frame, FrameError, Handshake, Outgoing, ParamsError, Payload,
+        Reject, SendError, Validator, Violations, params,
+    };
+}
+
+/// `chrono::DateTime<Utc>`: the Rust type of `format: date-time` fields.
+pub use chrono;
+/// The HTTP server the generated `routes` mount channels on (`poem::Route`, `poem::Server`).
 pub use poem;
+/// Regular expressions checked by the generated types' constructors for `pattern`.
+pub use regress;
+/// Serialisation: the generated types derive `serde::Serialize` and `serde::Deserialize`
+/// through this path (`#[serde(crate = "::wfs_runtime::serde")]`).
+pub use serde;
+/// JSON values: untyped payloads (`serde_json::Value`) and the inbound frames' parsing.
 pub use serde_json;
+/// The WebSocket library under [`client::Client`], for tests that send raw frames.
 pub use tokio_tungstenite;
+/// Logging: the generated code logs replies that break the contract through it.
 pub use tracing;
+/// `uuid::Uuid`: the Rust type of `format: uuid` fields and parameters.
+pub use uuid;
 
 /// A message type of the contract: serialisable, with the schema it must match.
 pub trait Payload: serde::Serialize {

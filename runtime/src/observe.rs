@@ -57,7 +57,9 @@ pub struct Closed {
     pub code: u16,
     /// From the upgrade to the end.
     pub duration: Duration,
+    /// Frames the client sent (text and binary; not pings).
     pub frames_in: u64,
+    /// Frames the server sent (text; not pings or closes).
     pub frames_out: u64,
 }
 

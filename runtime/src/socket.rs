@@ -22,6 +22,7 @@ use tokio::time::Instant;
 
 use crate::connection::Connection;
 use crate::observe::{Observer, Refusal, Tally};
+use crate::serve::Decode;
 use crate::{Reject, Violations};
 
 /// Limits and timings of every connection of a server.
@@ -197,11 +198,15 @@ pub fn truncate_reason(mut reason: String) -> String {
 /// the client reads; anything internal belongs in the log, not here.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChannelError {
+    /// The close code (1008 policy violation, 1011 internal error, 4000-4999 the
+    /// application's own).
     pub code: u16,
+    /// The close reason the client reads.
     pub reason: String,
 }
 
 impl ChannelError {
+    /// Close the connection with `code` and `reason`.
     pub fn close(code: u16, reason: impl Into<String>) -> ChannelError {
         ChannelError {
             code,
@@ -228,15 +233,33 @@ pub fn parse_json(text: &str) -> Result<Value, FrameError> {
     serde_json::from_str(text).map_err(|error| FrameError::NotJson(error.to_string()))
 }
 
-/// What the generated code plugs into [`run`]: one per endpoint (channel address).
+/// What the generated code plugs into [`upgrade`]: one per endpoint (channel address). The socket
+/// loop parses and decodes every text frame itself, so a handler only sees messages the
+/// contract allows ([`SocketHandler::on_message`]) or why a frame is not one
+/// ([`SocketHandler::on_invalid`]).
 pub trait SocketHandler: Send + Sync + 'static {
+    /// The messages this address receives (one channel's inbound enum, or an enum of the
+    /// inbound enums of the channels that share the address).
+    type Inbound: Decode + Send;
+
+    /// The connection is open: before any frame is read.
     fn on_open(&self, connection: &Connection) -> impl Future<Output = ()> + Send;
-    fn on_text(&self, connection: &Connection, text: String) -> impl Future<Output = ()> + Send;
+
+    /// A text frame that decoded as one of the address's messages.
+    fn on_message(
+        &self,
+        connection: &Connection,
+        message: Self::Inbound,
+    ) -> impl Future<Output = ()> + Send;
+
+    /// A frame the contract does not allow: not JSON, binary, or none of the messages.
     fn on_invalid(
         &self,
         connection: &Connection,
         error: FrameError,
     ) -> impl Future<Output = ()> + Send;
+
+    /// The connection has ended (after its close, or when it dropped).
     fn on_close(&self, connection: &Connection) -> impl Future<Output = ()> + Send;
 }
 
@@ -403,7 +426,10 @@ async fn run<H: SocketHandler>(
                 match inbound {
                     Some(Ok(Message::Text(text))) => {
                         tally.frame_in();
-                        handler.on_text(&connection, text).await
+                        match H::Inbound::from_text(&text) {
+                            Ok(message) => handler.on_message(&connection, message).await,
+                            Err(error) => handler.on_invalid(&connection, error).await,
+                        }
                     }
                     Some(Ok(Message::Binary(_))) => {
                         tally.frame_in();

@@ -28,7 +28,9 @@ impl fmt::Debug for Validator {
 /// Why a value does not match a schema: every violation, with where it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Violations {
+    /// The name of the schema that was broken (a message type, or `<channel> parameters`).
     pub schema: &'static str,
+    /// Every violation found, in the validator's order.
     pub problems: Vec<Violation>,
 }
 
@@ -36,7 +38,9 @@ pub struct Violations {
 /// is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Violation {
+    /// JSON pointer (RFC 6901) of the offending value; empty for the whole value.
     pub path: String,
+    /// What is wrong, as the validator words it.
     pub message: String,
 }
 
@@ -88,6 +92,7 @@ impl Validator {
         }
     }
 
+    /// The schema's name, as errors give it.
     pub fn name(&self) -> &'static str {
         self.name
     }

@@ -17,7 +17,7 @@ use wfs::contract::alert::{AlertInbound, AlertParams};
 use wfs::contract::chat::{ChatInbound, ChatParams};
 use wfs::contract::echo::{EchoClient, EchoInbound, EchoParams};
 use wfs_runtime::client::ClientError;
-use wfs_runtime::{Handshake, socket::parse_json};
+use wfs_runtime::{Decode, Handshake, socket::parse_json};
 
 use crate::server::{TestServer, within};
 

@@ -15,6 +15,7 @@ mod files;
 mod schemas;
 mod v2;
 mod v3;
+/// The YAML loader that keeps where every node is (line and column), for located problems.
 pub mod yaml;
 
 use std::collections::HashMap;
@@ -41,16 +42,24 @@ pub struct Contract {
     pub files: Vec<PathBuf>,
     /// The `asyncapi` version as written (`3.0.0`, `2.6.0`, ...).
     pub asyncapi: String,
+    /// The `id` of the application (a URI), when the document gives one.
     pub id: Option<String>,
+    /// What the document says about the API: title, version, description, contact, license.
     pub info: Info,
+    /// `defaultContentType`: the content type of messages that name none.
     pub default_content_type: Option<String>,
+    /// The servers the API is offered on, in document order.
     pub servers: Vec<Server>,
+    /// Every channel, in document order; [`ChannelId`]s index it.
     pub channels: Vec<Channel>,
+    /// Every operation (3.x `operations`, or 2.x `publish`/`subscribe` turned into 3.x form).
     pub operations: Vec<Operation>,
+    /// Every message, shared ones once; [`MessageId`]s index it.
     pub messages: Vec<Message>,
     /// Named schemas: component schemas, message payloads and headers, and every other schema
     /// some `$ref` points at, in the order first met.
     pub schemas: Vec<Schema>,
+    /// `components/securitySchemes`, which servers and operations name by key.
     pub security_schemes: Vec<SecurityScheme>,
     /// What loading found worth a maintainer's attention without refusing the document (a
     /// parameter the address does not use ...), located, in file and line order.
@@ -62,124 +71,189 @@ pub struct Contract {
 /// Where a part of the contract was written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Origin {
+    /// The file it is in (the root document or one a `$ref` reached).
     pub file: PathBuf,
+    /// Its JSON pointer (RFC 6901) in that file.
     pub pointer: String,
+    /// Its line and column in that file.
     pub position: Position,
 }
 
+/// The `info` object: what the document says about the API.
 #[derive(Debug, Clone, Default)]
 pub struct Info {
+    /// The API's name.
     pub title: String,
+    /// The API's version (not the AsyncAPI version).
     pub version: String,
+    /// CommonMark text about the API, for the docs.
     pub description: Option<String>,
+    /// A URL to the terms of service.
     pub terms_of_service: Option<String>,
+    /// Who to contact about the API.
     pub contact: Option<Contact>,
+    /// The license the API is offered under.
     pub license: Option<License>,
+    /// Tags grouping the document's operations, for the docs.
     pub tags: Vec<Tag>,
+    /// More documentation elsewhere.
     pub external_docs: Option<ExternalDocs>,
 }
 
+/// Who to contact about the API.
 #[derive(Debug, Clone, Default)]
 pub struct Contact {
+    /// The person or organisation.
     pub name: Option<String>,
+    /// A URL to reach them.
     pub url: Option<String>,
+    /// An e-mail address.
     pub email: Option<String>,
 }
 
+/// The license the API is offered under.
 #[derive(Debug, Clone, Default)]
 pub struct License {
+    /// The license's name (`Apache 2.0`, ...).
     pub name: String,
+    /// A URL to its text.
     pub url: Option<String>,
 }
 
+/// A tag, grouping operations or channels in the docs.
 #[derive(Debug, Clone, Default)]
 pub struct Tag {
+    /// The tag as other parts name it.
     pub name: String,
+    /// CommonMark text about it, for the docs.
     pub description: Option<String>,
+    /// More documentation elsewhere.
     pub external_docs: Option<ExternalDocs>,
 }
 
+/// A link to documentation outside the document.
 #[derive(Debug, Clone, Default)]
 pub struct ExternalDocs {
+    /// Where the documentation is.
     pub url: String,
+    /// CommonMark text about it.
     pub description: Option<String>,
 }
 
+/// One server the API is offered on (`servers`).
 #[derive(Debug, Clone)]
 pub struct Server {
+    /// The server's key under `servers`.
     pub key: String,
+    /// Host and port, possibly with `{variables}` (2.x `url`s are split into host and path).
     pub host: String,
+    /// `ws`, `wss`, `mqtt`, `kafka`, ...
     pub protocol: String,
+    /// The protocol's version, when it matters.
     pub protocol_version: Option<String>,
+    /// The path part of the server's URL, if any.
     pub pathname: Option<String>,
+    /// A short human-readable name.
     pub title: Option<String>,
+    /// A one-line summary.
     pub summary: Option<String>,
+    /// CommonMark text about the server, for the docs.
     pub description: Option<String>,
+    /// The `{variables}` of `host` and `pathname`, with their values.
     pub variables: Vec<ServerVariable>,
     /// Keys of [`Contract::security_schemes`].
     pub security: Vec<String>,
+    /// Tags, for the docs.
     pub tags: Vec<Tag>,
+    /// Its protocol bindings as written (resolved), for the docs.
     pub bindings: Option<Value>,
+    /// Where it is written, to locate problems about it.
     pub origin: Origin,
 }
 
+/// A `{variable}` of a server's host or path.
 #[derive(Debug, Clone)]
 pub struct ServerVariable {
+    /// The name between braces in the server's host or path.
     pub name: String,
+    /// The value to use when none is given.
     pub default: Option<String>,
+    /// The values allowed; empty means any.
     pub enum_values: Vec<String>,
+    /// CommonMark text about it.
     pub description: Option<String>,
+    /// Example values, for the docs.
     pub examples: Vec<String>,
 }
 
+/// A channel: an address messages travel on, with its parameters and binding.
 #[derive(Debug, Clone)]
 pub struct Channel {
     /// The channel's key under `channels` (for 2.x documents, derived from the address).
     pub key: String,
     /// `None` when the address is unknown or dynamic (`address: null`).
     pub address: Option<String>,
+    /// A short human-readable name.
     pub title: Option<String>,
+    /// A one-line summary.
     pub summary: Option<String>,
+    /// CommonMark text about the channel: the generated module's doc and the docs page.
     pub description: Option<String>,
+    /// The `{parameters}` of its address, which the generated `<Channel>Params` reads.
     pub parameters: Vec<Parameter>,
     /// The channel's messages with their keys in the channel.
     pub messages: Vec<(String, MessageId)>,
     /// Keys of the servers it is available on; empty means all.
     pub servers: Vec<String>,
+    /// The WebSocket binding: the handshake's query parameters and headers, when declared.
     pub ws: Option<WsBinding>,
     /// All bindings as written (resolved), for the docs.
     pub bindings: Option<Value>,
+    /// Tags, for the docs.
     pub tags: Vec<Tag>,
+    /// More documentation elsewhere.
     pub external_docs: Option<ExternalDocs>,
+    /// Where it is written, to locate problems about it.
     pub origin: Origin,
 }
 
 /// An `{name}` in a channel address.
 #[derive(Debug, Clone)]
 pub struct Parameter {
+    /// The name between braces in the address.
     pub name: String,
+    /// CommonMark text about it: the generated field's doc.
     pub description: Option<String>,
+    /// The values allowed (3.x `enum`); empty means any.
     pub enum_values: Vec<String>,
+    /// The value to use when none is given.
     pub default: Option<String>,
+    /// Example values, for the docs.
     pub examples: Vec<String>,
+    /// A runtime expression saying where the value comes from (`$message.payload#/id`).
     pub location: Option<String>,
     /// 2.x parameters carry a schema; 3.x ones are always strings.
     pub schema: Option<Value>,
+    /// Where it is written, to locate problems about it.
     pub origin: Origin,
 }
 
 /// The `ws` channel binding: what the handshake carries.
 #[derive(Debug, Clone)]
 pub struct WsBinding {
+    /// The HTTP method of the handshake (`GET`), when the binding says.
     pub method: Option<String>,
     /// Object schema of the query parameters, fully resolved (no `$ref` left).
     pub query: Option<Value>,
     /// Object schema of the handshake headers, fully resolved.
     pub headers: Option<Value>,
+    /// Where the query schema is written, to locate problems in it.
     pub query_origin: Option<Origin>,
+    /// Where the headers schema is written, to locate problems in it.
     pub headers_origin: Option<Origin>,
 }
 
+/// The direction of an operation, from the application's side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     /// The application sends (server to client, for a server).
@@ -188,53 +262,80 @@ pub enum Action {
     Receive,
 }
 
+/// An operation: the application sends or receives messages on a channel.
 #[derive(Debug, Clone)]
 pub struct Operation {
     /// The operation's key under `operations` (its id); for 2.x the `operationId` or one derived.
     pub key: String,
+    /// Who sends: the application or the other side.
     pub action: Action,
+    /// The channel it happens on.
     pub channel: ChannelId,
     /// The messages it carries: those listed, or every message of its channel when none are.
     pub messages: Vec<MessageId>,
+    /// The reply, for a request/reply operation: what the application answers with.
     pub reply: Option<Reply>,
+    /// A short human-readable name.
     pub title: Option<String>,
+    /// A one-line summary: the start of the generated method's doc.
     pub summary: Option<String>,
+    /// CommonMark text about it: the generated method's doc.
     pub description: Option<String>,
     /// Keys of [`Contract::security_schemes`].
     pub security: Vec<String>,
+    /// Tags, for the docs.
     pub tags: Vec<Tag>,
+    /// Its protocol bindings as written (resolved), for the docs.
     pub bindings: Option<Value>,
+    /// More documentation elsewhere.
     pub external_docs: Option<ExternalDocs>,
+    /// Where it is written, to locate problems about it.
     pub origin: Origin,
 }
 
+/// The reply of a request/reply operation.
 #[derive(Debug, Clone)]
 pub struct Reply {
     /// The channel the reply goes on; `None` means the operation's own channel.
     pub channel: Option<ChannelId>,
+    /// The messages the reply may be; every message of its channel when none are listed.
     pub messages: Vec<MessageId>,
+    /// A runtime expression or address where the reply goes, when not on the channel.
     pub address: Option<String>,
 }
 
+/// A message: a payload schema, headers and what the docs show.
 #[derive(Debug, Clone)]
 pub struct Message {
     /// A unique key: the key under `components/messages`, or the key in its channel.
     pub key: String,
+    /// A machine-friendly name (`name`), when given.
     pub name: Option<String>,
+    /// A short human-readable name.
     pub title: Option<String>,
+    /// A one-line summary: the generated variant's doc.
     pub summary: Option<String>,
+    /// CommonMark text about it, for the docs.
     pub description: Option<String>,
+    /// Its content type, when not the document's default.
     pub content_type: Option<String>,
+    /// The schema of its payload, as JSON Schema; `None` for any JSON value.
     pub payload: Option<SchemaId>,
     /// The payload schema as written when it is not JSON Schema (Avro, RAML, Protobuf ...),
     /// for the docs. An Avro payload also has its JSON Schema in [`Message::payload`]; any
     /// other format has none, and cannot become Rust.
     pub foreign_payload: Option<ForeignSchema>,
+    /// The schema of its headers, when it has any.
     pub headers: Option<SchemaId>,
+    /// How a reply is matched to its request (`correlationId`, as written).
     pub correlation_id: Option<Value>,
+    /// Example payloads, for the docs and the checks that they match the schema.
     pub examples: Vec<Example>,
+    /// Tags, for the docs.
     pub tags: Vec<Tag>,
+    /// Whether the message is deprecated (the docs say so).
     pub deprecated: bool,
+    /// Where it is written, to locate problems about it.
     pub origin: Origin,
 }
 
@@ -243,7 +344,9 @@ pub struct Message {
 pub struct ForeignSchema {
     /// The `schemaFormat` as written (`application/vnd.apache.avro;version=1.9.0`, ...).
     pub format: String,
+    /// The schema as written, for the docs.
     pub schema: Value,
+    /// Where it is written, to locate problems about it.
     pub origin: Origin,
 }
 
@@ -254,11 +357,16 @@ impl ForeignSchema {
     }
 }
 
+/// An example of a message.
 #[derive(Debug, Clone)]
 pub struct Example {
+    /// The example's name, for the docs.
     pub name: Option<String>,
+    /// A one-line summary, for the docs.
     pub summary: Option<String>,
+    /// An example payload, checked against the message's schema when loading.
     pub payload: Option<Value>,
+    /// Example headers.
     pub headers: Option<Value>,
 }
 
@@ -269,24 +377,32 @@ pub struct Schema {
     pub name: String,
     /// The key under `components/schemas`, when it is a component schema.
     pub component: Option<String>,
+    /// The JSON Schema, with references rewritten to `#/definitions/<name>`.
     pub value: Value,
+    /// Where it is written, to locate problems about it.
     pub origin: Origin,
 }
 
+/// How clients authenticate (`components/securitySchemes`).
 #[derive(Debug, Clone)]
 pub struct SecurityScheme {
+    /// Its key under `components/securitySchemes`, as servers and operations name it.
     pub key: String,
     /// The `type` field: `httpApiKey`, `http`, `userPassword`, `oauth2`, ...
     pub kind: String,
+    /// CommonMark text about it, for the docs.
     pub description: Option<String>,
     /// For `httpApiKey`: the parameter or header name.
     pub name: Option<String>,
     /// For `apiKey` and `httpApiKey`: where it goes (`query`, `header`, `cookie`, `user`, ...).
     pub location: Option<String>,
+    /// For `http`: the scheme (`bearer`, `basic`).
     pub scheme: Option<String>,
+    /// For `http` with `bearer`: the token's format (`JWT`), a hint for the docs.
     pub bearer_format: Option<String>,
     /// Everything as written (flows, URLs ...), for the docs.
     pub raw: Value,
+    /// Where it is written, to locate problems about it.
     pub origin: Origin,
 }
 
@@ -316,6 +432,7 @@ impl Contract {
         Builder::new(sources).build().0
     }
 
+    /// The named schema `name` (a Rust type name, as [`Schema::name`] holds it).
     pub fn schema_by_name(&self, name: &str) -> Option<&Schema> {
         self.schemas.iter().find(|schema| schema.name == name)
     }

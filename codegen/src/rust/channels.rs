@@ -3,6 +3,12 @@
 //!
 //! Several channels may share one address (one WebSocket carries them all, as in Kraken's
 //! API), so endpoints are made per address and try each of its channels in turn.
+//!
+//! The generated code declares and dispatches; what is the same for every contract (decoding
+//! frames, the handshake, replies, reading parameters) is called in `wfs_runtime`. Channel
+//! modules and `mod endpoints` import `wfs_runtime::prelude::*` and use its short names; the
+//! items at the top of the file stay fully qualified, as they share the including module with
+//! the user's own items.
 
 use heck::{ToSnakeCase, ToUpperCamelCase};
 use proc_macro2::{Ident, TokenStream};
@@ -77,8 +83,8 @@ impl ParamKind {
 
     fn rust_type(self) -> TokenStream {
         match self {
-            ParamKind::String => quote!(::std::string::String),
-            ParamKind::Uuid => quote!(::uuid::Uuid),
+            ParamKind::String => quote!(String),
+            ParamKind::Uuid => quote!(Uuid),
             ParamKind::Integer => quote!(i64),
             ParamKind::Number => quote!(f64),
             ParamKind::Boolean => quote!(bool),
@@ -87,11 +93,11 @@ impl ParamKind {
 
     fn parser(self) -> TokenStream {
         match self {
-            ParamKind::String => quote!(::wfs_runtime::params::string),
-            ParamKind::Uuid => quote!(::wfs_runtime::params::uuid),
-            ParamKind::Integer => quote!(::wfs_runtime::params::integer),
-            ParamKind::Number => quote!(::wfs_runtime::params::number),
-            ParamKind::Boolean => quote!(::wfs_runtime::params::boolean),
+            ParamKind::String => quote!(params::string),
+            ParamKind::Uuid => quote!(params::uuid),
+            ParamKind::Integer => quote!(params::integer),
+            ParamKind::Number => quote!(params::number),
+            ParamKind::Boolean => quote!(params::boolean),
         }
     }
 }
@@ -246,7 +252,7 @@ pub(crate) fn payload_type(contract: &Contract, message: MessageId) -> TokenStre
             let name = format_ident!("{}", contract.schemas[schema].name);
             quote!(super::types::#name)
         }
-        None => quote!(::serde_json::Value),
+        None => quote!(Value),
     }
 }
 
@@ -342,10 +348,10 @@ pub(crate) fn message_enum(
             #[derive(Debug, Clone, PartialEq)]
             pub enum #name {}
 
-            impl #name {
-                /// No message is allowed here: every value is refused.
-                pub fn decode(_value: &::serde_json::Value) -> ::std::result::Result<Self, ::std::vec::Vec<::wfs_runtime::Violations>> {
-                    ::std::result::Result::Err(::std::vec![::wfs_runtime::Violations::single(#label, "no message is expected here")])
+            /// No message is allowed here: every value is refused.
+            impl Decode for #name {
+                fn decode(_value: &Value) -> Result<Self, Vec<Violations>> {
+                    Err(vec![Violations::single(#label, "no message is expected here")])
                 }
             }
         };
@@ -356,7 +362,7 @@ pub(crate) fn message_enum(
             let variant = variant_ident(contract, id);
             let payload = payload_type(contract, id);
             let payload = if plan.boxed(id, messages) {
-                quote!(::std::boxed::Box<#payload>)
+                quote!(Box<#payload>)
             } else {
                 payload
             };
@@ -367,69 +373,44 @@ pub(crate) fn message_enum(
             }
         })
         .collect();
-    let decode_one = |id: MessageId| -> TokenStream {
+    // One decoder per message: its schema's validator, wrapped in the message's variant.
+    let decoder = |id: MessageId| -> TokenStream {
         let variant = variant_ident(contract, id);
         match contract.messages[id].payload {
             Some(schema) if plan.boxed(id, messages) => {
                 let validator = super::types::validator_ident(&contract.schemas[schema]);
-                quote!(super::schemas::#validator.decode(value).map(|message| Self::#variant(::std::boxed::Box::new(message))))
+                quote!(|value| super::schemas::#validator.decode(value).map(|message| Self::#variant(Box::new(message))))
             }
             Some(schema) => {
                 let validator = super::types::validator_ident(&contract.schemas[schema]);
-                quote!(super::schemas::#validator.decode(value).map(Self::#variant))
+                quote!(|value| super::schemas::#validator.decode(value).map(Self::#variant))
             }
-            None => quote!(::std::result::Result::Ok(Self::#variant(value.clone()))),
+            None => quote!(|value| Ok(Self::#variant(value.clone()))),
         }
     };
     let body = match discriminator(contract, messages) {
         Some((property, values)) => {
-            let arms = messages.iter().zip(&values).map(|(&id, value)| {
-                let decode = decode_one(id);
-                quote!(::std::option::Option::Some(#value) => #decode.map_err(|violations| ::std::vec![violations]),)
+            let entries = messages.iter().zip(&values).map(|(&id, value)| {
+                let decoder = decoder(id);
+                quote!((#value, #decoder))
             });
-            let expected = format!(
-                "`{property}` must be one of {}",
-                values
-                    .iter()
-                    .map(|v| format!("`{v}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-            quote! {
-                match value.get(#property).and_then(::serde_json::Value::as_str) {
-                    #(#arms)*
-                    _ => ::std::result::Result::Err(::std::vec![::wfs_runtime::Violations::single(#label, #expected)]),
-                }
-            }
+            quote!(by_discriminator(value, #label, #property, &[#(#entries),*]))
         }
         None => {
-            let attempts = messages.iter().map(|&id| {
-                let decode = decode_one(id);
-                quote! {
-                    match #decode {
-                        ::std::result::Result::Ok(message) => return ::std::result::Result::Ok(message),
-                        ::std::result::Result::Err(found) => violations.push(found),
-                    }
-                }
-            });
-            quote! {
-                let mut violations = ::std::vec::Vec::new();
-                #(#attempts)*
-                ::std::result::Result::Err(violations)
-            }
+            let decoders = messages.iter().map(|&id| decoder(id));
+            quote!(first_match(value, &[#(#decoders),*]))
         }
     };
     quote! {
         #[doc = #doc]
-        #[derive(Debug, Clone, PartialEq, ::serde::Serialize)]
-        #[serde(untagged)]
+        #[derive(Debug, Clone, PartialEq, ::wfs_runtime::serde::Serialize)]
+        #[serde(crate = "::wfs_runtime::serde", untagged)]
         pub enum #name {
             #(#variants,)*
         }
 
-        impl #name {
-            /// Decodes a JSON value into the message it is, checked against the contract.
-            pub fn decode(value: &::serde_json::Value) -> ::std::result::Result<Self, ::std::vec::Vec<::wfs_runtime::Violations>> {
+        impl Decode for #name {
+            fn decode(value: &Value) -> Result<Self, Vec<Violations>> {
                 #body
             }
         }
@@ -440,8 +421,8 @@ pub(crate) fn message_enum(
 /// of it is checked against the contract, by decoding it as one of its messages.
 fn outgoing_impl(name: &TokenStream) -> TokenStream {
     quote! {
-        impl ::wfs_runtime::connection::Outgoing for #name {
-            fn check(value: &::serde_json::Value) -> ::std::result::Result<(), ::std::vec::Vec<::wfs_runtime::Violations>> {
+        impl Outgoing for #name {
+            fn check(value: &Value) -> Result<(), Vec<Violations>> {
                 Self::decode(value).map(|_| ())
             }
         }
@@ -453,17 +434,26 @@ fn message_doc(contract: &Contract, id: MessageId) -> String {
     let mut doc = format!("Message `{}`", message.key);
     if let Some(summary) = message.summary.as_ref().or(message.title.as_ref()) {
         doc.push_str(": ");
-        doc.push_str(summary);
+        doc.push_str(summary.trim());
     }
-    doc
+    sentence(doc)
+}
+
+/// `text` ending as a sentence does (a period unless it ends with punctuation already).
+fn sentence(mut text: String) -> String {
+    if !text.ends_with(['.', '!', '?', ':']) {
+        text.push('.');
+    }
+    text
 }
 
 fn operation_doc(operation: &Operation) -> String {
-    let mut doc = format!("operationId `{}`", operation.key);
+    let mut doc = format!("Operation `{}`", operation.key);
     if let Some(summary) = operation.summary.as_ref().or(operation.title.as_ref()) {
         doc.push_str(": ");
-        doc.push_str(summary);
+        doc.push_str(summary.trim());
     }
+    let mut doc = sentence(doc);
     if let Some(description) = &operation.description {
         doc.push_str("\n\n");
         doc.push_str(description.trim());
@@ -482,7 +472,7 @@ fn operation_message_type(
 ) -> (TokenStream, Option<TokenStream>) {
     match messages {
         [single] => (payload_type(contract, *single), None),
-        [] => (quote!(::serde_json::Value), None),
+        [] => (quote!(Value), None),
         several => {
             let name = format_ident!("{}{}", operation.key.to_upper_camel_case(), suffix);
             let doc = format!("The messages of operation `{}`.", operation.key);
@@ -567,7 +557,7 @@ pub(crate) fn channel_module(
         trait_methods.push(quote! {
             #[doc = #doc]
             fn #method(&self, connection: &#connection, state: &Self::State, message: #message_type)
-                -> impl ::std::future::Future<Output = ::std::result::Result<#reply_type, ::wfs_runtime::ChannelError>> + ::std::marker::Send;
+                -> impl Future<Output = Result<#reply_type, ChannelError>> + Send;
         });
     }
 
@@ -589,7 +579,7 @@ pub(crate) fn channel_module(
             };
             let method = method_ident(&method_base);
             let frame_method = method_ident(&format!("{method_base}_frame"));
-            let message_doc = format!("{doc}\n\nSends {}.", message_doc(contract, message));
+            let message_doc = format!("{doc}\n\nSends {}", message_doc(contract, message));
             send_methods.push(match contract.messages[message].payload {
                 Some(_) => {
                     let payload = payload_type(contract, message);
@@ -598,20 +588,20 @@ pub(crate) fn channel_module(
                     );
                     quote! {
                         #[doc = #message_doc]
-                        pub fn #method(&self, message: &#payload) -> ::std::result::Result<(), ::wfs_runtime::SendError> {
-                            self.connection.send_frame(&::wfs_runtime::Frame::new(message)?)
+                        pub fn #method(&self, message: &#payload) -> Result<(), SendError> {
+                            self.connection.send_frame(&Frame::new(message)?)
                         }
 
                         #[doc = #frame_doc]
-                        pub fn #frame_method(&self, frame: &::wfs_runtime::Frame<#payload>) -> ::std::result::Result<(), ::wfs_runtime::SendError> {
+                        pub fn #frame_method(&self, frame: &Frame<#payload>) -> Result<(), SendError> {
                             self.connection.send_frame(frame)
                         }
                     }
                 }
                 None => quote! {
                     #[doc = #message_doc]
-                    pub fn #method(&self, message: &::serde_json::Value) -> ::std::result::Result<(), ::wfs_runtime::SendError> {
-                        self.connection.send_frame(&::wfs_runtime::Frame::new(message)?)
+                    pub fn #method(&self, message: &Value) -> Result<(), SendError> {
+                        self.connection.send_frame(&Frame::new(message)?)
                     }
                 },
             });
@@ -627,24 +617,26 @@ pub(crate) fn channel_module(
     Ok(quote! {
         #[doc = #module_doc]
         pub mod #module {
+            use ::wfs_runtime::prelude::*;
+
             #params_struct
             #inbound_enum
             #outbound_enum
             #(#extra_types)*
 
             /// The server side of this channel: implement it, and `routes` serves it.
-            pub trait #trait_name: ::std::marker::Send + ::std::marker::Sync + 'static {
+            pub trait #trait_name: Send + Sync + 'static {
                 /// Per-connection state, made by `on_connect` and handed to every other method.
-                type State: ::std::marker::Send + ::std::marker::Sync + 'static;
+                type State: Send + Sync + 'static;
 
                 /// A client asks to connect. `params` holds the checked channel parameters, or
                 /// every problem with them; the handshake gives the raw request. Return the
-                /// connection's state to accept it, or a [`::wfs_runtime::Reject`].
-                fn on_connect(&self, handshake: &::wfs_runtime::Handshake, params: ::std::result::Result<#params, ::wfs_runtime::ParamsError>)
-                    -> impl ::std::future::Future<Output = ::std::result::Result<Self::State, ::wfs_runtime::Reject>> + ::std::marker::Send;
+                /// connection's state to accept it, or a [`Reject`].
+                fn on_connect(&self, handshake: &Handshake, params: Result<#params, ParamsError>)
+                    -> impl Future<Output = Result<Self::State, Reject>> + Send;
 
                 /// The connection is open (the place to greet or subscribe). Default: nothing.
-                fn on_open(&self, connection: &#connection, state: &Self::State) -> impl ::std::future::Future<Output = ()> + ::std::marker::Send {
+                fn on_open(&self, connection: &#connection, state: &Self::State) -> impl Future<Output = ()> + Send {
                     let _ = (connection, state);
                     async {}
                 }
@@ -653,14 +645,14 @@ pub(crate) fn channel_module(
 
                 /// A frame the contract does not allow arrived. Default: close with the
                 /// error's code (1003 not JSON text, 1007 not a message of this channel).
-                fn on_invalid_frame(&self, connection: &#connection, state: &Self::State, error: ::wfs_runtime::FrameError) -> impl ::std::future::Future<Output = ()> + ::std::marker::Send {
+                fn on_invalid_frame(&self, connection: &#connection, state: &Self::State, error: FrameError) -> impl Future<Output = ()> + Send {
                     let _ = state;
                     connection.close(error.close_code(), error.close_reason());
                     async {}
                 }
 
                 /// The connection has ended. Default: nothing.
-                fn on_close(&self, connection: &#connection, state: &Self::State) -> impl ::std::future::Future<Output = ()> + ::std::marker::Send {
+                fn on_close(&self, connection: &#connection, state: &Self::State) -> impl Future<Output = ()> + Send {
                     let _ = (connection, state);
                     async {}
                 }
@@ -669,22 +661,22 @@ pub(crate) fn channel_module(
             /// A connection on this channel: what the server may send on it, typed.
             #[derive(Debug, Clone)]
             pub struct #connection {
-                connection: ::wfs_runtime::Connection,
+                connection: Connection,
             }
 
             impl #connection {
                 /// Wraps an accepted connection.
-                pub fn new(connection: ::wfs_runtime::Connection) -> Self {
+                pub fn new(connection: Connection) -> Self {
                     Self { connection }
                 }
 
                 /// The untyped connection (id, closed state).
-                pub fn connection(&self) -> &::wfs_runtime::Connection {
+                pub fn connection(&self) -> &Connection {
                     &self.connection
                 }
 
                 /// Closes the connection with `code` and `reason` after the frames already queued.
-                pub fn close(&self, code: u16, reason: impl ::std::convert::Into<::std::string::String>) {
+                pub fn close(&self, code: u16, reason: impl Into<String>) {
                     self.connection.close(code, reason);
                 }
 
@@ -704,7 +696,7 @@ fn params_struct(channel: &Channel, plan: &ChannelPlan) -> TokenStream {
         let rust_type = if field.required {
             rust_type
         } else {
-            quote!(::std::option::Option<#rust_type>)
+            quote!(Option<#rust_type>)
         };
         let doc = format!(
             "{} parameter `{}`{}{}",
@@ -722,56 +714,18 @@ fn params_struct(channel: &Channel, plan: &ChannelPlan) -> TokenStream {
             pub #ident: #rust_type
         }
     });
-    let parses = plan.params.iter().map(|field| {
+    let reads = plan.params.iter().map(|field| {
         let ident = &field.ident;
         let name = &field.name;
         let location = field.location;
-        let required = field.required;
         let parser = field.kind.parser();
-        let raw = match field.location {
-            "path" => quote!(handshake.path_param(#name)),
-            "query" => quote!(handshake.query(#name)),
-            "header" => quote!(handshake.header(#name)),
-            _ => quote!(::std::option::Option::None),
-        };
-        quote! {
-            let #ident = ::wfs_runtime::params::parse(&mut errors, #location, #name, #raw, #required, #parser);
-        }
-    });
-    let required: Vec<&Ident> = plan
-        .params
-        .iter()
-        .filter(|f| f.required)
-        .map(|f| &f.ident)
-        .collect();
-    let unwrap_required = if required.is_empty() {
-        TokenStream::new()
-    } else {
-        quote! {
-            let (#(::std::option::Option::Some(#required),)*) = (#(#required,)*) else {
-                return ::std::result::Result::Err(errors);
-            };
-        }
-    };
-    let to_json = plan.params.iter().map(|field| {
-        let ident = &field.ident;
-        let name = &field.name;
-        if field.required {
-            quote!(checked.insert(#name.to_owned(), ::serde_json::json!(#ident));)
+        let read = if field.required {
+            quote!(required)
         } else {
-            quote! {
-                if let ::std::option::Option::Some(value) = &#ident {
-                    checked.insert(#name.to_owned(), ::serde_json::json!(value));
-                }
-            }
-        }
+            quote!(optional)
+        };
+        quote!(#ident: read.#read(#location, #name, #parser))
     });
-    let locations = plan.params.iter().map(|field| {
-        let name = &field.name;
-        let location = field.location;
-        quote!(#name => #location,)
-    });
-    let field_idents: Vec<&Ident> = plan.params.iter().map(|f| &f.ident).collect();
     let pairs = |location: &str| {
         let fields: Vec<&ParamField> = plan
             .params
@@ -784,15 +738,15 @@ fn params_struct(channel: &Channel, plan: &ChannelPlan) -> TokenStream {
                 let name = &field.name;
                 quote!((#name, self.#ident.to_string()))
             });
-            return quote!(::std::vec![#(#entries),*]);
+            return quote!(vec![#(#entries),*]);
         }
         let entries = fields.iter().map(|field| {
             let ident = &field.ident;
             let name = &field.name;
             if field.required {
-                quote!((#name, ::std::option::Option::Some(self.#ident.to_string())))
+                quote!((#name, Some(self.#ident.to_string())))
             } else {
-                quote!((#name, self.#ident.as_ref().map(::std::string::ToString::to_string)))
+                quote!((#name, self.#ident.as_ref().map(ToString::to_string)))
             }
         });
         quote! {
@@ -817,15 +771,15 @@ fn params_struct(channel: &Channel, plan: &ChannelPlan) -> TokenStream {
     });
     let path_replacements: Vec<TokenStream> = path_replacements.collect();
     let path_body = if path_replacements.is_empty() {
-        quote!(::std::string::String::from(#address))
+        quote!(String::from(#address))
     } else {
         quote! {
-            let mut path = ::std::string::String::from(#address);
+            let mut path = String::from(#address);
             #(#path_replacements)*
             path
         }
     };
-    let schema = params_schema(channel, &plan.params).to_string();
+    let schema = super::types::json_literal(&params_schema(channel, &plan.params));
     let label = format!("{} parameters", channel.key);
     let doc = format!(
         "The parameters of channel `{}`: path, query and headers of the handshake.",
@@ -837,34 +791,20 @@ fn params_struct(channel: &Channel, plan: &ChannelPlan) -> TokenStream {
             TokenStream::new(),
             quote! {
                 let _ = handshake;
-                ::std::result::Result::Ok(Self {})
+                Ok(Self {})
             },
         )
     } else {
         (
             quote! {
-                static PARAMS_SCHEMA: ::wfs_runtime::Validator = ::wfs_runtime::Validator::new(#label, #schema);
+                static PARAMS_SCHEMA: Validator = Validator::new(#label, #schema);
             },
             quote! {
-                let mut errors = ::wfs_runtime::ParamsError::default();
-                #(#parses)*
-                #unwrap_required
-                let mut checked = ::serde_json::Map::new();
-                #(#to_json)*
-                if let ::std::result::Result::Err(violations) = PARAMS_SCHEMA.check(&::serde_json::Value::Object(checked)) {
-                    for problem in violations.problems {
-                        let name = problem.path.trim_start_matches('/').split('/').next().unwrap_or_default().to_owned();
-                        let location = match name.as_str() {
-                            #(#locations)*
-                            _ => "query",
-                        };
-                        errors.problems.push(::wfs_runtime::ParamsError::invalid(location, name, problem.message));
-                    }
-                }
-                if !errors.is_empty() {
-                    return ::std::result::Result::Err(errors);
-                }
-                ::std::result::Result::Ok(Self { #(#field_idents,)* })
+                let mut read = params::Reader::new(handshake);
+                let parsed = Self {
+                    #(#reads,)*
+                };
+                read.finish(Some(&PARAMS_SCHEMA)).map(|()| parsed)
             },
         )
     };
@@ -880,23 +820,23 @@ fn params_struct(channel: &Channel, plan: &ChannelPlan) -> TokenStream {
 
         impl #name {
             /// Reads and checks the parameters of a handshake; every problem is reported.
-            pub fn from_handshake(handshake: &::wfs_runtime::Handshake) -> ::std::result::Result<Self, ::wfs_runtime::ParamsError> {
+            pub fn from_handshake(handshake: &Handshake) -> Result<Self, ParamsError> {
                 #from_handshake_body
             }
 
             /// The path the channel is served at, with its `{...}` parameters filled in
             /// (percent-encoded), for a client's handshake.
-            pub fn path(&self) -> ::std::string::String {
+            pub fn path(&self) -> String {
                 #path_body
             }
 
             /// The query parameters, for a client's handshake.
-            pub fn query_pairs(&self) -> ::std::vec::Vec<(&'static str, ::std::string::String)> {
+            pub fn query_pairs(&self) -> Vec<(&'static str, String)> {
                 #query_pairs
             }
 
             /// The headers, for a client's handshake.
-            pub fn header_pairs(&self) -> ::std::vec::Vec<(&'static str, ::std::string::String)> {
+            pub fn header_pairs(&self) -> Vec<(&'static str, String)> {
                 #header_pairs
             }
 
@@ -926,97 +866,63 @@ fn address_parts(channel: &Channel, plan: &ChannelPlan) -> (TokenStream, TokenSt
             quote!(address = address.replace(#placeholder, &self.#ident.to_string());)
         } else {
             quote! {
-                if let ::std::option::Option::Some(value) = &self.#ident {
+                if let Some(value) = &self.#ident {
                     address = address.replace(#placeholder, &value.to_string());
                 }
             }
         }
     });
     let builder = if path_fields.is_empty() {
-        quote!(::std::string::String::from(#address))
+        quote!(String::from(#address))
     } else {
         quote! {
-            let mut address = ::std::string::String::from(#address);
+            let mut address = String::from(#address);
             #(#fills)*
             address
         }
     };
     let key = &channel.key;
-    let mismatch = quote! {
-        return ::std::result::Result::Err(::wfs_runtime::ParamsError::not_an_address(address, #key, #address));
-    };
-    let parses = path_fields.iter().map(|field| {
+    let reads = path_fields.iter().map(|field| {
         let ident = &field.ident;
         let name = &field.name;
         let parser = field.kind.parser();
-        let required = field.required;
-        quote! {
-            let #ident = ::wfs_runtime::params::parse(&mut errors, "path", #name, value(#name), #required, #parser);
-        }
+        let read = if field.required {
+            quote!(required)
+        } else {
+            quote!(optional)
+        };
+        quote!(#ident: read.#read("path", #name, #parser))
     });
-    let idents: Vec<&Ident> = path_fields.iter().map(|f| &f.ident).collect();
-    let required: Vec<&Ident> = path_fields
-        .iter()
-        .filter(|f| f.required)
-        .map(|f| &f.ident)
-        .collect();
-    let unwrap_required = if required.is_empty() {
-        TokenStream::new()
-    } else {
-        quote! {
-            let (#(::std::option::Option::Some(#required),)*) = (#(#required,)*) else {
-                return ::std::result::Result::Err(errors);
-            };
-        }
-    };
-    // An optional parameter that does not parse is `None` with a problem recorded.
-    let optional_errors = if required.len() < path_fields.len() {
-        quote! {
-            if !errors.is_empty() {
-                return ::std::result::Result::Err(errors);
-            }
-        }
-    } else {
-        TokenStream::new()
-    };
     let rest = if path_fields.len() < plan.params.len() {
-        quote!(..::std::default::Default::default())
+        quote!(..Default::default())
     } else {
         TokenStream::new()
     };
     let parser_body = if path_fields.is_empty() {
-        quote! {
-            if ADDRESS.parse(address).is_none() {
-                #mismatch
-            }
-            ::std::result::Result::Ok(Self::default())
-        }
+        quote!(params::Reader::address(&ADDRESS, address, #key).map(|_| Self::default()))
     } else {
         quote! {
-            let ::std::option::Option::Some(values) = ADDRESS.parse(address) else {
-                #mismatch
+            let mut read = params::Reader::address(&ADDRESS, address, #key)?;
+            let parsed = Self {
+                #(#reads,)*
+                #rest
             };
-            let value = |name: &str| values.iter().find(|(key, _)| *key == name).map(|(_, value)| *value);
-            let mut errors = ::wfs_runtime::ParamsError::default();
-            #(#parses)*
-            #unwrap_required
-            #optional_errors
-            ::std::result::Result::Ok(Self { #(#idents,)* #rest })
+            read.finish(None).map(|()| parsed)
         }
     };
     let statics = quote! {
         #[doc = #static_doc]
-        pub static ADDRESS: ::wfs_runtime::address::Template = #template;
+        pub static ADDRESS: Template = #template;
     };
     let methods = quote! {
         /// The channel address as written in the contract, with its `{...}` parameters filled in.
-        pub fn address(&self) -> ::std::string::String {
+        pub fn address(&self) -> String {
             #builder
         }
 
         /// Reads the `{...}` parameters of an address of this channel, matched exactly against
         /// [`ADDRESS`]; the query and header fields keep their defaults.
-        pub fn from_address(address: &str) -> ::std::result::Result<Self, ::wfs_runtime::ParamsError> {
+        pub fn from_address(address: &str) -> Result<Self, ParamsError> {
             #parser_body
         }
     };
@@ -1131,16 +1037,17 @@ fn shape(address: &str) -> Vec<Option<String>> {
         .collect()
 }
 
-/// `::wfs_runtime::address::Template` of an address, to match it exactly.
+/// The `Template` of an address, to match it exactly (in prelude names: for a module that
+/// imports `wfs_runtime::prelude::*`).
 pub(crate) fn template(address: &str) -> TokenStream {
     let pieces = pieces(address).into_iter().map(|(is_param, text)| {
         if is_param {
-            quote!(::wfs_runtime::address::Piece::Param(#text))
+            quote!(Piece::Param(#text))
         } else {
-            quote!(::wfs_runtime::address::Piece::Text(#text))
+            quote!(Piece::Text(#text))
         }
     });
-    quote!(::wfs_runtime::address::Template::new(&[#(#pieces),*]))
+    quote!(Template::new(&[#(#pieces),*]))
 }
 
 /// The poem route of a served path. A plain segment is itself; any other segment (a `{name}`,
@@ -1167,7 +1074,7 @@ fn route_of(path: &str) -> String {
     route
 }
 
-/// The endpoint functions and socket handlers, and `routes`.
+/// The endpoint types (one per address, in `mod endpoints`), the mount functions and `routes`.
 pub(crate) fn serving(
     contract: &Contract,
     plans: &[ChannelPlan],
@@ -1193,18 +1100,18 @@ pub(crate) fn serving(
             let trait_name = plan.ident("Channel");
             quote!(#module::#trait_name)
         }));
-        let serve_fn = format_ident!("serve_{}", endpoint.name.to_string().to_snake_case());
+        let endpoint_type = format_ident!("{}Endpoint", endpoint.name);
         let socket = format_ident!("{}Socket", endpoint.name);
         // The channel's own `ADDRESS` when it is the served path (most addresses are).
-        let path_template = if endpoint.path == endpoint.address {
+        let address = if endpoint.path == endpoint.address {
             let module = &channels[0].module;
-            quote!(super::#module::ADDRESS)
+            quote!(&super::#module::ADDRESS)
         } else {
             let template = template(&endpoint.path);
-            quote!({
-                static PATH: ::wfs_runtime::address::Template = #template;
-                PATH
-            })
+            quote! {
+                static PATH: Template = #template;
+                &PATH
+            }
         };
         let state_fields: Vec<Ident> = channels
             .iter()
@@ -1215,10 +1122,7 @@ pub(crate) fn serving(
             let trait_name = plan.ident("Channel");
             let params = plan.ident("Params");
             quote! {
-                let #state = match <S as super::#module::#trait_name>::on_connect(&app, &handshake, super::#module::#params::from_handshake(&handshake)).await {
-                    ::std::result::Result::Ok(state) => state,
-                    ::std::result::Result::Err(reject) => return ::wfs_runtime::socket::refuse(&request, config, reject).await,
-                };
+                let #state = <S as super::#module::#trait_name>::on_connect(&self.0, handshake, super::#module::#params::from_handshake(handshake)).await?;
             }
         });
         let state_types = channels.iter().zip(&state_fields).map(|(plan, state)| {
@@ -1226,100 +1130,168 @@ pub(crate) fn serving(
             let trait_name = plan.ident("Channel");
             quote!(#state: <S as super::#module::#trait_name>::State)
         });
-        let opens = channels.iter().zip(&state_fields).map(|(plan, state)| {
+        let hook = |plan: &ChannelPlan, state: &Ident, method: &str, error: bool| {
             let module = &plan.module;
             let trait_name = plan.ident("Channel");
             let connection = plan.ident("Connection");
-            quote!(<S as super::#module::#trait_name>::on_open(&self.app, &super::#module::#connection::new(connection.clone()), &self.#state).await;)
-        });
-        let closes = channels.iter().zip(&state_fields).map(|(plan, state)| {
-            let module = &plan.module;
-            let trait_name = plan.ident("Channel");
-            let connection = plan.ident("Connection");
-            quote!(<S as super::#module::#trait_name>::on_close(&self.app, &super::#module::#connection::new(connection.clone()), &self.#state).await;)
-        });
-        let dispatches: Vec<TokenStream> = channels
+            let method = format_ident!("{method}");
+            let error = error.then(|| quote!(, error));
+            quote!(<S as super::#module::#trait_name>::#method(&self.app, &super::#module::#connection::new(connection.clone()), &self.#state #error).await;)
+        };
+        let opens = channels
             .iter()
+            .zip(&state_fields)
+            .map(|(plan, state)| hook(plan, state, "on_open", false));
+        let closes = channels
+            .iter()
+            .zip(&state_fields)
+            .map(|(plan, state)| hook(plan, state, "on_close", false));
+        let receiving: Vec<(&ChannelPlan, &Ident)> = channels
+            .iter()
+            .copied()
             .zip(&state_fields)
             .filter(|(plan, _)| !plan.inbound.is_empty())
-            .map(|(plan, state)| dispatch(contract, plan, state))
             .collect();
-        let on_text_body = if dispatches.is_empty() {
-            let label = format!("{} (receives no messages)", endpoint.address);
-            quote! {
-                let error = match ::wfs_runtime::socket::parse_json(&text) {
-                    ::std::result::Result::Ok(_) => ::wfs_runtime::FrameError::Contract(::std::vec![
-                        ::wfs_runtime::Violations::single(#label, "the server receives no messages here")
-                    ]),
-                    ::std::result::Result::Err(error) => error,
-                };
-                self.on_invalid(connection, error).await;
+        // What the address receives: its one receiving channel's messages, or an enum of the
+        // channels' when several share it; frames no channel accepts go to the first channel
+        // that receives anything (or the first channel, whose enum then has no message).
+        let (inbound_type, inbound_enum, on_message) = match receiving.as_slice() {
+            [] => {
+                let module = &channels[0].module;
+                let inbound = channels[0].ident("Inbound");
+                (
+                    quote!(super::#module::#inbound),
+                    TokenStream::new(),
+                    quote! {
+                        let _ = connection;
+                        match message {}
+                    },
+                )
             }
-        } else {
-            quote! {
-                let value = match ::wfs_runtime::socket::parse_json(&text) {
-                    ::std::result::Result::Ok(value) => value,
-                    ::std::result::Result::Err(error) => return self.on_invalid(connection, error).await,
-                };
-                let mut violations = ::std::vec::Vec::new();
-                #(#dispatches)*
-                self.on_invalid(connection, ::wfs_runtime::FrameError::Contract(violations)).await;
+            [(plan, state)] => {
+                let module = &plan.module;
+                let inbound = plan.ident("Inbound");
+                (
+                    quote!(super::#module::#inbound),
+                    TokenStream::new(),
+                    dispatch(contract, plan, state),
+                )
+            }
+            several => {
+                let name = format_ident!("{}Inbound", endpoint.name);
+                let variants: Vec<Ident> = several
+                    .iter()
+                    .map(|(plan, _)| format_ident!("{}", plan.pascal))
+                    .collect();
+                let types: Vec<TokenStream> = several
+                    .iter()
+                    .map(|(plan, _)| {
+                        let module = &plan.module;
+                        let inbound = plan.ident("Inbound");
+                        quote!(super::#module::#inbound)
+                    })
+                    .collect();
+                let doc = format!(
+                    "The messages `{}` receives, of each channel there, tried in the contract's order.",
+                    endpoint.address
+                );
+                let arms = several
+                    .iter()
+                    .zip(&variants)
+                    .map(|((plan, state), variant)| {
+                        let inner = dispatch(contract, plan, state);
+                        quote!(#name::#variant(message) => { #inner })
+                    });
+                (
+                    quote!(#name),
+                    quote! {
+                        #[doc = #doc]
+                        #[allow(clippy::large_enum_variant)]
+                        pub(super) enum #name {
+                            #(#variants(#types),)*
+                        }
+
+                        impl Decode for #name {
+                            fn decode(value: &Value) -> Result<Self, Vec<Violations>> {
+                                let mut violations = Vec::new();
+                                #(
+                                    match #types::decode(value) {
+                                        Ok(message) => return Ok(Self::#variants(message)),
+                                        Err(mut found) => violations.append(&mut found),
+                                    }
+                                )*
+                                Err(violations)
+                            }
+                        }
+                    },
+                    quote!(match message { #(#arms)* }),
+                )
             }
         };
-        // Frames no channel accepts go to the first channel that receives anything.
-        let (invalid_plan, invalid_state) = channels
-            .iter()
-            .zip(&state_fields)
-            .find(|(plan, _)| !plan.inbound.is_empty())
-            .unwrap_or((&channels[0], &state_fields[0]));
-        let invalid = {
-            let module = &invalid_plan.module;
-            let trait_name = invalid_plan.ident("Channel");
-            let connection = invalid_plan.ident("Connection");
-            quote!(<S as super::#module::#trait_name>::on_invalid_frame(&self.app, &super::#module::#connection::new(connection.clone()), &self.#invalid_state, error).await;)
-        };
-        let doc = format!("Serves `{}`.", endpoint.address);
-        items.push(quote! {
-            #[doc = #doc]
-            pub(super) async fn #serve_fn<S>(app: ::std::sync::Arc<S>, config: ::std::sync::Arc<::wfs_runtime::Config>, request: ::wfs_runtime::poem::Request) -> ::wfs_runtime::poem::Response
-            where S: #(#bounds)+*
-            {
-                let ::std::option::Option::Some(handshake) = ::wfs_runtime::Handshake::from_address(&request, &#path_template) else {
-                    return ::wfs_runtime::socket::refuse(&request, config, ::wfs_runtime::Reject::Http { status: 404, body: ::std::string::String::from("Not Found") }).await;
-                };
-                #(#connects)*
-                ::wfs_runtime::socket::upgrade(&request, config, #socket { app, #(#state_fields,)* }).await
-            }
-
-            pub(super) struct #socket<S: #(#bounds)+*> {
-                app: ::std::sync::Arc<S>,
-                #(#state_types,)*
-            }
-
-            impl<S: #(#bounds)+*> ::wfs_runtime::socket::SocketHandler for #socket<S> {
-                async fn on_open(&self, connection: &::wfs_runtime::Connection) {
-                    #(#opens)*
-                }
-
-                async fn on_text(&self, connection: &::wfs_runtime::Connection, text: ::std::string::String) {
-                    #on_text_body
-                }
-
-                async fn on_invalid(&self, connection: &::wfs_runtime::Connection, error: ::wfs_runtime::FrameError) {
-                    #invalid
-                }
-
-                async fn on_close(&self, connection: &::wfs_runtime::Connection) {
-                    #(#closes)*
-                }
-            }
-        });
-        let mount_fn = format_ident!("mount_{}", endpoint.name.to_string().to_snake_case());
+        let (invalid_plan, invalid_state) = receiving
+            .first()
+            .copied()
+            .unwrap_or((channels[0], &state_fields[0]));
+        let invalid = hook(invalid_plan, invalid_state, "on_invalid_frame", true);
         let channel_list = channels
             .iter()
             .map(|plan| format!("`{}`", contract.channels[plan.id].key))
             .collect::<Vec<_>>()
             .join(", ");
+        let endpoint_doc = format!(
+            "Serves `{}` (channels {channel_list}) on the application `S`.",
+            endpoint.address
+        );
+        let socket_doc = format!(
+            "One connection to `{}`: the application, and each channel's state.",
+            endpoint.address
+        );
+        items.push(quote! {
+            #[doc = #endpoint_doc]
+            pub(super) struct #endpoint_type<S>(pub(super) Arc<S>);
+
+            impl<S: #(#bounds)+*> Endpoint for #endpoint_type<S> {
+                type Socket = #socket<S>;
+
+                fn address(&self) -> &'static Template {
+                    #address
+                }
+
+                async fn connect(&self, handshake: &Handshake) -> Result<#socket<S>, Reject> {
+                    #(#connects)*
+                    Ok(#socket { app: self.0.clone(), #(#state_fields,)* })
+                }
+            }
+
+            #[doc = #socket_doc]
+            pub(super) struct #socket<S: #(#bounds)+*> {
+                app: Arc<S>,
+                #(#state_types,)*
+            }
+
+            #inbound_enum
+
+            impl<S: #(#bounds)+*> SocketHandler for #socket<S> {
+                type Inbound = #inbound_type;
+
+                async fn on_open(&self, connection: &Connection) {
+                    #(#opens)*
+                }
+
+                async fn on_message(&self, connection: &Connection, message: #inbound_type) {
+                    #on_message
+                }
+
+                async fn on_invalid(&self, connection: &Connection, error: FrameError) {
+                    #invalid
+                }
+
+                async fn on_close(&self, connection: &Connection) {
+                    #(#closes)*
+                }
+            }
+        });
+        let mount_fn = format_ident!("mount_{}", endpoint.name.to_string().to_snake_case());
         let mount_doc = format!(
             "Mounts `{}` (channels {channel_list}) on `route`. [`routes`] mounts every address; \
              this is for a server that serves only some of them.",
@@ -1333,22 +1305,11 @@ pub(crate) fn serving(
                 quote!(#module::#trait_name)
             })
             .collect();
-        let template_outer = if endpoint.path == endpoint.address {
-            let module = &channels[0].module;
-            quote!(#module::ADDRESS)
-        } else {
-            let template = template(&endpoint.path);
-            quote!({
-                static PATH: ::wfs_runtime::address::Template = #template;
-                PATH
-            })
-        };
         mounted.push(Mounted {
             route: endpoint.route.clone(),
             mount_fn,
             mount_doc,
-            serve_fn,
-            template: template_outer,
+            endpoint: endpoint_type,
             bounds: bounds_outer,
         });
     }
@@ -1375,26 +1336,26 @@ pub(crate) fn serving(
         let (doc, body) = match group.as_slice() {
             [] => continue,
             [single] => {
-                let serve_fn = &single.serve_fn;
+                let endpoint = &single.endpoint;
                 (
                     single.mount_doc.clone(),
                     quote! {
-                        endpoints::#serve_fn(app.clone(), config.clone(), request)
+                        route.at(#route, ::wfs_runtime::serve::endpoint(endpoints::#endpoint(app), config))
                     },
                 )
             }
             [earlier @ .., last] => {
                 let several = group.as_slice();
                 let tries = earlier.iter().map(|mount| {
-                    let serve_fn = &mount.serve_fn;
-                    let template = &mount.template;
+                    let endpoint = &mount.endpoint;
                     quote! {
-                        if #template.parse(request.uri().path()).is_some() {
-                            return endpoints::#serve_fn(app, config, request).await;
+                        let endpoint = endpoints::#endpoint(app.clone());
+                        if ::wfs_runtime::serve::Endpoint::address(&endpoint).parse(request.uri().path()).is_some() {
+                            return ::wfs_runtime::serve::serve(&endpoint, config, request).await;
                         }
                     }
                 });
-                let last_fn = &last.serve_fn;
+                let last_endpoint = &last.endpoint;
                 let docs: Vec<String> = several.iter().map(|m| m.mount_doc.clone()).collect();
                 (
                     format!(
@@ -1402,11 +1363,13 @@ pub(crate) fn serving(
                         docs.join("\n\n")
                     ),
                     quote! {
-                        let (app, config) = (app.clone(), config.clone());
-                        async move {
-                            #(#tries)*
-                            endpoints::#last_fn(app, config, request).await
-                        }
+                        route.at(#route, ::wfs_runtime::poem::get(::wfs_runtime::poem::endpoint::make(move |request: ::wfs_runtime::poem::Request| {
+                            let (app, config) = (app.clone(), config.clone());
+                            async move {
+                                #(#tries)*
+                                ::wfs_runtime::serve::serve(&endpoints::#last_endpoint(app), config, request).await
+                            }
+                        })))
                     },
                 )
             }
@@ -1416,37 +1379,42 @@ pub(crate) fn serving(
             pub fn #mount_fn<S>(route: ::wfs_runtime::poem::Route, app: ::std::sync::Arc<S>, config: ::std::sync::Arc<::wfs_runtime::Config>) -> ::wfs_runtime::poem::Route
             where S: #(#bounds)+*
             {
-                route.at(#route, ::wfs_runtime::poem::get(::wfs_runtime::poem::endpoint::make(move |request| {
-                    #body
-                })))
+                #body
             }
         });
-        mounts.push(quote! {
-            route = #mount_fn(route, app.clone(), config.clone());
-        });
+        mounts.push(mount_fn.clone());
     }
     let bounds_clause = if all_bounds.is_empty() {
         quote!(S: ::std::marker::Send + ::std::marker::Sync + 'static)
     } else {
         quote!(S: #(#all_bounds)+*)
     };
-    let routes_body = if endpoints.is_empty() {
-        quote! {
+    // Each mount takes the route so far; the last one takes `app` and `config` too.
+    let routes_body = match mounts.split_last() {
+        None => quote! {
             let _ = (app, config);
             ::wfs_runtime::poem::Route::new()
-        }
+        },
+        Some((last, earlier)) => quote! {
+            let route = ::wfs_runtime::poem::Route::new();
+            #(let route = #earlier(route, app.clone(), config.clone());)*
+            #last(route, app, config)
+        },
+    };
+    let endpoints_module = if items.is_empty() {
+        TokenStream::new()
     } else {
         quote! {
-            let mut route = ::wfs_runtime::poem::Route::new();
-            #(#mounts)*
-            route
+            /// One endpoint and socket handler per channel address.
+            mod endpoints {
+                use ::wfs_runtime::prelude::*;
+
+                #(#items)*
+            }
         }
     };
     quote! {
-        /// One function and socket handler per channel address.
-        mod endpoints {
-            #(#items)*
-        }
+        #endpoints_module
 
         #(#mount_fns)*
 
@@ -1464,13 +1432,13 @@ struct Mounted {
     route: String,
     mount_fn: Ident,
     mount_doc: String,
-    serve_fn: Ident,
-    /// Its address template, from the top of the generated file.
-    template: TokenStream,
+    /// Its type in `mod endpoints`.
+    endpoint: Ident,
     bounds: Vec<TokenStream>,
 }
 
-/// Decoding a frame as one of a channel's inbound messages and calling the operation's method.
+/// The `match` of a decoded message of one channel to the method of its operation, and what
+/// happens to the method's result (a reply sent, or a close on error).
 fn dispatch(contract: &Contract, plan: &ChannelPlan, state: &Ident) -> TokenStream {
     let module = &plan.module;
     let trait_name = plan.ident("Channel");
@@ -1495,41 +1463,23 @@ fn dispatch(contract: &Contract, plan: &ChannelPlan, state: &Ident) -> TokenStre
         } else {
             quote!(message)
         };
-        // A reply of one message is its payload type (or `serde_json::Value` without a schema),
-        // a reply of several is the operation's reply enum: each is a frame's message.
-        let result_arms = match &operation.reply {
-            None => quote!(::std::result::Result::Ok(()) => {}),
-            Some(_) => quote! {
-                ::std::result::Result::Ok(reply) => match ::wfs_runtime::Frame::new(&reply) {
-                    ::std::result::Result::Ok(frame) => {
-                        let _ = connection.send_frame(&frame);
-                    }
-                    ::std::result::Result::Err(error) => {
-                        ::wfs_runtime::tracing::error!(%error, "reply does not match the contract");
-                        connection.close(1011, "Internal server error.");
-                    }
-                },
-            },
+        // A reply of one message is its payload type (or `Value` without a schema), a reply of
+        // several is the operation's reply enum: each is a frame's message, checked the same way.
+        let answer = match &operation.reply {
+            None => quote!(handled),
+            Some(_) => quote!(reply),
         };
         quote! {
             super::#module::#inbound::#variant(message) => {
-                let typed = super::#module::#connection_type::new(connection.clone());
-                match <S as super::#module::#trait_name>::#method(&self.app, &typed, &self.#state, #argument).await {
-                    #result_arms
-                    ::std::result::Result::Err(error) => connection.close(error.code, error.reason),
-                }
+                let outcome = <S as super::#module::#trait_name>::#method(&self.app, &typed, &self.#state, #argument).await;
+                #answer(connection, outcome);
             }
         }
     });
     quote! {
-        match super::#module::#inbound::decode(&value) {
-            ::std::result::Result::Ok(decoded) => {
-                match decoded {
-                    #(#arms)*
-                }
-                return;
-            }
-            ::std::result::Result::Err(mut found) => violations.append(&mut found),
+        let typed = super::#module::#connection_type::new(connection.clone());
+        match message {
+            #(#arms)*
         }
     }
 }

@@ -18,14 +18,19 @@ pub(crate) fn channel_client(contract: &Contract, plan: &ChannelPlan) -> TokenSt
     let outbound = plan.ident("Outbound");
     let channel = &contract.channels[plan.id];
     let sends = plan.inbound.iter().map(|&message| {
-        let method = method_ident(&format!("send_{}", contract.messages[message].key.to_snake_case()));
+        let method = method_ident(&format!(
+            "send_{}",
+            contract.messages[message].key.to_snake_case()
+        ));
         let payload = payload_type(contract, message);
-        let doc = format!("Sends message `{}` to the server.", contract.messages[message].key);
+        let doc = format!(
+            "Sends message `{}` to the server.",
+            contract.messages[message].key
+        );
         quote! {
             #[doc = #doc]
-            pub async fn #method(&mut self, message: &#payload) -> ::std::result::Result<(), ::wfs_runtime::client::ClientError> {
-                let text = ::serde_json::to_string(message).map_err(|error| ::wfs_runtime::client::ClientError::Request(error.to_string()))?;
-                self.client.send_text(text).await
+            pub async fn #method(&mut self, message: &#payload) -> Result<(), ClientError> {
+                self.client.send_message(message).await
             }
         }
     });
@@ -38,45 +43,42 @@ pub(crate) fn channel_client(contract: &Contract, plan: &ChannelPlan) -> TokenSt
         #[doc = #doc]
         #[derive(Debug)]
         pub struct #client {
-            client: ::wfs_runtime::client::Client,
+            client: Client,
         }
 
         impl #client {
             /// The handshake request for `base_url` (`ws://host:port`) and `params`; add
             /// headers to it before [`Self::connect_with`] if needed.
-            pub fn request(base_url: &str, params: &#params) -> ::std::result::Result<::wfs_runtime::client::Request, ::wfs_runtime::client::ClientError> {
+            pub fn request(base_url: &str, params: &#params) -> Result<Request, ClientError> {
                 let query = params.query_pairs();
                 let headers = params.header_pairs();
                 ::wfs_runtime::client::request(base_url, &params.path(), &query, &headers)
             }
 
             /// Connects to `base_url` (`ws://host:port`) with `params`.
-            pub async fn connect(base_url: &str, params: &#params) -> ::std::result::Result<Self, ::wfs_runtime::client::ClientError> {
+            pub async fn connect(base_url: &str, params: &#params) -> Result<Self, ClientError> {
                 Self::connect_with(Self::request(base_url, params)?).await
             }
 
             /// Connects with a prepared handshake request.
-            pub async fn connect_with(request: ::wfs_runtime::client::Request) -> ::std::result::Result<Self, ::wfs_runtime::client::ClientError> {
-                ::std::result::Result::Ok(Self { client: ::wfs_runtime::client::Client::connect(request).await? })
+            pub async fn connect_with(request: Request) -> Result<Self, ClientError> {
+                Client::connect(request).await.map(|client| Self { client })
             }
 
             #(#sends)*
 
             /// The next message from the server, checked against the contract.
-            pub async fn recv(&mut self) -> ::std::result::Result<#outbound, ::wfs_runtime::client::ClientError> {
-                let text = self.client.recv_text().await?;
-                let value: ::serde_json::Value = ::serde_json::from_str(&text)
-                    .map_err(|error| ::wfs_runtime::client::ClientError::NotJson(error.to_string()))?;
-                #outbound::decode(&value).map_err(|violations| ::wfs_runtime::client::ClientError::Unexpected { text, violations })
+            pub async fn recv(&mut self) -> Result<#outbound, ClientError> {
+                self.client.recv_message().await
             }
 
             /// The untyped client, to send what the contract does not allow (for tests).
-            pub fn raw(&mut self) -> &mut ::wfs_runtime::client::Client {
+            pub fn raw(&mut self) -> &mut Client {
                 &mut self.client
             }
 
             /// Closes the connection (1000).
-            pub async fn close(self) -> ::std::result::Result<(), ::wfs_runtime::client::ClientError> {
+            pub async fn close(self) -> Result<(), ClientError> {
                 self.client.close().await
             }
         }

@@ -1,7 +1,8 @@
 //! Rust generation: message types, one handler trait per channel, a typed client, `routes`.
 //!
 //! The output is one file, meant to be `include!`d by one module of the user's crate. It names
-//! everything by full path (`::serde::...`, `::wfs_runtime::...`) so it needs no `use` lines,
+//! everything by full path (`::wfs_runtime::...`, whose re-exports of serde, serde_json, uuid,
+//! chrono and regress stand in for direct dependencies) so it needs no `use` lines,
 //! and it is deterministic: the same contract gives byte-identical output.
 
 mod channels;
@@ -12,6 +13,7 @@ mod types;
 
 use std::path::Path;
 
+use proc_macro2::TokenStream;
 use quote::quote;
 
 use crate::error::{Error, Result};
@@ -55,6 +57,8 @@ pub struct Generator {
 }
 
 impl Generator {
+    /// A generator with `settings` (see [`Settings`]; `Generator::default()` for the
+    /// defaults).
     pub fn new(settings: Settings) -> Generator {
         Generator { settings }
     }
@@ -116,7 +120,7 @@ impl Generator {
             #(#modules)*
             #serving
         };
-        let file: syn::File = syn::parse2(tokens).map_err(|error| {
+        let file: syn::File = syn::parse2(tidy_docs(tokens)).map_err(|error| {
             Error::Contract(vec![crate::Diagnostic {
                 file: contract.files.first().cloned().unwrap_or_default(),
                 line: 1,
@@ -128,7 +132,7 @@ impl Generator {
         Ok(format!(
             "// Generated from {} by wfs-codegen. Do not edit.\n\n{}",
             self.settings.source_name,
-            prettyplease::unparse(&file)
+            space_items(&prettyplease::unparse(&file))
         ))
     }
 }
@@ -155,4 +159,121 @@ fn foreign_payloads(contract: &Contract) -> Vec<crate::Diagnostic> {
             })
         })
         .collect()
+}
+
+/// One doc comment style throughout, ours and typify's: each line of a doc its own
+/// `#[doc = " line"]`, which prettyplease prints as `/// line` (a multi-line doc would be a
+/// `/** ... */` block, and a doc without a leading space `///Text`), and no sentence ending in
+/// two periods (a summary that ends in one, followed by ours).
+fn tidy_docs(tokens: TokenStream) -> TokenStream {
+    use proc_macro2::{Delimiter, Group, TokenTree};
+    let mut out: Vec<TokenTree> = Vec::new();
+    for token in tokens {
+        let TokenTree::Group(group) = token else {
+            out.push(token);
+            continue;
+        };
+        let is_attribute = group.delimiter() == Delimiter::Bracket
+            && matches!(out.last(), Some(TokenTree::Punct(p)) if p.as_char() == '#');
+        if is_attribute && let Some(text) = doc_text(&group.stream()) {
+            out.pop();
+            let mut lines: Vec<String> = text.trim_end().lines().map(tidy_doc_line).collect();
+            while lines.first().is_some_and(String::is_empty) {
+                lines.remove(0);
+            }
+            if lines.is_empty() {
+                lines.push(String::new());
+            }
+            for line in lines {
+                out.extend(quote!(#[doc = #line]));
+            }
+            continue;
+        }
+        let mut inner = Group::new(group.delimiter(), tidy_docs(group.stream()));
+        inner.set_span(group.span());
+        out.push(TokenTree::Group(inner));
+    }
+    out.into_iter().collect()
+}
+
+/// The text of a `doc = "..."` attribute.
+fn doc_text(attribute: &TokenStream) -> Option<String> {
+    let mut tokens = attribute.clone().into_iter();
+    match (tokens.next(), tokens.next(), tokens.next(), tokens.next()) {
+        (
+            Some(proc_macro2::TokenTree::Ident(name)),
+            Some(proc_macro2::TokenTree::Punct(equals)),
+            Some(proc_macro2::TokenTree::Literal(literal)),
+            None,
+        ) if name == "doc" && equals.as_char() == '=' => {
+            let text: syn::LitStr =
+                syn::parse2(proc_macro2::TokenTree::Literal(literal).into()).ok()?;
+            Some(text.value())
+        }
+        _ => None,
+    }
+}
+
+/// A doc line with one space after `///`, without trailing blanks or a doubled final period.
+fn tidy_doc_line(line: &str) -> String {
+    let line = line.trim_end();
+    let line = match line.strip_suffix("..") {
+        Some(rest) if !rest.ends_with('.') => &line[..line.len() - 1],
+        _ => line,
+    };
+    if line.is_empty() || line.starts_with(' ') {
+        line.to_owned()
+    } else {
+        format!(" {line}")
+    }
+}
+
+/// prettyplease leaves no blank line between items; this puts one before every item (or its
+/// doc comment or attributes) that follows the end of another at the same indentation: between
+/// structs, impls, methods, trait methods, statics. Lines inside a function body never start
+/// an item, and a raw string's lines (the JSON Schemas) never start with what an item starts
+/// with, so only the spaces between items change, the same way every time.
+fn space_items(code: &str) -> String {
+    const STARTS: &[&str] = &[
+        "///",
+        "#[",
+        "pub ",
+        "pub(",
+        "impl",
+        "fn ",
+        "async fn ",
+        "mod ",
+        "struct ",
+        "enum ",
+        "static ",
+        "trait ",
+        "type ",
+        "const ",
+        "unsafe ",
+    ];
+    let mut out = String::with_capacity(code.len() + code.len() / 16);
+    let mut previous: Option<&str> = None;
+    for line in code.lines() {
+        if let Some(before) = previous {
+            let indent = |text: &str| text.len() - text.trim_start().len();
+            let ended = before.trim_end().ends_with('}') || before.trim_end().ends_with(';');
+            let starts = STARTS
+                .iter()
+                .any(|start| line.trim_start().starts_with(start));
+            let uses =
+                before.trim_start().starts_with("use ") && line.trim_start().starts_with("use ");
+            if ended
+                && starts
+                && !uses
+                && indent(before) == indent(line)
+                && !before.trim().is_empty()
+            {
+                out.push('\n');
+            }
+        }
+        out.push_str(line);
+        out.push('\n');
+        previous = Some(line);
+    }
+    out
 }

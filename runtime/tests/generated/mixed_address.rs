@@ -9,28 +9,55 @@
     irrefutable_let_patterns
 )]
 pub mod types {
-    ///`Hello`
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    /// `Hello`
+    #[derive(
+        ::wfs_runtime::serde::Deserialize,
+        ::wfs_runtime::serde::Serialize,
+        Clone,
+        Debug,
+        PartialEq
+    )]
+    #[serde(crate = "::wfs_runtime::serde")]
     pub struct Hello {
         pub hello: ::std::string::String,
     }
-    ///`Lumens`
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+
+    /// `Lumens`
+    #[derive(
+        ::wfs_runtime::serde::Deserialize,
+        ::wfs_runtime::serde::Serialize,
+        Clone,
+        Debug,
+        Default,
+        PartialEq
+    )]
+    #[serde(crate = "::wfs_runtime::serde")]
     pub struct Lumens {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub lumens: ::std::option::Option<u64>,
     }
-    ///`Market`
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+
+    /// `Market`
+    #[derive(
+        ::wfs_runtime::serde::Deserialize,
+        ::wfs_runtime::serde::Serialize,
+        Clone,
+        Debug,
+        PartialEq
+    )]
+    #[serde(crate = "::wfs_runtime::serde")]
     pub struct Market {
         pub exchange: ::std::string::String,
         pub pair: ::std::string::String,
     }
+
     /// Error types.
     pub mod error {
         /// Error from a `TryFrom` or `FromStr` implementation.
         pub struct ConversionError(::std::borrow::Cow<'static, str>);
+
         impl ::std::error::Error for ConversionError {}
+
         impl ::std::fmt::Display for ConversionError {
             fn fmt(
                 &self,
@@ -39,6 +66,7 @@ pub mod types {
                 ::std::fmt::Display::fmt(&self.0, f)
             }
         }
+
         impl ::std::fmt::Debug for ConversionError {
             fn fmt(
                 &self,
@@ -47,170 +75,165 @@ pub mod types {
                 ::std::fmt::Debug::fmt(&self.0, f)
             }
         }
+
         impl From<&'static str> for ConversionError {
             fn from(value: &'static str) -> Self {
                 Self(value.into())
             }
         }
+
         impl From<String> for ConversionError {
             fn from(value: String) -> Self {
                 Self(value.into())
             }
         }
     }
+
     impl ::wfs_runtime::Payload for Hello {
         fn validator() -> &'static ::wfs_runtime::Validator {
             &super::schemas::HELLO
         }
     }
+
     impl ::wfs_runtime::Payload for Market {
         fn validator() -> &'static ::wfs_runtime::Validator {
             &super::schemas::MARKET
         }
     }
+
     impl ::wfs_runtime::Payload for Lumens {
         fn validator() -> &'static ::wfs_runtime::Validator {
             &super::schemas::LUMENS
         }
     }
 }
+
 /// The contract's JSON Schemas, checked against every inbound frame (and every outbound
 /// frame in debug builds).
 pub mod schemas {
-    ///The contract's schema for `Hello`.
+    /// The contract's schema for `Hello`.
     pub static HELLO: ::wfs_runtime::Validator = ::wfs_runtime::Validator::new(
         "Hello",
-        "{\"type\":\"object\",\"required\":[\"hello\"],\"properties\":{\"hello\":{\"type\":\"string\"}},\"$schema\":\"http://json-schema.org/draft-07/schema#\"}",
+        r#"{
+          "type": "object",
+          "required": [
+            "hello"
+          ],
+          "properties": {
+            "hello": {
+              "type": "string"
+            }
+          },
+          "$schema": "http://json-schema.org/draft-07/schema#"
+        }"#,
     );
-    ///The contract's schema for `Market`.
+
+    /// The contract's schema for `Market`.
     pub static MARKET: ::wfs_runtime::Validator = ::wfs_runtime::Validator::new(
         "Market",
-        "{\"type\":\"object\",\"required\":[\"exchange\",\"pair\"],\"properties\":{\"exchange\":{\"type\":\"string\"},\"pair\":{\"type\":\"string\"}},\"$schema\":\"http://json-schema.org/draft-07/schema#\"}",
+        r#"{
+          "type": "object",
+          "required": [
+            "exchange",
+            "pair"
+          ],
+          "properties": {
+            "exchange": {
+              "type": "string"
+            },
+            "pair": {
+              "type": "string"
+            }
+          },
+          "$schema": "http://json-schema.org/draft-07/schema#"
+        }"#,
     );
-    ///The contract's schema for `Lumens`.
+
+    /// The contract's schema for `Lumens`.
     pub static LUMENS: ::wfs_runtime::Validator = ::wfs_runtime::Validator::new(
         "Lumens",
-        "{\"type\":\"object\",\"properties\":{\"lumens\":{\"type\":\"integer\",\"minimum\":0}},\"$schema\":\"http://json-schema.org/draft-07/schema#\"}",
+        r#"{
+          "type": "object",
+          "properties": {
+            "lumens": {
+              "type": "integer",
+              "minimum": 0
+            }
+          },
+          "$schema": "http://json-schema.org/draft-07/schema#"
+        }"#,
     );
 }
-///Channel `trades` at `/markets/TRADE-{exchangeCode}--{primaryCurrency}--{secondaryCurrency}`.
+
+/// Channel `trades` at `/markets/TRADE-{exchangeCode}--{primaryCurrency}--{secondaryCurrency}`.
 pub mod trades {
-    ///The parameters of channel `trades`: path, query and headers of the handshake.
+    use ::wfs_runtime::prelude::*;
+
+    /// The parameters of channel `trades`: path, query and headers of the handshake.
     #[derive(Debug, Clone, PartialEq, Default)]
     pub struct TradesParams {
-        ///Path parameter `exchangeCode` (required): The exchange.
-        pub exchange_code: ::std::string::String,
-        ///Path parameter `primaryCurrency` (required)
-        pub primary_currency: ::std::string::String,
-        ///Path parameter `secondaryCurrency` (required)
-        pub secondary_currency: ::std::string::String,
+        /// Path parameter `exchangeCode` (required): The exchange.
+        pub exchange_code: String,
+        /// Path parameter `primaryCurrency` (required)
+        pub primary_currency: String,
+        /// Path parameter `secondaryCurrency` (required)
+        pub secondary_currency: String,
     }
-    static PARAMS_SCHEMA: ::wfs_runtime::Validator = ::wfs_runtime::Validator::new(
+
+    static PARAMS_SCHEMA: Validator = Validator::new(
         "trades parameters",
-        "{\"$schema\":\"http://json-schema.org/draft-07/schema#\",\"type\":\"object\",\"properties\":{\"exchangeCode\":{\"type\":\"string\"},\"primaryCurrency\":{\"type\":\"string\"},\"secondaryCurrency\":{\"type\":\"string\"}},\"required\":[\"exchangeCode\",\"primaryCurrency\",\"secondaryCurrency\"]}",
+        r#"{
+          "$schema": "http://json-schema.org/draft-07/schema#",
+          "type": "object",
+          "properties": {
+            "exchangeCode": {
+              "type": "string"
+            },
+            "primaryCurrency": {
+              "type": "string"
+            },
+            "secondaryCurrency": {
+              "type": "string"
+            }
+          },
+          "required": [
+            "exchangeCode",
+            "primaryCurrency",
+            "secondaryCurrency"
+          ]
+        }"#,
     );
-    ///The address of channel `trades`: `/markets/TRADE-{exchangeCode}--{primaryCurrency}--{secondaryCurrency}`.
-    pub static ADDRESS: ::wfs_runtime::address::Template = ::wfs_runtime::address::Template::new(
+
+    /// The address of channel `trades`: `/markets/TRADE-{exchangeCode}--{primaryCurrency}--{secondaryCurrency}`.
+    pub static ADDRESS: Template = Template::new(
         &[
-            ::wfs_runtime::address::Piece::Text("/markets/TRADE-"),
-            ::wfs_runtime::address::Piece::Param("exchangeCode"),
-            ::wfs_runtime::address::Piece::Text("--"),
-            ::wfs_runtime::address::Piece::Param("primaryCurrency"),
-            ::wfs_runtime::address::Piece::Text("--"),
-            ::wfs_runtime::address::Piece::Param("secondaryCurrency"),
+            Piece::Text("/markets/TRADE-"),
+            Piece::Param("exchangeCode"),
+            Piece::Text("--"),
+            Piece::Param("primaryCurrency"),
+            Piece::Text("--"),
+            Piece::Param("secondaryCurrency"),
         ],
     );
+
     impl TradesParams {
         /// Reads and checks the parameters of a handshake; every problem is reported.
-        pub fn from_handshake(
-            handshake: &::wfs_runtime::Handshake,
-        ) -> ::std::result::Result<Self, ::wfs_runtime::ParamsError> {
-            let mut errors = ::wfs_runtime::ParamsError::default();
-            let exchange_code = ::wfs_runtime::params::parse(
-                &mut errors,
-                "path",
-                "exchangeCode",
-                handshake.path_param("exchangeCode"),
-                true,
-                ::wfs_runtime::params::string,
-            );
-            let primary_currency = ::wfs_runtime::params::parse(
-                &mut errors,
-                "path",
-                "primaryCurrency",
-                handshake.path_param("primaryCurrency"),
-                true,
-                ::wfs_runtime::params::string,
-            );
-            let secondary_currency = ::wfs_runtime::params::parse(
-                &mut errors,
-                "path",
-                "secondaryCurrency",
-                handshake.path_param("secondaryCurrency"),
-                true,
-                ::wfs_runtime::params::string,
-            );
-            let (
-                ::std::option::Option::Some(exchange_code),
-                ::std::option::Option::Some(primary_currency),
-                ::std::option::Option::Some(secondary_currency),
-            ) = (exchange_code, primary_currency, secondary_currency) else {
-                return ::std::result::Result::Err(errors);
+        pub fn from_handshake(handshake: &Handshake) -> Result<Self, ParamsError> {
+            let mut read = params::Reader::new(handshake);
+            let parsed = Self {
+                exchange_code: read.required("path", "exchangeCode", params::string),
+                primary_currency: read
+                    .required("path", "primaryCurrency", params::string),
+                secondary_currency: read
+                    .required("path", "secondaryCurrency", params::string),
             };
-            let mut checked = ::serde_json::Map::new();
-            checked
-                .insert("exchangeCode".to_owned(), ::serde_json::json!(exchange_code));
-            checked
-                .insert(
-                    "primaryCurrency".to_owned(),
-                    ::serde_json::json!(primary_currency),
-                );
-            checked
-                .insert(
-                    "secondaryCurrency".to_owned(),
-                    ::serde_json::json!(secondary_currency),
-                );
-            if let ::std::result::Result::Err(violations) = PARAMS_SCHEMA
-                .check(&::serde_json::Value::Object(checked))
-            {
-                for problem in violations.problems {
-                    let name = problem
-                        .path
-                        .trim_start_matches('/')
-                        .split('/')
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned();
-                    let location = match name.as_str() {
-                        "exchangeCode" => "path",
-                        "primaryCurrency" => "path",
-                        "secondaryCurrency" => "path",
-                        _ => "query",
-                    };
-                    errors
-                        .problems
-                        .push(
-                            ::wfs_runtime::ParamsError::invalid(
-                                location,
-                                name,
-                                problem.message,
-                            ),
-                        );
-                }
-            }
-            if !errors.is_empty() {
-                return ::std::result::Result::Err(errors);
-            }
-            ::std::result::Result::Ok(Self {
-                exchange_code,
-                primary_currency,
-                secondary_currency,
-            })
+            read.finish(Some(&PARAMS_SCHEMA)).map(|()| parsed)
         }
+
         /// The path the channel is served at, with its `{...}` parameters filled in
         /// (percent-encoded), for a client's handshake.
-        pub fn path(&self) -> ::std::string::String {
-            let mut path = ::std::string::String::from(
+        pub fn path(&self) -> String {
+            let mut path = String::from(
                 "/markets/TRADE-{exchangeCode}--{primaryCurrency}--{secondaryCurrency}",
             );
             path = path
@@ -230,21 +253,20 @@ pub mod trades {
                 );
             path
         }
+
         /// The query parameters, for a client's handshake.
-        pub fn query_pairs(
-            &self,
-        ) -> ::std::vec::Vec<(&'static str, ::std::string::String)> {
-            ::std::vec![]
+        pub fn query_pairs(&self) -> Vec<(&'static str, String)> {
+            vec![]
         }
+
         /// The headers, for a client's handshake.
-        pub fn header_pairs(
-            &self,
-        ) -> ::std::vec::Vec<(&'static str, ::std::string::String)> {
-            ::std::vec![]
+        pub fn header_pairs(&self) -> Vec<(&'static str, String)> {
+            vec![]
         }
+
         /// The channel address as written in the contract, with its `{...}` parameters filled in.
-        pub fn address(&self) -> ::std::string::String {
-            let mut address = ::std::string::String::from(
+        pub fn address(&self) -> String {
+            let mut address = String::from(
                 "/markets/TRADE-{exchangeCode}--{primaryCurrency}--{secondaryCurrency}",
             );
             address = address.replace("{exchangeCode}", &self.exchange_code.to_string());
@@ -254,337 +276,243 @@ pub mod trades {
                 .replace("{secondaryCurrency}", &self.secondary_currency.to_string());
             address
         }
+
         /// Reads the `{...}` parameters of an address of this channel, matched exactly against
         /// [`ADDRESS`]; the query and header fields keep their defaults.
-        pub fn from_address(
-            address: &str,
-        ) -> ::std::result::Result<Self, ::wfs_runtime::ParamsError> {
-            let ::std::option::Option::Some(values) = ADDRESS.parse(address) else {
-                return ::std::result::Result::Err(
-                    ::wfs_runtime::ParamsError::not_an_address(
-                        address,
-                        "trades",
-                        "/markets/TRADE-{exchangeCode}--{primaryCurrency}--{secondaryCurrency}",
-                    ),
-                );
+        pub fn from_address(address: &str) -> Result<Self, ParamsError> {
+            let mut read = params::Reader::address(&ADDRESS, address, "trades")?;
+            let parsed = Self {
+                exchange_code: read.required("path", "exchangeCode", params::string),
+                primary_currency: read
+                    .required("path", "primaryCurrency", params::string),
+                secondary_currency: read
+                    .required("path", "secondaryCurrency", params::string),
             };
-            let value = |name: &str| {
-                values.iter().find(|(key, _)| *key == name).map(|(_, value)| *value)
-            };
-            let mut errors = ::wfs_runtime::ParamsError::default();
-            let exchange_code = ::wfs_runtime::params::parse(
-                &mut errors,
-                "path",
-                "exchangeCode",
-                value("exchangeCode"),
-                true,
-                ::wfs_runtime::params::string,
-            );
-            let primary_currency = ::wfs_runtime::params::parse(
-                &mut errors,
-                "path",
-                "primaryCurrency",
-                value("primaryCurrency"),
-                true,
-                ::wfs_runtime::params::string,
-            );
-            let secondary_currency = ::wfs_runtime::params::parse(
-                &mut errors,
-                "path",
-                "secondaryCurrency",
-                value("secondaryCurrency"),
-                true,
-                ::wfs_runtime::params::string,
-            );
-            let (
-                ::std::option::Option::Some(exchange_code),
-                ::std::option::Option::Some(primary_currency),
-                ::std::option::Option::Some(secondary_currency),
-            ) = (exchange_code, primary_currency, secondary_currency) else {
-                return ::std::result::Result::Err(errors);
-            };
-            ::std::result::Result::Ok(Self {
-                exchange_code,
-                primary_currency,
-                secondary_currency,
-            })
+            read.finish(None).map(|()| parsed)
         }
     }
-    ///Every message a client may send on this channel (what the server receives).
-    #[derive(Debug, Clone, PartialEq, ::serde::Serialize)]
-    #[serde(untagged)]
+
+    /// Every message a client may send on this channel (what the server receives).
+    #[derive(Debug, Clone, PartialEq, ::wfs_runtime::serde::Serialize)]
+    #[serde(crate = "::wfs_runtime::serde", untagged)]
     pub enum TradesInbound {
-        ///Message `hello`
+        /// Message `hello`.
         Hello(super::types::Hello),
     }
-    impl TradesInbound {
-        /// Decodes a JSON value into the message it is, checked against the contract.
-        pub fn decode(
-            value: &::serde_json::Value,
-        ) -> ::std::result::Result<Self, ::std::vec::Vec<::wfs_runtime::Violations>> {
-            let mut violations = ::std::vec::Vec::new();
-            match super::schemas::HELLO.decode(value).map(Self::Hello) {
-                ::std::result::Result::Ok(message) => {
-                    return ::std::result::Result::Ok(message);
-                }
-                ::std::result::Result::Err(found) => violations.push(found),
-            }
-            ::std::result::Result::Err(violations)
+
+    impl Decode for TradesInbound {
+        fn decode(value: &Value) -> Result<Self, Vec<Violations>> {
+            first_match(
+                value,
+                &[|value| super::schemas::HELLO.decode(value).map(Self::Hello)],
+            )
         }
     }
-    ///Every message the server may send on this channel.
-    #[derive(Debug, Clone, PartialEq, ::serde::Serialize)]
-    #[serde(untagged)]
+
+    /// Every message the server may send on this channel.
+    #[derive(Debug, Clone, PartialEq, ::wfs_runtime::serde::Serialize)]
+    #[serde(crate = "::wfs_runtime::serde", untagged)]
     pub enum TradesOutbound {
-        ///Message `market`
+        /// Message `market`.
         Market(super::types::Market),
     }
-    impl TradesOutbound {
-        /// Decodes a JSON value into the message it is, checked against the contract.
-        pub fn decode(
-            value: &::serde_json::Value,
-        ) -> ::std::result::Result<Self, ::std::vec::Vec<::wfs_runtime::Violations>> {
-            let mut violations = ::std::vec::Vec::new();
-            match super::schemas::MARKET.decode(value).map(Self::Market) {
-                ::std::result::Result::Ok(message) => {
-                    return ::std::result::Result::Ok(message);
-                }
-                ::std::result::Result::Err(found) => violations.push(found),
-            }
-            ::std::result::Result::Err(violations)
+
+    impl Decode for TradesOutbound {
+        fn decode(value: &Value) -> Result<Self, Vec<Violations>> {
+            first_match(
+                value,
+                &[|value| super::schemas::MARKET.decode(value).map(Self::Market)],
+            )
         }
     }
+
     /// The server side of this channel: implement it, and `routes` serves it.
-    pub trait TradesChannel: ::std::marker::Send + ::std::marker::Sync + 'static {
+    pub trait TradesChannel: Send + Sync + 'static {
         /// Per-connection state, made by `on_connect` and handed to every other method.
-        type State: ::std::marker::Send + ::std::marker::Sync + 'static;
+        type State: Send + Sync + 'static;
+
         /// A client asks to connect. `params` holds the checked channel parameters, or
         /// every problem with them; the handshake gives the raw request. Return the
-        /// connection's state to accept it, or a [`::wfs_runtime::Reject`].
+        /// connection's state to accept it, or a [`Reject`].
         fn on_connect(
             &self,
-            handshake: &::wfs_runtime::Handshake,
-            params: ::std::result::Result<TradesParams, ::wfs_runtime::ParamsError>,
-        ) -> impl ::std::future::Future<
-            Output = ::std::result::Result<Self::State, ::wfs_runtime::Reject>,
-        > + ::std::marker::Send;
+            handshake: &Handshake,
+            params: Result<TradesParams, ParamsError>,
+        ) -> impl Future<Output = Result<Self::State, Reject>> + Send;
+
         /// The connection is open (the place to greet or subscribe). Default: nothing.
         fn on_open(
             &self,
             connection: &TradesConnection,
             state: &Self::State,
-        ) -> impl ::std::future::Future<Output = ()> + ::std::marker::Send {
+        ) -> impl Future<Output = ()> + Send {
             let _ = (connection, state);
             async {}
         }
-        /**operationId `receiveHello`
 
-The value returned is sent back as the reply.*/
+        /// Operation `receiveHello`.
+        ///
+        /// The value returned is sent back as the reply.
         fn receive_hello(
             &self,
             connection: &TradesConnection,
             state: &Self::State,
             message: super::types::Hello,
-        ) -> impl ::std::future::Future<
-            Output = ::std::result::Result<
-                super::types::Market,
-                ::wfs_runtime::ChannelError,
-            >,
-        > + ::std::marker::Send;
+        ) -> impl Future<Output = Result<super::types::Market, ChannelError>> + Send;
+
         /// A frame the contract does not allow arrived. Default: close with the
         /// error's code (1003 not JSON text, 1007 not a message of this channel).
         fn on_invalid_frame(
             &self,
             connection: &TradesConnection,
             state: &Self::State,
-            error: ::wfs_runtime::FrameError,
-        ) -> impl ::std::future::Future<Output = ()> + ::std::marker::Send {
+            error: FrameError,
+        ) -> impl Future<Output = ()> + Send {
             let _ = state;
             connection.close(error.close_code(), error.close_reason());
             async {}
         }
+
         /// The connection has ended. Default: nothing.
         fn on_close(
             &self,
             connection: &TradesConnection,
             state: &Self::State,
-        ) -> impl ::std::future::Future<Output = ()> + ::std::marker::Send {
+        ) -> impl Future<Output = ()> + Send {
             let _ = (connection, state);
             async {}
         }
     }
+
     /// A connection on this channel: what the server may send on it, typed.
     #[derive(Debug, Clone)]
     pub struct TradesConnection {
-        connection: ::wfs_runtime::Connection,
+        connection: Connection,
     }
+
     impl TradesConnection {
         /// Wraps an accepted connection.
-        pub fn new(connection: ::wfs_runtime::Connection) -> Self {
+        pub fn new(connection: Connection) -> Self {
             Self { connection }
         }
+
         /// The untyped connection (id, closed state).
-        pub fn connection(&self) -> &::wfs_runtime::Connection {
+        pub fn connection(&self) -> &Connection {
             &self.connection
         }
+
         /// Closes the connection with `code` and `reason` after the frames already queued.
-        pub fn close(
-            &self,
-            code: u16,
-            reason: impl ::std::convert::Into<::std::string::String>,
-        ) {
+        pub fn close(&self, code: u16, reason: impl Into<String>) {
             self.connection.close(code, reason);
         }
     }
-    ///A client of channel `trades` at `/markets/TRADE-{exchangeCode}--{primaryCurrency}--{secondaryCurrency}`.
+
+    /// A client of channel `trades` at `/markets/TRADE-{exchangeCode}--{primaryCurrency}--{secondaryCurrency}`.
     #[derive(Debug)]
     pub struct TradesClient {
-        client: ::wfs_runtime::client::Client,
+        client: Client,
     }
+
     impl TradesClient {
         /// The handshake request for `base_url` (`ws://host:port`) and `params`; add
         /// headers to it before [`Self::connect_with`] if needed.
         pub fn request(
             base_url: &str,
             params: &TradesParams,
-        ) -> ::std::result::Result<
-            ::wfs_runtime::client::Request,
-            ::wfs_runtime::client::ClientError,
-        > {
+        ) -> Result<Request, ClientError> {
             let query = params.query_pairs();
             let headers = params.header_pairs();
             ::wfs_runtime::client::request(base_url, &params.path(), &query, &headers)
         }
+
         /// Connects to `base_url` (`ws://host:port`) with `params`.
         pub async fn connect(
             base_url: &str,
             params: &TradesParams,
-        ) -> ::std::result::Result<Self, ::wfs_runtime::client::ClientError> {
+        ) -> Result<Self, ClientError> {
             Self::connect_with(Self::request(base_url, params)?).await
         }
+
         /// Connects with a prepared handshake request.
-        pub async fn connect_with(
-            request: ::wfs_runtime::client::Request,
-        ) -> ::std::result::Result<Self, ::wfs_runtime::client::ClientError> {
-            ::std::result::Result::Ok(Self {
-                client: ::wfs_runtime::client::Client::connect(request).await?,
-            })
+        pub async fn connect_with(request: Request) -> Result<Self, ClientError> {
+            Client::connect(request).await.map(|client| Self { client })
         }
-        ///Sends message `hello` to the server.
+
+        /// Sends message `hello` to the server.
         pub async fn send_hello(
             &mut self,
             message: &super::types::Hello,
-        ) -> ::std::result::Result<(), ::wfs_runtime::client::ClientError> {
-            let text = ::serde_json::to_string(message)
-                .map_err(|error| ::wfs_runtime::client::ClientError::Request(
-                    error.to_string(),
-                ))?;
-            self.client.send_text(text).await
+        ) -> Result<(), ClientError> {
+            self.client.send_message(message).await
         }
+
         /// The next message from the server, checked against the contract.
-        pub async fn recv(
-            &mut self,
-        ) -> ::std::result::Result<TradesOutbound, ::wfs_runtime::client::ClientError> {
-            let text = self.client.recv_text().await?;
-            let value: ::serde_json::Value = ::serde_json::from_str(&text)
-                .map_err(|error| ::wfs_runtime::client::ClientError::NotJson(
-                    error.to_string(),
-                ))?;
-            TradesOutbound::decode(&value)
-                .map_err(|violations| ::wfs_runtime::client::ClientError::Unexpected {
-                    text,
-                    violations,
-                })
+        pub async fn recv(&mut self) -> Result<TradesOutbound, ClientError> {
+            self.client.recv_message().await
         }
+
         /// The untyped client, to send what the contract does not allow (for tests).
-        pub fn raw(&mut self) -> &mut ::wfs_runtime::client::Client {
+        pub fn raw(&mut self) -> &mut Client {
             &mut self.client
         }
+
         /// Closes the connection (1000).
-        pub async fn close(
-            self,
-        ) -> ::std::result::Result<(), ::wfs_runtime::client::ClientError> {
+        pub async fn close(self) -> Result<(), ClientError> {
             self.client.close().await
         }
     }
 }
-///Channel `spot` at `/markets/TRADE-{exchangeCode}.spot`.
+
+/// Channel `spot` at `/markets/TRADE-{exchangeCode}.spot`.
 pub mod spot {
-    ///The parameters of channel `spot`: path, query and headers of the handshake.
+    use ::wfs_runtime::prelude::*;
+
+    /// The parameters of channel `spot`: path, query and headers of the handshake.
     #[derive(Debug, Clone, PartialEq, Default)]
     pub struct SpotParams {
-        ///Path parameter `exchangeCode` (required)
-        pub exchange_code: ::std::string::String,
+        /// Path parameter `exchangeCode` (required)
+        pub exchange_code: String,
     }
-    static PARAMS_SCHEMA: ::wfs_runtime::Validator = ::wfs_runtime::Validator::new(
+
+    static PARAMS_SCHEMA: Validator = Validator::new(
         "spot parameters",
-        "{\"$schema\":\"http://json-schema.org/draft-07/schema#\",\"type\":\"object\",\"properties\":{\"exchangeCode\":{\"type\":\"string\"}},\"required\":[\"exchangeCode\"]}",
+        r#"{
+          "$schema": "http://json-schema.org/draft-07/schema#",
+          "type": "object",
+          "properties": {
+            "exchangeCode": {
+              "type": "string"
+            }
+          },
+          "required": [
+            "exchangeCode"
+          ]
+        }"#,
     );
-    ///The address of channel `spot`: `/markets/TRADE-{exchangeCode}.spot`.
-    pub static ADDRESS: ::wfs_runtime::address::Template = ::wfs_runtime::address::Template::new(
+
+    /// The address of channel `spot`: `/markets/TRADE-{exchangeCode}.spot`.
+    pub static ADDRESS: Template = Template::new(
         &[
-            ::wfs_runtime::address::Piece::Text("/markets/TRADE-"),
-            ::wfs_runtime::address::Piece::Param("exchangeCode"),
-            ::wfs_runtime::address::Piece::Text(".spot"),
+            Piece::Text("/markets/TRADE-"),
+            Piece::Param("exchangeCode"),
+            Piece::Text(".spot"),
         ],
     );
+
     impl SpotParams {
         /// Reads and checks the parameters of a handshake; every problem is reported.
-        pub fn from_handshake(
-            handshake: &::wfs_runtime::Handshake,
-        ) -> ::std::result::Result<Self, ::wfs_runtime::ParamsError> {
-            let mut errors = ::wfs_runtime::ParamsError::default();
-            let exchange_code = ::wfs_runtime::params::parse(
-                &mut errors,
-                "path",
-                "exchangeCode",
-                handshake.path_param("exchangeCode"),
-                true,
-                ::wfs_runtime::params::string,
-            );
-            let (::std::option::Option::Some(exchange_code),) = (exchange_code,) else {
-                return ::std::result::Result::Err(errors);
+        pub fn from_handshake(handshake: &Handshake) -> Result<Self, ParamsError> {
+            let mut read = params::Reader::new(handshake);
+            let parsed = Self {
+                exchange_code: read.required("path", "exchangeCode", params::string),
             };
-            let mut checked = ::serde_json::Map::new();
-            checked
-                .insert("exchangeCode".to_owned(), ::serde_json::json!(exchange_code));
-            if let ::std::result::Result::Err(violations) = PARAMS_SCHEMA
-                .check(&::serde_json::Value::Object(checked))
-            {
-                for problem in violations.problems {
-                    let name = problem
-                        .path
-                        .trim_start_matches('/')
-                        .split('/')
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned();
-                    let location = match name.as_str() {
-                        "exchangeCode" => "path",
-                        _ => "query",
-                    };
-                    errors
-                        .problems
-                        .push(
-                            ::wfs_runtime::ParamsError::invalid(
-                                location,
-                                name,
-                                problem.message,
-                            ),
-                        );
-                }
-            }
-            if !errors.is_empty() {
-                return ::std::result::Result::Err(errors);
-            }
-            ::std::result::Result::Ok(Self { exchange_code })
+            read.finish(Some(&PARAMS_SCHEMA)).map(|()| parsed)
         }
+
         /// The path the channel is served at, with its `{...}` parameters filled in
         /// (percent-encoded), for a client's handshake.
-        pub fn path(&self) -> ::std::string::String {
-            let mut path = ::std::string::String::from(
-                "/markets/TRADE-{exchangeCode}.spot",
-            );
+        pub fn path(&self) -> String {
+            let mut path = String::from("/markets/TRADE-{exchangeCode}.spot");
             path = path
                 .replace(
                     "{exchangeCode}",
@@ -592,318 +520,248 @@ pub mod spot {
                 );
             path
         }
+
         /// The query parameters, for a client's handshake.
-        pub fn query_pairs(
-            &self,
-        ) -> ::std::vec::Vec<(&'static str, ::std::string::String)> {
-            ::std::vec![]
+        pub fn query_pairs(&self) -> Vec<(&'static str, String)> {
+            vec![]
         }
+
         /// The headers, for a client's handshake.
-        pub fn header_pairs(
-            &self,
-        ) -> ::std::vec::Vec<(&'static str, ::std::string::String)> {
-            ::std::vec![]
+        pub fn header_pairs(&self) -> Vec<(&'static str, String)> {
+            vec![]
         }
+
         /// The channel address as written in the contract, with its `{...}` parameters filled in.
-        pub fn address(&self) -> ::std::string::String {
-            let mut address = ::std::string::String::from(
-                "/markets/TRADE-{exchangeCode}.spot",
-            );
+        pub fn address(&self) -> String {
+            let mut address = String::from("/markets/TRADE-{exchangeCode}.spot");
             address = address.replace("{exchangeCode}", &self.exchange_code.to_string());
             address
         }
+
         /// Reads the `{...}` parameters of an address of this channel, matched exactly against
         /// [`ADDRESS`]; the query and header fields keep their defaults.
-        pub fn from_address(
-            address: &str,
-        ) -> ::std::result::Result<Self, ::wfs_runtime::ParamsError> {
-            let ::std::option::Option::Some(values) = ADDRESS.parse(address) else {
-                return ::std::result::Result::Err(
-                    ::wfs_runtime::ParamsError::not_an_address(
-                        address,
-                        "spot",
-                        "/markets/TRADE-{exchangeCode}.spot",
-                    ),
-                );
+        pub fn from_address(address: &str) -> Result<Self, ParamsError> {
+            let mut read = params::Reader::address(&ADDRESS, address, "spot")?;
+            let parsed = Self {
+                exchange_code: read.required("path", "exchangeCode", params::string),
             };
-            let value = |name: &str| {
-                values.iter().find(|(key, _)| *key == name).map(|(_, value)| *value)
-            };
-            let mut errors = ::wfs_runtime::ParamsError::default();
-            let exchange_code = ::wfs_runtime::params::parse(
-                &mut errors,
-                "path",
-                "exchangeCode",
-                value("exchangeCode"),
-                true,
-                ::wfs_runtime::params::string,
-            );
-            let (::std::option::Option::Some(exchange_code),) = (exchange_code,) else {
-                return ::std::result::Result::Err(errors);
-            };
-            ::std::result::Result::Ok(Self { exchange_code })
+            read.finish(None).map(|()| parsed)
         }
     }
-    ///Every message a client may send on this channel (what the server receives).
-    #[derive(Debug, Clone, PartialEq, ::serde::Serialize)]
-    #[serde(untagged)]
+
+    /// Every message a client may send on this channel (what the server receives).
+    #[derive(Debug, Clone, PartialEq, ::wfs_runtime::serde::Serialize)]
+    #[serde(crate = "::wfs_runtime::serde", untagged)]
     pub enum SpotInbound {
-        ///Message `hello`
+        /// Message `hello`.
         Hello(super::types::Hello),
     }
-    impl SpotInbound {
-        /// Decodes a JSON value into the message it is, checked against the contract.
-        pub fn decode(
-            value: &::serde_json::Value,
-        ) -> ::std::result::Result<Self, ::std::vec::Vec<::wfs_runtime::Violations>> {
-            let mut violations = ::std::vec::Vec::new();
-            match super::schemas::HELLO.decode(value).map(Self::Hello) {
-                ::std::result::Result::Ok(message) => {
-                    return ::std::result::Result::Ok(message);
-                }
-                ::std::result::Result::Err(found) => violations.push(found),
-            }
-            ::std::result::Result::Err(violations)
-        }
-    }
-    ///Every message the server may send on this channel.
-    #[derive(Debug, Clone, PartialEq)]
-    pub enum SpotOutbound {}
-    impl SpotOutbound {
-        /// No message is allowed here: every value is refused.
-        pub fn decode(
-            _value: &::serde_json::Value,
-        ) -> ::std::result::Result<Self, ::std::vec::Vec<::wfs_runtime::Violations>> {
-            ::std::result::Result::Err(
-                ::std::vec![
-                    ::wfs_runtime::Violations::single("SpotOutbound",
-                    "no message is expected here")
-                ],
+
+    impl Decode for SpotInbound {
+        fn decode(value: &Value) -> Result<Self, Vec<Violations>> {
+            first_match(
+                value,
+                &[|value| super::schemas::HELLO.decode(value).map(Self::Hello)],
             )
         }
     }
+
+    /// Every message the server may send on this channel.
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum SpotOutbound {}
+
+    /// No message is allowed here: every value is refused.
+    impl Decode for SpotOutbound {
+        fn decode(_value: &Value) -> Result<Self, Vec<Violations>> {
+            Err(vec![Violations::single("SpotOutbound", "no message is expected here")])
+        }
+    }
+
     /// The server side of this channel: implement it, and `routes` serves it.
-    pub trait SpotChannel: ::std::marker::Send + ::std::marker::Sync + 'static {
+    pub trait SpotChannel: Send + Sync + 'static {
         /// Per-connection state, made by `on_connect` and handed to every other method.
-        type State: ::std::marker::Send + ::std::marker::Sync + 'static;
+        type State: Send + Sync + 'static;
+
         /// A client asks to connect. `params` holds the checked channel parameters, or
         /// every problem with them; the handshake gives the raw request. Return the
-        /// connection's state to accept it, or a [`::wfs_runtime::Reject`].
+        /// connection's state to accept it, or a [`Reject`].
         fn on_connect(
             &self,
-            handshake: &::wfs_runtime::Handshake,
-            params: ::std::result::Result<SpotParams, ::wfs_runtime::ParamsError>,
-        ) -> impl ::std::future::Future<
-            Output = ::std::result::Result<Self::State, ::wfs_runtime::Reject>,
-        > + ::std::marker::Send;
+            handshake: &Handshake,
+            params: Result<SpotParams, ParamsError>,
+        ) -> impl Future<Output = Result<Self::State, Reject>> + Send;
+
         /// The connection is open (the place to greet or subscribe). Default: nothing.
         fn on_open(
             &self,
             connection: &SpotConnection,
             state: &Self::State,
-        ) -> impl ::std::future::Future<Output = ()> + ::std::marker::Send {
+        ) -> impl Future<Output = ()> + Send {
             let _ = (connection, state);
             async {}
         }
-        ///operationId `receiveSpot`
+
+        /// Operation `receiveSpot`.
         fn receive_spot(
             &self,
             connection: &SpotConnection,
             state: &Self::State,
             message: super::types::Hello,
-        ) -> impl ::std::future::Future<
-            Output = ::std::result::Result<(), ::wfs_runtime::ChannelError>,
-        > + ::std::marker::Send;
+        ) -> impl Future<Output = Result<(), ChannelError>> + Send;
+
         /// A frame the contract does not allow arrived. Default: close with the
         /// error's code (1003 not JSON text, 1007 not a message of this channel).
         fn on_invalid_frame(
             &self,
             connection: &SpotConnection,
             state: &Self::State,
-            error: ::wfs_runtime::FrameError,
-        ) -> impl ::std::future::Future<Output = ()> + ::std::marker::Send {
+            error: FrameError,
+        ) -> impl Future<Output = ()> + Send {
             let _ = state;
             connection.close(error.close_code(), error.close_reason());
             async {}
         }
+
         /// The connection has ended. Default: nothing.
         fn on_close(
             &self,
             connection: &SpotConnection,
             state: &Self::State,
-        ) -> impl ::std::future::Future<Output = ()> + ::std::marker::Send {
+        ) -> impl Future<Output = ()> + Send {
             let _ = (connection, state);
             async {}
         }
     }
+
     /// A connection on this channel: what the server may send on it, typed.
     #[derive(Debug, Clone)]
     pub struct SpotConnection {
-        connection: ::wfs_runtime::Connection,
+        connection: Connection,
     }
+
     impl SpotConnection {
         /// Wraps an accepted connection.
-        pub fn new(connection: ::wfs_runtime::Connection) -> Self {
+        pub fn new(connection: Connection) -> Self {
             Self { connection }
         }
+
         /// The untyped connection (id, closed state).
-        pub fn connection(&self) -> &::wfs_runtime::Connection {
+        pub fn connection(&self) -> &Connection {
             &self.connection
         }
+
         /// Closes the connection with `code` and `reason` after the frames already queued.
-        pub fn close(
-            &self,
-            code: u16,
-            reason: impl ::std::convert::Into<::std::string::String>,
-        ) {
+        pub fn close(&self, code: u16, reason: impl Into<String>) {
             self.connection.close(code, reason);
         }
     }
-    ///A client of channel `spot` at `/markets/TRADE-{exchangeCode}.spot`.
+
+    /// A client of channel `spot` at `/markets/TRADE-{exchangeCode}.spot`.
     #[derive(Debug)]
     pub struct SpotClient {
-        client: ::wfs_runtime::client::Client,
+        client: Client,
     }
+
     impl SpotClient {
         /// The handshake request for `base_url` (`ws://host:port`) and `params`; add
         /// headers to it before [`Self::connect_with`] if needed.
         pub fn request(
             base_url: &str,
             params: &SpotParams,
-        ) -> ::std::result::Result<
-            ::wfs_runtime::client::Request,
-            ::wfs_runtime::client::ClientError,
-        > {
+        ) -> Result<Request, ClientError> {
             let query = params.query_pairs();
             let headers = params.header_pairs();
             ::wfs_runtime::client::request(base_url, &params.path(), &query, &headers)
         }
+
         /// Connects to `base_url` (`ws://host:port`) with `params`.
         pub async fn connect(
             base_url: &str,
             params: &SpotParams,
-        ) -> ::std::result::Result<Self, ::wfs_runtime::client::ClientError> {
+        ) -> Result<Self, ClientError> {
             Self::connect_with(Self::request(base_url, params)?).await
         }
+
         /// Connects with a prepared handshake request.
-        pub async fn connect_with(
-            request: ::wfs_runtime::client::Request,
-        ) -> ::std::result::Result<Self, ::wfs_runtime::client::ClientError> {
-            ::std::result::Result::Ok(Self {
-                client: ::wfs_runtime::client::Client::connect(request).await?,
-            })
+        pub async fn connect_with(request: Request) -> Result<Self, ClientError> {
+            Client::connect(request).await.map(|client| Self { client })
         }
-        ///Sends message `hello` to the server.
+
+        /// Sends message `hello` to the server.
         pub async fn send_hello(
             &mut self,
             message: &super::types::Hello,
-        ) -> ::std::result::Result<(), ::wfs_runtime::client::ClientError> {
-            let text = ::serde_json::to_string(message)
-                .map_err(|error| ::wfs_runtime::client::ClientError::Request(
-                    error.to_string(),
-                ))?;
-            self.client.send_text(text).await
+        ) -> Result<(), ClientError> {
+            self.client.send_message(message).await
         }
+
         /// The next message from the server, checked against the contract.
-        pub async fn recv(
-            &mut self,
-        ) -> ::std::result::Result<SpotOutbound, ::wfs_runtime::client::ClientError> {
-            let text = self.client.recv_text().await?;
-            let value: ::serde_json::Value = ::serde_json::from_str(&text)
-                .map_err(|error| ::wfs_runtime::client::ClientError::NotJson(
-                    error.to_string(),
-                ))?;
-            SpotOutbound::decode(&value)
-                .map_err(|violations| ::wfs_runtime::client::ClientError::Unexpected {
-                    text,
-                    violations,
-                })
+        pub async fn recv(&mut self) -> Result<SpotOutbound, ClientError> {
+            self.client.recv_message().await
         }
+
         /// The untyped client, to send what the contract does not allow (for tests).
-        pub fn raw(&mut self) -> &mut ::wfs_runtime::client::Client {
+        pub fn raw(&mut self) -> &mut Client {
             &mut self.client
         }
+
         /// Closes the connection (1000).
-        pub async fn close(
-            self,
-        ) -> ::std::result::Result<(), ::wfs_runtime::client::ClientError> {
+        pub async fn close(self) -> Result<(), ClientError> {
             self.client.close().await
         }
     }
 }
-///Channel `kinds` at `c{type}`.
+
+/// Channel `kinds` at `c{type}`.
 pub mod kinds {
-    ///The parameters of channel `kinds`: path, query and headers of the handshake.
+    use ::wfs_runtime::prelude::*;
+
+    /// The parameters of channel `kinds`: path, query and headers of the handshake.
     #[derive(Debug, Clone, PartialEq, Default)]
     pub struct KindsParams {
-        ///Path parameter `type` (required)
-        pub r#type: ::std::string::String,
+        /// Path parameter `type` (required)
+        pub r#type: String,
     }
-    static PARAMS_SCHEMA: ::wfs_runtime::Validator = ::wfs_runtime::Validator::new(
+
+    static PARAMS_SCHEMA: Validator = Validator::new(
         "kinds parameters",
-        "{\"$schema\":\"http://json-schema.org/draft-07/schema#\",\"type\":\"object\",\"properties\":{\"type\":{\"type\":\"string\",\"enum\":[\"cat\",\"cow\"]}},\"required\":[\"type\"]}",
+        r#"{
+          "$schema": "http://json-schema.org/draft-07/schema#",
+          "type": "object",
+          "properties": {
+            "type": {
+              "type": "string",
+              "enum": [
+                "cat",
+                "cow"
+              ]
+            }
+          },
+          "required": [
+            "type"
+          ]
+        }"#,
     );
-    ///The address of channel `kinds`: `c{type}`.
-    pub static ADDRESS: ::wfs_runtime::address::Template = ::wfs_runtime::address::Template::new(
-        &[
-            ::wfs_runtime::address::Piece::Text("c"),
-            ::wfs_runtime::address::Piece::Param("type"),
-        ],
+
+    /// The address of channel `kinds`: `c{type}`.
+    pub static ADDRESS: Template = Template::new(
+        &[Piece::Text("c"), Piece::Param("type")],
     );
+
     impl KindsParams {
         /// Reads and checks the parameters of a handshake; every problem is reported.
-        pub fn from_handshake(
-            handshake: &::wfs_runtime::Handshake,
-        ) -> ::std::result::Result<Self, ::wfs_runtime::ParamsError> {
-            let mut errors = ::wfs_runtime::ParamsError::default();
-            let r#type = ::wfs_runtime::params::parse(
-                &mut errors,
-                "path",
-                "type",
-                handshake.path_param("type"),
-                true,
-                ::wfs_runtime::params::string,
-            );
-            let (::std::option::Option::Some(r#type),) = (r#type,) else {
-                return ::std::result::Result::Err(errors);
+        pub fn from_handshake(handshake: &Handshake) -> Result<Self, ParamsError> {
+            let mut read = params::Reader::new(handshake);
+            let parsed = Self {
+                r#type: read.required("path", "type", params::string),
             };
-            let mut checked = ::serde_json::Map::new();
-            checked.insert("type".to_owned(), ::serde_json::json!(r#type));
-            if let ::std::result::Result::Err(violations) = PARAMS_SCHEMA
-                .check(&::serde_json::Value::Object(checked))
-            {
-                for problem in violations.problems {
-                    let name = problem
-                        .path
-                        .trim_start_matches('/')
-                        .split('/')
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned();
-                    let location = match name.as_str() {
-                        "type" => "path",
-                        _ => "query",
-                    };
-                    errors
-                        .problems
-                        .push(
-                            ::wfs_runtime::ParamsError::invalid(
-                                location,
-                                name,
-                                problem.message,
-                            ),
-                        );
-                }
-            }
-            if !errors.is_empty() {
-                return ::std::result::Result::Err(errors);
-            }
-            ::std::result::Result::Ok(Self { r#type })
+            read.finish(Some(&PARAMS_SCHEMA)).map(|()| parsed)
         }
+
         /// The path the channel is served at, with its `{...}` parameters filled in
         /// (percent-encoded), for a client's handshake.
-        pub fn path(&self) -> ::std::string::String {
-            let mut path = ::std::string::String::from("/c{type}");
+        pub fn path(&self) -> String {
+            let mut path = String::from("/c{type}");
             path = path
                 .replace(
                     "{type}",
@@ -911,320 +769,248 @@ pub mod kinds {
                 );
             path
         }
+
         /// The query parameters, for a client's handshake.
-        pub fn query_pairs(
-            &self,
-        ) -> ::std::vec::Vec<(&'static str, ::std::string::String)> {
-            ::std::vec![]
+        pub fn query_pairs(&self) -> Vec<(&'static str, String)> {
+            vec![]
         }
+
         /// The headers, for a client's handshake.
-        pub fn header_pairs(
-            &self,
-        ) -> ::std::vec::Vec<(&'static str, ::std::string::String)> {
-            ::std::vec![]
+        pub fn header_pairs(&self) -> Vec<(&'static str, String)> {
+            vec![]
         }
+
         /// The channel address as written in the contract, with its `{...}` parameters filled in.
-        pub fn address(&self) -> ::std::string::String {
-            let mut address = ::std::string::String::from("c{type}");
+        pub fn address(&self) -> String {
+            let mut address = String::from("c{type}");
             address = address.replace("{type}", &self.r#type.to_string());
             address
         }
+
         /// Reads the `{...}` parameters of an address of this channel, matched exactly against
         /// [`ADDRESS`]; the query and header fields keep their defaults.
-        pub fn from_address(
-            address: &str,
-        ) -> ::std::result::Result<Self, ::wfs_runtime::ParamsError> {
-            let ::std::option::Option::Some(values) = ADDRESS.parse(address) else {
-                return ::std::result::Result::Err(
-                    ::wfs_runtime::ParamsError::not_an_address(
-                        address,
-                        "kinds",
-                        "c{type}",
-                    ),
-                );
+        pub fn from_address(address: &str) -> Result<Self, ParamsError> {
+            let mut read = params::Reader::address(&ADDRESS, address, "kinds")?;
+            let parsed = Self {
+                r#type: read.required("path", "type", params::string),
             };
-            let value = |name: &str| {
-                values.iter().find(|(key, _)| *key == name).map(|(_, value)| *value)
-            };
-            let mut errors = ::wfs_runtime::ParamsError::default();
-            let r#type = ::wfs_runtime::params::parse(
-                &mut errors,
-                "path",
-                "type",
-                value("type"),
-                true,
-                ::wfs_runtime::params::string,
-            );
-            let (::std::option::Option::Some(r#type),) = (r#type,) else {
-                return ::std::result::Result::Err(errors);
-            };
-            ::std::result::Result::Ok(Self { r#type })
+            read.finish(None).map(|()| parsed)
         }
     }
-    ///Every message a client may send on this channel (what the server receives).
-    #[derive(Debug, Clone, PartialEq, ::serde::Serialize)]
-    #[serde(untagged)]
+
+    /// Every message a client may send on this channel (what the server receives).
+    #[derive(Debug, Clone, PartialEq, ::wfs_runtime::serde::Serialize)]
+    #[serde(crate = "::wfs_runtime::serde", untagged)]
     pub enum KindsInbound {
-        ///Message `hello`
+        /// Message `hello`.
         Hello(super::types::Hello),
     }
-    impl KindsInbound {
-        /// Decodes a JSON value into the message it is, checked against the contract.
-        pub fn decode(
-            value: &::serde_json::Value,
-        ) -> ::std::result::Result<Self, ::std::vec::Vec<::wfs_runtime::Violations>> {
-            let mut violations = ::std::vec::Vec::new();
-            match super::schemas::HELLO.decode(value).map(Self::Hello) {
-                ::std::result::Result::Ok(message) => {
-                    return ::std::result::Result::Ok(message);
-                }
-                ::std::result::Result::Err(found) => violations.push(found),
-            }
-            ::std::result::Result::Err(violations)
-        }
-    }
-    ///Every message the server may send on this channel.
-    #[derive(Debug, Clone, PartialEq)]
-    pub enum KindsOutbound {}
-    impl KindsOutbound {
-        /// No message is allowed here: every value is refused.
-        pub fn decode(
-            _value: &::serde_json::Value,
-        ) -> ::std::result::Result<Self, ::std::vec::Vec<::wfs_runtime::Violations>> {
-            ::std::result::Result::Err(
-                ::std::vec![
-                    ::wfs_runtime::Violations::single("KindsOutbound",
-                    "no message is expected here")
-                ],
+
+    impl Decode for KindsInbound {
+        fn decode(value: &Value) -> Result<Self, Vec<Violations>> {
+            first_match(
+                value,
+                &[|value| super::schemas::HELLO.decode(value).map(Self::Hello)],
             )
         }
     }
+
+    /// Every message the server may send on this channel.
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum KindsOutbound {}
+
+    /// No message is allowed here: every value is refused.
+    impl Decode for KindsOutbound {
+        fn decode(_value: &Value) -> Result<Self, Vec<Violations>> {
+            Err(vec![Violations::single("KindsOutbound", "no message is expected here")])
+        }
+    }
+
     /// The server side of this channel: implement it, and `routes` serves it.
-    pub trait KindsChannel: ::std::marker::Send + ::std::marker::Sync + 'static {
+    pub trait KindsChannel: Send + Sync + 'static {
         /// Per-connection state, made by `on_connect` and handed to every other method.
-        type State: ::std::marker::Send + ::std::marker::Sync + 'static;
+        type State: Send + Sync + 'static;
+
         /// A client asks to connect. `params` holds the checked channel parameters, or
         /// every problem with them; the handshake gives the raw request. Return the
-        /// connection's state to accept it, or a [`::wfs_runtime::Reject`].
+        /// connection's state to accept it, or a [`Reject`].
         fn on_connect(
             &self,
-            handshake: &::wfs_runtime::Handshake,
-            params: ::std::result::Result<KindsParams, ::wfs_runtime::ParamsError>,
-        ) -> impl ::std::future::Future<
-            Output = ::std::result::Result<Self::State, ::wfs_runtime::Reject>,
-        > + ::std::marker::Send;
+            handshake: &Handshake,
+            params: Result<KindsParams, ParamsError>,
+        ) -> impl Future<Output = Result<Self::State, Reject>> + Send;
+
         /// The connection is open (the place to greet or subscribe). Default: nothing.
         fn on_open(
             &self,
             connection: &KindsConnection,
             state: &Self::State,
-        ) -> impl ::std::future::Future<Output = ()> + ::std::marker::Send {
+        ) -> impl Future<Output = ()> + Send {
             let _ = (connection, state);
             async {}
         }
-        ///operationId `receiveKind`
+
+        /// Operation `receiveKind`.
         fn receive_kind(
             &self,
             connection: &KindsConnection,
             state: &Self::State,
             message: super::types::Hello,
-        ) -> impl ::std::future::Future<
-            Output = ::std::result::Result<(), ::wfs_runtime::ChannelError>,
-        > + ::std::marker::Send;
+        ) -> impl Future<Output = Result<(), ChannelError>> + Send;
+
         /// A frame the contract does not allow arrived. Default: close with the
         /// error's code (1003 not JSON text, 1007 not a message of this channel).
         fn on_invalid_frame(
             &self,
             connection: &KindsConnection,
             state: &Self::State,
-            error: ::wfs_runtime::FrameError,
-        ) -> impl ::std::future::Future<Output = ()> + ::std::marker::Send {
+            error: FrameError,
+        ) -> impl Future<Output = ()> + Send {
             let _ = state;
             connection.close(error.close_code(), error.close_reason());
             async {}
         }
+
         /// The connection has ended. Default: nothing.
         fn on_close(
             &self,
             connection: &KindsConnection,
             state: &Self::State,
-        ) -> impl ::std::future::Future<Output = ()> + ::std::marker::Send {
+        ) -> impl Future<Output = ()> + Send {
             let _ = (connection, state);
             async {}
         }
     }
+
     /// A connection on this channel: what the server may send on it, typed.
     #[derive(Debug, Clone)]
     pub struct KindsConnection {
-        connection: ::wfs_runtime::Connection,
+        connection: Connection,
     }
+
     impl KindsConnection {
         /// Wraps an accepted connection.
-        pub fn new(connection: ::wfs_runtime::Connection) -> Self {
+        pub fn new(connection: Connection) -> Self {
             Self { connection }
         }
+
         /// The untyped connection (id, closed state).
-        pub fn connection(&self) -> &::wfs_runtime::Connection {
+        pub fn connection(&self) -> &Connection {
             &self.connection
         }
+
         /// Closes the connection with `code` and `reason` after the frames already queued.
-        pub fn close(
-            &self,
-            code: u16,
-            reason: impl ::std::convert::Into<::std::string::String>,
-        ) {
+        pub fn close(&self, code: u16, reason: impl Into<String>) {
             self.connection.close(code, reason);
         }
     }
-    ///A client of channel `kinds` at `c{type}`.
+
+    /// A client of channel `kinds` at `c{type}`.
     #[derive(Debug)]
     pub struct KindsClient {
-        client: ::wfs_runtime::client::Client,
+        client: Client,
     }
+
     impl KindsClient {
         /// The handshake request for `base_url` (`ws://host:port`) and `params`; add
         /// headers to it before [`Self::connect_with`] if needed.
         pub fn request(
             base_url: &str,
             params: &KindsParams,
-        ) -> ::std::result::Result<
-            ::wfs_runtime::client::Request,
-            ::wfs_runtime::client::ClientError,
-        > {
+        ) -> Result<Request, ClientError> {
             let query = params.query_pairs();
             let headers = params.header_pairs();
             ::wfs_runtime::client::request(base_url, &params.path(), &query, &headers)
         }
+
         /// Connects to `base_url` (`ws://host:port`) with `params`.
         pub async fn connect(
             base_url: &str,
             params: &KindsParams,
-        ) -> ::std::result::Result<Self, ::wfs_runtime::client::ClientError> {
+        ) -> Result<Self, ClientError> {
             Self::connect_with(Self::request(base_url, params)?).await
         }
+
         /// Connects with a prepared handshake request.
-        pub async fn connect_with(
-            request: ::wfs_runtime::client::Request,
-        ) -> ::std::result::Result<Self, ::wfs_runtime::client::ClientError> {
-            ::std::result::Result::Ok(Self {
-                client: ::wfs_runtime::client::Client::connect(request).await?,
-            })
+        pub async fn connect_with(request: Request) -> Result<Self, ClientError> {
+            Client::connect(request).await.map(|client| Self { client })
         }
-        ///Sends message `hello` to the server.
+
+        /// Sends message `hello` to the server.
         pub async fn send_hello(
             &mut self,
             message: &super::types::Hello,
-        ) -> ::std::result::Result<(), ::wfs_runtime::client::ClientError> {
-            let text = ::serde_json::to_string(message)
-                .map_err(|error| ::wfs_runtime::client::ClientError::Request(
-                    error.to_string(),
-                ))?;
-            self.client.send_text(text).await
+        ) -> Result<(), ClientError> {
+            self.client.send_message(message).await
         }
+
         /// The next message from the server, checked against the contract.
-        pub async fn recv(
-            &mut self,
-        ) -> ::std::result::Result<KindsOutbound, ::wfs_runtime::client::ClientError> {
-            let text = self.client.recv_text().await?;
-            let value: ::serde_json::Value = ::serde_json::from_str(&text)
-                .map_err(|error| ::wfs_runtime::client::ClientError::NotJson(
-                    error.to_string(),
-                ))?;
-            KindsOutbound::decode(&value)
-                .map_err(|violations| ::wfs_runtime::client::ClientError::Unexpected {
-                    text,
-                    violations,
-                })
+        pub async fn recv(&mut self) -> Result<KindsOutbound, ClientError> {
+            self.client.recv_message().await
         }
+
         /// The untyped client, to send what the contract does not allow (for tests).
-        pub fn raw(&mut self) -> &mut ::wfs_runtime::client::Client {
+        pub fn raw(&mut self) -> &mut Client {
             &mut self.client
         }
+
         /// Closes the connection (1000).
-        pub async fn close(
-            self,
-        ) -> ::std::result::Result<(), ::wfs_runtime::client::ClientError> {
+        pub async fn close(self) -> Result<(), ClientError> {
             self.client.close().await
         }
     }
 }
-///Channel `measured` at `smartylighting.streetlights.1.0.event.{streetlightId}.lighting.measured`.
+
+/// Channel `measured` at `smartylighting.streetlights.1.0.event.{streetlightId}.lighting.measured`.
 pub mod measured {
-    ///The parameters of channel `measured`: path, query and headers of the handshake.
+    use ::wfs_runtime::prelude::*;
+
+    /// The parameters of channel `measured`: path, query and headers of the handshake.
     #[derive(Debug, Clone, PartialEq, Default)]
     pub struct MeasuredParams {
-        ///Path parameter `streetlightId` (required)
-        pub streetlight_id: ::std::string::String,
+        /// Path parameter `streetlightId` (required)
+        pub streetlight_id: String,
     }
-    static PARAMS_SCHEMA: ::wfs_runtime::Validator = ::wfs_runtime::Validator::new(
+
+    static PARAMS_SCHEMA: Validator = Validator::new(
         "measured parameters",
-        "{\"$schema\":\"http://json-schema.org/draft-07/schema#\",\"type\":\"object\",\"properties\":{\"streetlightId\":{\"type\":\"string\"}},\"required\":[\"streetlightId\"]}",
+        r#"{
+          "$schema": "http://json-schema.org/draft-07/schema#",
+          "type": "object",
+          "properties": {
+            "streetlightId": {
+              "type": "string"
+            }
+          },
+          "required": [
+            "streetlightId"
+          ]
+        }"#,
     );
-    ///The address of channel `measured`: `smartylighting.streetlights.1.0.event.{streetlightId}.lighting.measured`.
-    pub static ADDRESS: ::wfs_runtime::address::Template = ::wfs_runtime::address::Template::new(
+
+    /// The address of channel `measured`: `smartylighting.streetlights.1.0.event.{streetlightId}.lighting.measured`.
+    pub static ADDRESS: Template = Template::new(
         &[
-            ::wfs_runtime::address::Piece::Text(
-                "smartylighting.streetlights.1.0.event.",
-            ),
-            ::wfs_runtime::address::Piece::Param("streetlightId"),
-            ::wfs_runtime::address::Piece::Text(".lighting.measured"),
+            Piece::Text("smartylighting.streetlights.1.0.event."),
+            Piece::Param("streetlightId"),
+            Piece::Text(".lighting.measured"),
         ],
     );
+
     impl MeasuredParams {
         /// Reads and checks the parameters of a handshake; every problem is reported.
-        pub fn from_handshake(
-            handshake: &::wfs_runtime::Handshake,
-        ) -> ::std::result::Result<Self, ::wfs_runtime::ParamsError> {
-            let mut errors = ::wfs_runtime::ParamsError::default();
-            let streetlight_id = ::wfs_runtime::params::parse(
-                &mut errors,
-                "path",
-                "streetlightId",
-                handshake.path_param("streetlightId"),
-                true,
-                ::wfs_runtime::params::string,
-            );
-            let (::std::option::Option::Some(streetlight_id),) = (streetlight_id,) else {
-                return ::std::result::Result::Err(errors);
+        pub fn from_handshake(handshake: &Handshake) -> Result<Self, ParamsError> {
+            let mut read = params::Reader::new(handshake);
+            let parsed = Self {
+                streetlight_id: read.required("path", "streetlightId", params::string),
             };
-            let mut checked = ::serde_json::Map::new();
-            checked
-                .insert("streetlightId".to_owned(), ::serde_json::json!(streetlight_id));
-            if let ::std::result::Result::Err(violations) = PARAMS_SCHEMA
-                .check(&::serde_json::Value::Object(checked))
-            {
-                for problem in violations.problems {
-                    let name = problem
-                        .path
-                        .trim_start_matches('/')
-                        .split('/')
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned();
-                    let location = match name.as_str() {
-                        "streetlightId" => "path",
-                        _ => "query",
-                    };
-                    errors
-                        .problems
-                        .push(
-                            ::wfs_runtime::ParamsError::invalid(
-                                location,
-                                name,
-                                problem.message,
-                            ),
-                        );
-                }
-            }
-            if !errors.is_empty() {
-                return ::std::result::Result::Err(errors);
-            }
-            ::std::result::Result::Ok(Self { streetlight_id })
+            read.finish(Some(&PARAMS_SCHEMA)).map(|()| parsed)
         }
+
         /// The path the channel is served at, with its `{...}` parameters filled in
         /// (percent-encoded), for a client's handshake.
-        pub fn path(&self) -> ::std::string::String {
-            let mut path = ::std::string::String::from(
+        pub fn path(&self) -> String {
+            let mut path = String::from(
                 "/smartylighting.streetlights.1.0.event.{streetlightId}.lighting.measured",
             );
             path = path
@@ -1234,307 +1020,257 @@ pub mod measured {
                 );
             path
         }
+
         /// The query parameters, for a client's handshake.
-        pub fn query_pairs(
-            &self,
-        ) -> ::std::vec::Vec<(&'static str, ::std::string::String)> {
-            ::std::vec![]
+        pub fn query_pairs(&self) -> Vec<(&'static str, String)> {
+            vec![]
         }
+
         /// The headers, for a client's handshake.
-        pub fn header_pairs(
-            &self,
-        ) -> ::std::vec::Vec<(&'static str, ::std::string::String)> {
-            ::std::vec![]
+        pub fn header_pairs(&self) -> Vec<(&'static str, String)> {
+            vec![]
         }
+
         /// The channel address as written in the contract, with its `{...}` parameters filled in.
-        pub fn address(&self) -> ::std::string::String {
-            let mut address = ::std::string::String::from(
+        pub fn address(&self) -> String {
+            let mut address = String::from(
                 "smartylighting.streetlights.1.0.event.{streetlightId}.lighting.measured",
             );
             address = address
                 .replace("{streetlightId}", &self.streetlight_id.to_string());
             address
         }
+
         /// Reads the `{...}` parameters of an address of this channel, matched exactly against
         /// [`ADDRESS`]; the query and header fields keep their defaults.
-        pub fn from_address(
-            address: &str,
-        ) -> ::std::result::Result<Self, ::wfs_runtime::ParamsError> {
-            let ::std::option::Option::Some(values) = ADDRESS.parse(address) else {
-                return ::std::result::Result::Err(
-                    ::wfs_runtime::ParamsError::not_an_address(
-                        address,
-                        "measured",
-                        "smartylighting.streetlights.1.0.event.{streetlightId}.lighting.measured",
-                    ),
-                );
+        pub fn from_address(address: &str) -> Result<Self, ParamsError> {
+            let mut read = params::Reader::address(&ADDRESS, address, "measured")?;
+            let parsed = Self {
+                streetlight_id: read.required("path", "streetlightId", params::string),
             };
-            let value = |name: &str| {
-                values.iter().find(|(key, _)| *key == name).map(|(_, value)| *value)
-            };
-            let mut errors = ::wfs_runtime::ParamsError::default();
-            let streetlight_id = ::wfs_runtime::params::parse(
-                &mut errors,
-                "path",
-                "streetlightId",
-                value("streetlightId"),
-                true,
-                ::wfs_runtime::params::string,
-            );
-            let (::std::option::Option::Some(streetlight_id),) = (streetlight_id,) else {
-                return ::std::result::Result::Err(errors);
-            };
-            ::std::result::Result::Ok(Self { streetlight_id })
+            read.finish(None).map(|()| parsed)
         }
     }
-    ///Every message a client may send on this channel (what the server receives).
-    #[derive(Debug, Clone, PartialEq, ::serde::Serialize)]
-    #[serde(untagged)]
+
+    /// Every message a client may send on this channel (what the server receives).
+    #[derive(Debug, Clone, PartialEq, ::wfs_runtime::serde::Serialize)]
+    #[serde(crate = "::wfs_runtime::serde", untagged)]
     pub enum MeasuredInbound {
-        ///Message `lumens`
+        /// Message `lumens`.
         Lumens(super::types::Lumens),
     }
-    impl MeasuredInbound {
-        /// Decodes a JSON value into the message it is, checked against the contract.
-        pub fn decode(
-            value: &::serde_json::Value,
-        ) -> ::std::result::Result<Self, ::std::vec::Vec<::wfs_runtime::Violations>> {
-            let mut violations = ::std::vec::Vec::new();
-            match super::schemas::LUMENS.decode(value).map(Self::Lumens) {
-                ::std::result::Result::Ok(message) => {
-                    return ::std::result::Result::Ok(message);
-                }
-                ::std::result::Result::Err(found) => violations.push(found),
-            }
-            ::std::result::Result::Err(violations)
+
+    impl Decode for MeasuredInbound {
+        fn decode(value: &Value) -> Result<Self, Vec<Violations>> {
+            first_match(
+                value,
+                &[|value| super::schemas::LUMENS.decode(value).map(Self::Lumens)],
+            )
         }
     }
-    ///Every message the server may send on this channel.
+
+    /// Every message the server may send on this channel.
     #[derive(Debug, Clone, PartialEq)]
     pub enum MeasuredOutbound {}
-    impl MeasuredOutbound {
-        /// No message is allowed here: every value is refused.
-        pub fn decode(
-            _value: &::serde_json::Value,
-        ) -> ::std::result::Result<Self, ::std::vec::Vec<::wfs_runtime::Violations>> {
-            ::std::result::Result::Err(
-                ::std::vec![
-                    ::wfs_runtime::Violations::single("MeasuredOutbound",
-                    "no message is expected here")
+
+    /// No message is allowed here: every value is refused.
+    impl Decode for MeasuredOutbound {
+        fn decode(_value: &Value) -> Result<Self, Vec<Violations>> {
+            Err(
+                vec![
+                    Violations::single("MeasuredOutbound", "no message is expected here")
                 ],
             )
         }
     }
+
     /// The server side of this channel: implement it, and `routes` serves it.
-    pub trait MeasuredChannel: ::std::marker::Send + ::std::marker::Sync + 'static {
+    pub trait MeasuredChannel: Send + Sync + 'static {
         /// Per-connection state, made by `on_connect` and handed to every other method.
-        type State: ::std::marker::Send + ::std::marker::Sync + 'static;
+        type State: Send + Sync + 'static;
+
         /// A client asks to connect. `params` holds the checked channel parameters, or
         /// every problem with them; the handshake gives the raw request. Return the
-        /// connection's state to accept it, or a [`::wfs_runtime::Reject`].
+        /// connection's state to accept it, or a [`Reject`].
         fn on_connect(
             &self,
-            handshake: &::wfs_runtime::Handshake,
-            params: ::std::result::Result<MeasuredParams, ::wfs_runtime::ParamsError>,
-        ) -> impl ::std::future::Future<
-            Output = ::std::result::Result<Self::State, ::wfs_runtime::Reject>,
-        > + ::std::marker::Send;
+            handshake: &Handshake,
+            params: Result<MeasuredParams, ParamsError>,
+        ) -> impl Future<Output = Result<Self::State, Reject>> + Send;
+
         /// The connection is open (the place to greet or subscribe). Default: nothing.
         fn on_open(
             &self,
             connection: &MeasuredConnection,
             state: &Self::State,
-        ) -> impl ::std::future::Future<Output = ()> + ::std::marker::Send {
+        ) -> impl Future<Output = ()> + Send {
             let _ = (connection, state);
             async {}
         }
-        ///operationId `receiveLumens`
+
+        /// Operation `receiveLumens`.
         fn receive_lumens(
             &self,
             connection: &MeasuredConnection,
             state: &Self::State,
             message: super::types::Lumens,
-        ) -> impl ::std::future::Future<
-            Output = ::std::result::Result<(), ::wfs_runtime::ChannelError>,
-        > + ::std::marker::Send;
+        ) -> impl Future<Output = Result<(), ChannelError>> + Send;
+
         /// A frame the contract does not allow arrived. Default: close with the
         /// error's code (1003 not JSON text, 1007 not a message of this channel).
         fn on_invalid_frame(
             &self,
             connection: &MeasuredConnection,
             state: &Self::State,
-            error: ::wfs_runtime::FrameError,
-        ) -> impl ::std::future::Future<Output = ()> + ::std::marker::Send {
+            error: FrameError,
+        ) -> impl Future<Output = ()> + Send {
             let _ = state;
             connection.close(error.close_code(), error.close_reason());
             async {}
         }
+
         /// The connection has ended. Default: nothing.
         fn on_close(
             &self,
             connection: &MeasuredConnection,
             state: &Self::State,
-        ) -> impl ::std::future::Future<Output = ()> + ::std::marker::Send {
+        ) -> impl Future<Output = ()> + Send {
             let _ = (connection, state);
             async {}
         }
     }
+
     /// A connection on this channel: what the server may send on it, typed.
     #[derive(Debug, Clone)]
     pub struct MeasuredConnection {
-        connection: ::wfs_runtime::Connection,
+        connection: Connection,
     }
+
     impl MeasuredConnection {
         /// Wraps an accepted connection.
-        pub fn new(connection: ::wfs_runtime::Connection) -> Self {
+        pub fn new(connection: Connection) -> Self {
             Self { connection }
         }
+
         /// The untyped connection (id, closed state).
-        pub fn connection(&self) -> &::wfs_runtime::Connection {
+        pub fn connection(&self) -> &Connection {
             &self.connection
         }
+
         /// Closes the connection with `code` and `reason` after the frames already queued.
-        pub fn close(
-            &self,
-            code: u16,
-            reason: impl ::std::convert::Into<::std::string::String>,
-        ) {
+        pub fn close(&self, code: u16, reason: impl Into<String>) {
             self.connection.close(code, reason);
         }
     }
-    ///A client of channel `measured` at `smartylighting.streetlights.1.0.event.{streetlightId}.lighting.measured`.
+
+    /// A client of channel `measured` at `smartylighting.streetlights.1.0.event.{streetlightId}.lighting.measured`.
     #[derive(Debug)]
     pub struct MeasuredClient {
-        client: ::wfs_runtime::client::Client,
+        client: Client,
     }
+
     impl MeasuredClient {
         /// The handshake request for `base_url` (`ws://host:port`) and `params`; add
         /// headers to it before [`Self::connect_with`] if needed.
         pub fn request(
             base_url: &str,
             params: &MeasuredParams,
-        ) -> ::std::result::Result<
-            ::wfs_runtime::client::Request,
-            ::wfs_runtime::client::ClientError,
-        > {
+        ) -> Result<Request, ClientError> {
             let query = params.query_pairs();
             let headers = params.header_pairs();
             ::wfs_runtime::client::request(base_url, &params.path(), &query, &headers)
         }
+
         /// Connects to `base_url` (`ws://host:port`) with `params`.
         pub async fn connect(
             base_url: &str,
             params: &MeasuredParams,
-        ) -> ::std::result::Result<Self, ::wfs_runtime::client::ClientError> {
+        ) -> Result<Self, ClientError> {
             Self::connect_with(Self::request(base_url, params)?).await
         }
+
         /// Connects with a prepared handshake request.
-        pub async fn connect_with(
-            request: ::wfs_runtime::client::Request,
-        ) -> ::std::result::Result<Self, ::wfs_runtime::client::ClientError> {
-            ::std::result::Result::Ok(Self {
-                client: ::wfs_runtime::client::Client::connect(request).await?,
-            })
+        pub async fn connect_with(request: Request) -> Result<Self, ClientError> {
+            Client::connect(request).await.map(|client| Self { client })
         }
-        ///Sends message `lumens` to the server.
+
+        /// Sends message `lumens` to the server.
         pub async fn send_lumens(
             &mut self,
             message: &super::types::Lumens,
-        ) -> ::std::result::Result<(), ::wfs_runtime::client::ClientError> {
-            let text = ::serde_json::to_string(message)
-                .map_err(|error| ::wfs_runtime::client::ClientError::Request(
-                    error.to_string(),
-                ))?;
-            self.client.send_text(text).await
+        ) -> Result<(), ClientError> {
+            self.client.send_message(message).await
         }
+
         /// The next message from the server, checked against the contract.
-        pub async fn recv(
-            &mut self,
-        ) -> ::std::result::Result<
-            MeasuredOutbound,
-            ::wfs_runtime::client::ClientError,
-        > {
-            let text = self.client.recv_text().await?;
-            let value: ::serde_json::Value = ::serde_json::from_str(&text)
-                .map_err(|error| ::wfs_runtime::client::ClientError::NotJson(
-                    error.to_string(),
-                ))?;
-            MeasuredOutbound::decode(&value)
-                .map_err(|violations| ::wfs_runtime::client::ClientError::Unexpected {
-                    text,
-                    violations,
-                })
+        pub async fn recv(&mut self) -> Result<MeasuredOutbound, ClientError> {
+            self.client.recv_message().await
         }
+
         /// The untyped client, to send what the contract does not allow (for tests).
-        pub fn raw(&mut self) -> &mut ::wfs_runtime::client::Client {
+        pub fn raw(&mut self) -> &mut Client {
             &mut self.client
         }
+
         /// Closes the connection (1000).
-        pub async fn close(
-            self,
-        ) -> ::std::result::Result<(), ::wfs_runtime::client::ClientError> {
+        pub async fn close(self) -> Result<(), ClientError> {
             self.client.close().await
         }
     }
 }
-/// One function and socket handler per channel address.
+
+/// One endpoint and socket handler per channel address.
 mod endpoints {
-    ///Serves `/markets/TRADE-{exchangeCode}--{primaryCurrency}--{secondaryCurrency}`.
-    pub(super) async fn serve_markets_trade_exchange_code_primary_currency_secondary_currency<
+    use ::wfs_runtime::prelude::*;
+
+    /// Serves `/markets/TRADE-{exchangeCode}--{primaryCurrency}--{secondaryCurrency}` (channels `trades`) on the application `S`.
+    pub(super) struct MarketsTradeExchangeCodePrimaryCurrencySecondaryCurrencyEndpoint<
         S,
     >(
-        app: ::std::sync::Arc<S>,
-        config: ::std::sync::Arc<::wfs_runtime::Config>,
-        request: ::wfs_runtime::poem::Request,
-    ) -> ::wfs_runtime::poem::Response
-    where
-        S: super::trades::TradesChannel,
-    {
-        let ::std::option::Option::Some(handshake) = ::wfs_runtime::Handshake::from_address(
-            &request,
-            &super::trades::ADDRESS,
-        ) else {
-            return ::wfs_runtime::socket::refuse(
-                    &request,
-                    config,
-                    ::wfs_runtime::Reject::Http {
-                        status: 404,
-                        body: ::std::string::String::from("Not Found"),
-                    },
+        pub(super) Arc<S>,
+    );
+
+    impl<S: super::trades::TradesChannel> Endpoint
+    for MarketsTradeExchangeCodePrimaryCurrencySecondaryCurrencyEndpoint<S> {
+        type Socket = MarketsTradeExchangeCodePrimaryCurrencySecondaryCurrencySocket<S>;
+
+        fn address(&self) -> &'static Template {
+            &super::trades::ADDRESS
+        }
+
+        async fn connect(
+            &self,
+            handshake: &Handshake,
+        ) -> Result<
+            MarketsTradeExchangeCodePrimaryCurrencySecondaryCurrencySocket<S>,
+            Reject,
+        > {
+            let trades_state = <S as super::trades::TradesChannel>::on_connect(
+                    &self.0,
+                    handshake,
+                    super::trades::TradesParams::from_handshake(handshake),
                 )
-                .await;
-        };
-        let trades_state = match <S as super::trades::TradesChannel>::on_connect(
-                &app,
-                &handshake,
-                super::trades::TradesParams::from_handshake(&handshake),
-            )
-            .await
-        {
-            ::std::result::Result::Ok(state) => state,
-            ::std::result::Result::Err(reject) => {
-                return ::wfs_runtime::socket::refuse(&request, config, reject).await;
-            }
-        };
-        ::wfs_runtime::socket::upgrade(
-                &request,
-                config,
-                MarketsTradeExchangeCodePrimaryCurrencySecondaryCurrencySocket {
-                    app,
-                    trades_state,
-                },
-            )
-            .await
+                .await?;
+            Ok(MarketsTradeExchangeCodePrimaryCurrencySecondaryCurrencySocket {
+                app: self.0.clone(),
+                trades_state,
+            })
+        }
     }
+
+    /// One connection to `/markets/TRADE-{exchangeCode}--{primaryCurrency}--{secondaryCurrency}`: the application, and each channel's state.
     pub(super) struct MarketsTradeExchangeCodePrimaryCurrencySecondaryCurrencySocket<
         S: super::trades::TradesChannel,
     > {
-        app: ::std::sync::Arc<S>,
+        app: Arc<S>,
         trades_state: <S as super::trades::TradesChannel>::State,
     }
-    impl<S: super::trades::TradesChannel> ::wfs_runtime::socket::SocketHandler
+
+    impl<S: super::trades::TradesChannel> SocketHandler
     for MarketsTradeExchangeCodePrimaryCurrencySecondaryCurrencySocket<S> {
-        async fn on_open(&self, connection: &::wfs_runtime::Connection) {
+        type Inbound = super::trades::TradesInbound;
+
+        async fn on_open(&self, connection: &Connection) {
             <S as super::trades::TradesChannel>::on_open(
                     &self.app,
                     &super::trades::TradesConnection::new(connection.clone()),
@@ -1542,64 +1278,28 @@ mod endpoints {
                 )
                 .await;
         }
-        async fn on_text(
+
+        async fn on_message(
             &self,
-            connection: &::wfs_runtime::Connection,
-            text: ::std::string::String,
+            connection: &Connection,
+            message: super::trades::TradesInbound,
         ) {
-            let value = match ::wfs_runtime::socket::parse_json(&text) {
-                ::std::result::Result::Ok(value) => value,
-                ::std::result::Result::Err(error) => {
-                    return self.on_invalid(connection, error).await;
+            let typed = super::trades::TradesConnection::new(connection.clone());
+            match message {
+                super::trades::TradesInbound::Hello(message) => {
+                    let outcome = <S as super::trades::TradesChannel>::receive_hello(
+                            &self.app,
+                            &typed,
+                            &self.trades_state,
+                            message,
+                        )
+                        .await;
+                    reply(connection, outcome);
                 }
-            };
-            let mut violations = ::std::vec::Vec::new();
-            match super::trades::TradesInbound::decode(&value) {
-                ::std::result::Result::Ok(decoded) => {
-                    match decoded {
-                        super::trades::TradesInbound::Hello(message) => {
-                            let typed = super::trades::TradesConnection::new(
-                                connection.clone(),
-                            );
-                            match <S as super::trades::TradesChannel>::receive_hello(
-                                    &self.app,
-                                    &typed,
-                                    &self.trades_state,
-                                    message,
-                                )
-                                .await
-                            {
-                                ::std::result::Result::Ok(reply) => {
-                                    match ::wfs_runtime::Frame::new(&reply) {
-                                        ::std::result::Result::Ok(frame) => {
-                                            let _ = connection.send_frame(&frame);
-                                        }
-                                        ::std::result::Result::Err(error) => {
-                                            ::wfs_runtime::tracing::error!(
-                                                % error, "reply does not match the contract"
-                                            );
-                                            connection.close(1011, "Internal server error.");
-                                        }
-                                    }
-                                }
-                                ::std::result::Result::Err(error) => {
-                                    connection.close(error.code, error.reason)
-                                }
-                            }
-                        }
-                    }
-                    return;
-                }
-                ::std::result::Result::Err(mut found) => violations.append(&mut found),
             }
-            self.on_invalid(connection, ::wfs_runtime::FrameError::Contract(violations))
-                .await;
         }
-        async fn on_invalid(
-            &self,
-            connection: &::wfs_runtime::Connection,
-            error: ::wfs_runtime::FrameError,
-        ) {
+
+        async fn on_invalid(&self, connection: &Connection, error: FrameError) {
             <S as super::trades::TradesChannel>::on_invalid_frame(
                     &self.app,
                     &super::trades::TradesConnection::new(connection.clone()),
@@ -1608,7 +1308,8 @@ mod endpoints {
                 )
                 .await;
         }
-        async fn on_close(&self, connection: &::wfs_runtime::Connection) {
+
+        async fn on_close(&self, connection: &Connection) {
             <S as super::trades::TradesChannel>::on_close(
                     &self.app,
                     &super::trades::TradesConnection::new(connection.clone()),
@@ -1617,58 +1318,46 @@ mod endpoints {
                 .await;
         }
     }
-    ///Serves `/markets/TRADE-{exchangeCode}.spot`.
-    pub(super) async fn serve_markets_trade_exchange_code_spot<S>(
-        app: ::std::sync::Arc<S>,
-        config: ::std::sync::Arc<::wfs_runtime::Config>,
-        request: ::wfs_runtime::poem::Request,
-    ) -> ::wfs_runtime::poem::Response
-    where
-        S: super::spot::SpotChannel,
-    {
-        let ::std::option::Option::Some(handshake) = ::wfs_runtime::Handshake::from_address(
-            &request,
-            &super::spot::ADDRESS,
-        ) else {
-            return ::wfs_runtime::socket::refuse(
-                    &request,
-                    config,
-                    ::wfs_runtime::Reject::Http {
-                        status: 404,
-                        body: ::std::string::String::from("Not Found"),
-                    },
+
+    /// Serves `/markets/TRADE-{exchangeCode}.spot` (channels `spot`) on the application `S`.
+    pub(super) struct MarketsTradeExchangeCodeSpotEndpoint<S>(pub(super) Arc<S>);
+
+    impl<S: super::spot::SpotChannel> Endpoint
+    for MarketsTradeExchangeCodeSpotEndpoint<S> {
+        type Socket = MarketsTradeExchangeCodeSpotSocket<S>;
+
+        fn address(&self) -> &'static Template {
+            &super::spot::ADDRESS
+        }
+
+        async fn connect(
+            &self,
+            handshake: &Handshake,
+        ) -> Result<MarketsTradeExchangeCodeSpotSocket<S>, Reject> {
+            let spot_state = <S as super::spot::SpotChannel>::on_connect(
+                    &self.0,
+                    handshake,
+                    super::spot::SpotParams::from_handshake(handshake),
                 )
-                .await;
-        };
-        let spot_state = match <S as super::spot::SpotChannel>::on_connect(
-                &app,
-                &handshake,
-                super::spot::SpotParams::from_handshake(&handshake),
-            )
-            .await
-        {
-            ::std::result::Result::Ok(state) => state,
-            ::std::result::Result::Err(reject) => {
-                return ::wfs_runtime::socket::refuse(&request, config, reject).await;
-            }
-        };
-        ::wfs_runtime::socket::upgrade(
-                &request,
-                config,
-                MarketsTradeExchangeCodeSpotSocket {
-                    app,
-                    spot_state,
-                },
-            )
-            .await
+                .await?;
+            Ok(MarketsTradeExchangeCodeSpotSocket {
+                app: self.0.clone(),
+                spot_state,
+            })
+        }
     }
+
+    /// One connection to `/markets/TRADE-{exchangeCode}.spot`: the application, and each channel's state.
     pub(super) struct MarketsTradeExchangeCodeSpotSocket<S: super::spot::SpotChannel> {
-        app: ::std::sync::Arc<S>,
+        app: Arc<S>,
         spot_state: <S as super::spot::SpotChannel>::State,
     }
-    impl<S: super::spot::SpotChannel> ::wfs_runtime::socket::SocketHandler
+
+    impl<S: super::spot::SpotChannel> SocketHandler
     for MarketsTradeExchangeCodeSpotSocket<S> {
-        async fn on_open(&self, connection: &::wfs_runtime::Connection) {
+        type Inbound = super::spot::SpotInbound;
+
+        async fn on_open(&self, connection: &Connection) {
             <S as super::spot::SpotChannel>::on_open(
                     &self.app,
                     &super::spot::SpotConnection::new(connection.clone()),
@@ -1676,52 +1365,28 @@ mod endpoints {
                 )
                 .await;
         }
-        async fn on_text(
+
+        async fn on_message(
             &self,
-            connection: &::wfs_runtime::Connection,
-            text: ::std::string::String,
+            connection: &Connection,
+            message: super::spot::SpotInbound,
         ) {
-            let value = match ::wfs_runtime::socket::parse_json(&text) {
-                ::std::result::Result::Ok(value) => value,
-                ::std::result::Result::Err(error) => {
-                    return self.on_invalid(connection, error).await;
+            let typed = super::spot::SpotConnection::new(connection.clone());
+            match message {
+                super::spot::SpotInbound::Hello(message) => {
+                    let outcome = <S as super::spot::SpotChannel>::receive_spot(
+                            &self.app,
+                            &typed,
+                            &self.spot_state,
+                            message,
+                        )
+                        .await;
+                    handled(connection, outcome);
                 }
-            };
-            let mut violations = ::std::vec::Vec::new();
-            match super::spot::SpotInbound::decode(&value) {
-                ::std::result::Result::Ok(decoded) => {
-                    match decoded {
-                        super::spot::SpotInbound::Hello(message) => {
-                            let typed = super::spot::SpotConnection::new(
-                                connection.clone(),
-                            );
-                            match <S as super::spot::SpotChannel>::receive_spot(
-                                    &self.app,
-                                    &typed,
-                                    &self.spot_state,
-                                    message,
-                                )
-                                .await
-                            {
-                                ::std::result::Result::Ok(()) => {}
-                                ::std::result::Result::Err(error) => {
-                                    connection.close(error.code, error.reason)
-                                }
-                            }
-                        }
-                    }
-                    return;
-                }
-                ::std::result::Result::Err(mut found) => violations.append(&mut found),
             }
-            self.on_invalid(connection, ::wfs_runtime::FrameError::Contract(violations))
-                .await;
         }
-        async fn on_invalid(
-            &self,
-            connection: &::wfs_runtime::Connection,
-            error: ::wfs_runtime::FrameError,
-        ) {
+
+        async fn on_invalid(&self, connection: &Connection, error: FrameError) {
             <S as super::spot::SpotChannel>::on_invalid_frame(
                     &self.app,
                     &super::spot::SpotConnection::new(connection.clone()),
@@ -1730,7 +1395,8 @@ mod endpoints {
                 )
                 .await;
         }
-        async fn on_close(&self, connection: &::wfs_runtime::Connection) {
+
+        async fn on_close(&self, connection: &Connection) {
             <S as super::spot::SpotChannel>::on_close(
                     &self.app,
                     &super::spot::SpotConnection::new(connection.clone()),
@@ -1739,63 +1405,47 @@ mod endpoints {
                 .await;
         }
     }
-    ///Serves `c{type}`.
-    pub(super) async fn serve_c_type<S>(
-        app: ::std::sync::Arc<S>,
-        config: ::std::sync::Arc<::wfs_runtime::Config>,
-        request: ::wfs_runtime::poem::Request,
-    ) -> ::wfs_runtime::poem::Response
-    where
-        S: super::kinds::KindsChannel,
-    {
-        let ::std::option::Option::Some(handshake) = ::wfs_runtime::Handshake::from_address(
-            &request,
-            &{
-                static PATH: ::wfs_runtime::address::Template = ::wfs_runtime::address::Template::new(
-                    &[
-                        ::wfs_runtime::address::Piece::Text("/c"),
-                        ::wfs_runtime::address::Piece::Param("type"),
-                    ],
-                );
-                PATH
-            },
-        ) else {
-            return ::wfs_runtime::socket::refuse(
-                    &request,
-                    config,
-                    ::wfs_runtime::Reject::Http {
-                        status: 404,
-                        body: ::std::string::String::from("Not Found"),
-                    },
+
+    /// Serves `c{type}` (channels `kinds`) on the application `S`.
+    pub(super) struct CTypeEndpoint<S>(pub(super) Arc<S>);
+
+    impl<S: super::kinds::KindsChannel> Endpoint for CTypeEndpoint<S> {
+        type Socket = CTypeSocket<S>;
+
+        fn address(&self) -> &'static Template {
+            static PATH: Template = Template::new(
+                &[Piece::Text("/c"), Piece::Param("type")],
+            );
+            &PATH
+        }
+
+        async fn connect(
+            &self,
+            handshake: &Handshake,
+        ) -> Result<CTypeSocket<S>, Reject> {
+            let kinds_state = <S as super::kinds::KindsChannel>::on_connect(
+                    &self.0,
+                    handshake,
+                    super::kinds::KindsParams::from_handshake(handshake),
                 )
-                .await;
-        };
-        let kinds_state = match <S as super::kinds::KindsChannel>::on_connect(
-                &app,
-                &handshake,
-                super::kinds::KindsParams::from_handshake(&handshake),
-            )
-            .await
-        {
-            ::std::result::Result::Ok(state) => state,
-            ::std::result::Result::Err(reject) => {
-                return ::wfs_runtime::socket::refuse(&request, config, reject).await;
-            }
-        };
-        ::wfs_runtime::socket::upgrade(
-                &request,
-                config,
-                CTypeSocket { app, kinds_state },
-            )
-            .await
+                .await?;
+            Ok(CTypeSocket {
+                app: self.0.clone(),
+                kinds_state,
+            })
+        }
     }
+
+    /// One connection to `c{type}`: the application, and each channel's state.
     pub(super) struct CTypeSocket<S: super::kinds::KindsChannel> {
-        app: ::std::sync::Arc<S>,
+        app: Arc<S>,
         kinds_state: <S as super::kinds::KindsChannel>::State,
     }
-    impl<S: super::kinds::KindsChannel> ::wfs_runtime::socket::SocketHandler
-    for CTypeSocket<S> {
-        async fn on_open(&self, connection: &::wfs_runtime::Connection) {
+
+    impl<S: super::kinds::KindsChannel> SocketHandler for CTypeSocket<S> {
+        type Inbound = super::kinds::KindsInbound;
+
+        async fn on_open(&self, connection: &Connection) {
             <S as super::kinds::KindsChannel>::on_open(
                     &self.app,
                     &super::kinds::KindsConnection::new(connection.clone()),
@@ -1803,52 +1453,28 @@ mod endpoints {
                 )
                 .await;
         }
-        async fn on_text(
+
+        async fn on_message(
             &self,
-            connection: &::wfs_runtime::Connection,
-            text: ::std::string::String,
+            connection: &Connection,
+            message: super::kinds::KindsInbound,
         ) {
-            let value = match ::wfs_runtime::socket::parse_json(&text) {
-                ::std::result::Result::Ok(value) => value,
-                ::std::result::Result::Err(error) => {
-                    return self.on_invalid(connection, error).await;
+            let typed = super::kinds::KindsConnection::new(connection.clone());
+            match message {
+                super::kinds::KindsInbound::Hello(message) => {
+                    let outcome = <S as super::kinds::KindsChannel>::receive_kind(
+                            &self.app,
+                            &typed,
+                            &self.kinds_state,
+                            message,
+                        )
+                        .await;
+                    handled(connection, outcome);
                 }
-            };
-            let mut violations = ::std::vec::Vec::new();
-            match super::kinds::KindsInbound::decode(&value) {
-                ::std::result::Result::Ok(decoded) => {
-                    match decoded {
-                        super::kinds::KindsInbound::Hello(message) => {
-                            let typed = super::kinds::KindsConnection::new(
-                                connection.clone(),
-                            );
-                            match <S as super::kinds::KindsChannel>::receive_kind(
-                                    &self.app,
-                                    &typed,
-                                    &self.kinds_state,
-                                    message,
-                                )
-                                .await
-                            {
-                                ::std::result::Result::Ok(()) => {}
-                                ::std::result::Result::Err(error) => {
-                                    connection.close(error.code, error.reason)
-                                }
-                            }
-                        }
-                    }
-                    return;
-                }
-                ::std::result::Result::Err(mut found) => violations.append(&mut found),
             }
-            self.on_invalid(connection, ::wfs_runtime::FrameError::Contract(violations))
-                .await;
         }
-        async fn on_invalid(
-            &self,
-            connection: &::wfs_runtime::Connection,
-            error: ::wfs_runtime::FrameError,
-        ) {
+
+        async fn on_invalid(&self, connection: &Connection, error: FrameError) {
             <S as super::kinds::KindsChannel>::on_invalid_frame(
                     &self.app,
                     &super::kinds::KindsConnection::new(connection.clone()),
@@ -1857,7 +1483,8 @@ mod endpoints {
                 )
                 .await;
         }
-        async fn on_close(&self, connection: &::wfs_runtime::Connection) {
+
+        async fn on_close(&self, connection: &Connection) {
             <S as super::kinds::KindsChannel>::on_close(
                     &self.app,
                     &super::kinds::KindsConnection::new(connection.clone()),
@@ -1866,73 +1493,64 @@ mod endpoints {
                 .await;
         }
     }
-    ///Serves `smartylighting.streetlights.1.0.event.{streetlightId}.lighting.measured`.
-    pub(super) async fn serve_smartylighting_streetlights10_event_streetlight_id_lighting_measured<
+
+    /// Serves `smartylighting.streetlights.1.0.event.{streetlightId}.lighting.measured` (channels `measured`) on the application `S`.
+    pub(super) struct SmartylightingStreetlights10EventStreetlightIdLightingMeasuredEndpoint<
         S,
     >(
-        app: ::std::sync::Arc<S>,
-        config: ::std::sync::Arc<::wfs_runtime::Config>,
-        request: ::wfs_runtime::poem::Request,
-    ) -> ::wfs_runtime::poem::Response
-    where
-        S: super::measured::MeasuredChannel,
-    {
-        let ::std::option::Option::Some(handshake) = ::wfs_runtime::Handshake::from_address(
-            &request,
-            &{
-                static PATH: ::wfs_runtime::address::Template = ::wfs_runtime::address::Template::new(
-                    &[
-                        ::wfs_runtime::address::Piece::Text(
-                            "/smartylighting.streetlights.1.0.event.",
-                        ),
-                        ::wfs_runtime::address::Piece::Param("streetlightId"),
-                        ::wfs_runtime::address::Piece::Text(".lighting.measured"),
-                    ],
-                );
-                PATH
-            },
-        ) else {
-            return ::wfs_runtime::socket::refuse(
-                    &request,
-                    config,
-                    ::wfs_runtime::Reject::Http {
-                        status: 404,
-                        body: ::std::string::String::from("Not Found"),
-                    },
+        pub(super) Arc<S>,
+    );
+
+    impl<S: super::measured::MeasuredChannel> Endpoint
+    for SmartylightingStreetlights10EventStreetlightIdLightingMeasuredEndpoint<S> {
+        type Socket = SmartylightingStreetlights10EventStreetlightIdLightingMeasuredSocket<
+            S,
+        >;
+
+        fn address(&self) -> &'static Template {
+            static PATH: Template = Template::new(
+                &[
+                    Piece::Text("/smartylighting.streetlights.1.0.event."),
+                    Piece::Param("streetlightId"),
+                    Piece::Text(".lighting.measured"),
+                ],
+            );
+            &PATH
+        }
+
+        async fn connect(
+            &self,
+            handshake: &Handshake,
+        ) -> Result<
+            SmartylightingStreetlights10EventStreetlightIdLightingMeasuredSocket<S>,
+            Reject,
+        > {
+            let measured_state = <S as super::measured::MeasuredChannel>::on_connect(
+                    &self.0,
+                    handshake,
+                    super::measured::MeasuredParams::from_handshake(handshake),
                 )
-                .await;
-        };
-        let measured_state = match <S as super::measured::MeasuredChannel>::on_connect(
-                &app,
-                &handshake,
-                super::measured::MeasuredParams::from_handshake(&handshake),
-            )
-            .await
-        {
-            ::std::result::Result::Ok(state) => state,
-            ::std::result::Result::Err(reject) => {
-                return ::wfs_runtime::socket::refuse(&request, config, reject).await;
-            }
-        };
-        ::wfs_runtime::socket::upgrade(
-                &request,
-                config,
-                SmartylightingStreetlights10EventStreetlightIdLightingMeasuredSocket {
-                    app,
-                    measured_state,
-                },
-            )
-            .await
+                .await?;
+            Ok(SmartylightingStreetlights10EventStreetlightIdLightingMeasuredSocket {
+                app: self.0.clone(),
+                measured_state,
+            })
+        }
     }
+
+    /// One connection to `smartylighting.streetlights.1.0.event.{streetlightId}.lighting.measured`: the application, and each channel's state.
     pub(super) struct SmartylightingStreetlights10EventStreetlightIdLightingMeasuredSocket<
         S: super::measured::MeasuredChannel,
     > {
-        app: ::std::sync::Arc<S>,
+        app: Arc<S>,
         measured_state: <S as super::measured::MeasuredChannel>::State,
     }
-    impl<S: super::measured::MeasuredChannel> ::wfs_runtime::socket::SocketHandler
+
+    impl<S: super::measured::MeasuredChannel> SocketHandler
     for SmartylightingStreetlights10EventStreetlightIdLightingMeasuredSocket<S> {
-        async fn on_open(&self, connection: &::wfs_runtime::Connection) {
+        type Inbound = super::measured::MeasuredInbound;
+
+        async fn on_open(&self, connection: &Connection) {
             <S as super::measured::MeasuredChannel>::on_open(
                     &self.app,
                     &super::measured::MeasuredConnection::new(connection.clone()),
@@ -1940,52 +1558,28 @@ mod endpoints {
                 )
                 .await;
         }
-        async fn on_text(
+
+        async fn on_message(
             &self,
-            connection: &::wfs_runtime::Connection,
-            text: ::std::string::String,
+            connection: &Connection,
+            message: super::measured::MeasuredInbound,
         ) {
-            let value = match ::wfs_runtime::socket::parse_json(&text) {
-                ::std::result::Result::Ok(value) => value,
-                ::std::result::Result::Err(error) => {
-                    return self.on_invalid(connection, error).await;
+            let typed = super::measured::MeasuredConnection::new(connection.clone());
+            match message {
+                super::measured::MeasuredInbound::Lumens(message) => {
+                    let outcome = <S as super::measured::MeasuredChannel>::receive_lumens(
+                            &self.app,
+                            &typed,
+                            &self.measured_state,
+                            message,
+                        )
+                        .await;
+                    handled(connection, outcome);
                 }
-            };
-            let mut violations = ::std::vec::Vec::new();
-            match super::measured::MeasuredInbound::decode(&value) {
-                ::std::result::Result::Ok(decoded) => {
-                    match decoded {
-                        super::measured::MeasuredInbound::Lumens(message) => {
-                            let typed = super::measured::MeasuredConnection::new(
-                                connection.clone(),
-                            );
-                            match <S as super::measured::MeasuredChannel>::receive_lumens(
-                                    &self.app,
-                                    &typed,
-                                    &self.measured_state,
-                                    message,
-                                )
-                                .await
-                            {
-                                ::std::result::Result::Ok(()) => {}
-                                ::std::result::Result::Err(error) => {
-                                    connection.close(error.code, error.reason)
-                                }
-                            }
-                        }
-                    }
-                    return;
-                }
-                ::std::result::Result::Err(mut found) => violations.append(&mut found),
             }
-            self.on_invalid(connection, ::wfs_runtime::FrameError::Contract(violations))
-                .await;
         }
-        async fn on_invalid(
-            &self,
-            connection: &::wfs_runtime::Connection,
-            error: ::wfs_runtime::FrameError,
-        ) {
+
+        async fn on_invalid(&self, connection: &Connection, error: FrameError) {
             <S as super::measured::MeasuredChannel>::on_invalid_frame(
                     &self.app,
                     &super::measured::MeasuredConnection::new(connection.clone()),
@@ -1994,7 +1588,8 @@ mod endpoints {
                 )
                 .await;
         }
-        async fn on_close(&self, connection: &::wfs_runtime::Connection) {
+
+        async fn on_close(&self, connection: &Connection) {
             <S as super::measured::MeasuredChannel>::on_close(
                     &self.app,
                     &super::measured::MeasuredConnection::new(connection.clone()),
@@ -2004,11 +1599,12 @@ mod endpoints {
         }
     }
 }
-/**Mounts `/markets/TRADE-{exchangeCode}--{primaryCurrency}--{secondaryCurrency}` (channels `trades`) on `route`. [`routes`] mounts every address; this is for a server that serves only some of them.
 
-Mounts `/markets/TRADE-{exchangeCode}.spot` (channels `spot`) on `route`. [`routes`] mounts every address; this is for a server that serves only some of them.
-
-These addresses share one route; a request goes to the first it matches.*/
+/// Mounts `/markets/TRADE-{exchangeCode}--{primaryCurrency}--{secondaryCurrency}` (channels `trades`) on `route`. [`routes`] mounts every address; this is for a server that serves only some of them.
+///
+/// Mounts `/markets/TRADE-{exchangeCode}.spot` (channels `spot`) on `route`. [`routes`] mounts every address; this is for a server that serves only some of them.
+///
+/// These addresses share one route; a request goes to the first it matches.
 pub fn mount_markets_trade_exchange_code_primary_currency_secondary_currency<S>(
     route: ::wfs_runtime::poem::Route,
     app: ::std::sync::Arc<S>,
@@ -2021,19 +1617,27 @@ where
         .at(
             "/markets/TRADE-:p1",
             ::wfs_runtime::poem::get(
-                ::wfs_runtime::poem::endpoint::make(move |request| {
+                ::wfs_runtime::poem::endpoint::make(move |
+                    request: ::wfs_runtime::poem::Request|
+                {
                     let (app, config) = (app.clone(), config.clone());
                     async move {
-                        if trades::ADDRESS.parse(request.uri().path()).is_some() {
-                            return endpoints::serve_markets_trade_exchange_code_primary_currency_secondary_currency(
-                                    app,
+                        let endpoint = endpoints::MarketsTradeExchangeCodePrimaryCurrencySecondaryCurrencyEndpoint(
+                            app.clone(),
+                        );
+                        if ::wfs_runtime::serve::Endpoint::address(&endpoint)
+                            .parse(request.uri().path())
+                            .is_some()
+                        {
+                            return ::wfs_runtime::serve::serve(
+                                    &endpoint,
                                     config,
                                     request,
                                 )
                                 .await;
                         }
-                        endpoints::serve_markets_trade_exchange_code_spot(
-                                app,
+                        ::wfs_runtime::serve::serve(
+                                &endpoints::MarketsTradeExchangeCodeSpotEndpoint(app),
                                 config,
                                 request,
                             )
@@ -2043,7 +1647,8 @@ where
             ),
         )
 }
-///Mounts `c{type}` (channels `kinds`) on `route`. [`routes`] mounts every address; this is for a server that serves only some of them.
+
+/// Mounts `c{type}` (channels `kinds`) on `route`. [`routes`] mounts every address; this is for a server that serves only some of them.
 pub fn mount_c_type<S>(
     route: ::wfs_runtime::poem::Route,
     app: ::std::sync::Arc<S>,
@@ -2055,14 +1660,11 @@ where
     route
         .at(
             "/c:p0",
-            ::wfs_runtime::poem::get(
-                ::wfs_runtime::poem::endpoint::make(move |request| {
-                    endpoints::serve_c_type(app.clone(), config.clone(), request)
-                }),
-            ),
+            ::wfs_runtime::serve::endpoint(endpoints::CTypeEndpoint(app), config),
         )
 }
-///Mounts `smartylighting.streetlights.1.0.event.{streetlightId}.lighting.measured` (channels `measured`) on `route`. [`routes`] mounts every address; this is for a server that serves only some of them.
+
+/// Mounts `smartylighting.streetlights.1.0.event.{streetlightId}.lighting.measured` (channels `measured`) on `route`. [`routes`] mounts every address; this is for a server that serves only some of them.
 pub fn mount_smartylighting_streetlights10_event_streetlight_id_lighting_measured<S>(
     route: ::wfs_runtime::poem::Route,
     app: ::std::sync::Arc<S>,
@@ -2074,17 +1676,15 @@ where
     route
         .at(
             "/smartylighting.streetlights.1.0.event.:p0",
-            ::wfs_runtime::poem::get(
-                ::wfs_runtime::poem::endpoint::make(move |request| {
-                    endpoints::serve_smartylighting_streetlights10_event_streetlight_id_lighting_measured(
-                        app.clone(),
-                        config.clone(),
-                        request,
-                    )
-                }),
+            ::wfs_runtime::serve::endpoint(
+                endpoints::SmartylightingStreetlights10EventStreetlightIdLightingMeasuredEndpoint(
+                    app,
+                ),
+                config,
             ),
         )
 }
+
 /// Mounts every channel with an address on a poem `Route`, each at its address.
 pub fn routes<S>(
     app: ::std::sync::Arc<S>,
@@ -2094,17 +1694,16 @@ where
     S: trades::TradesChannel + spot::SpotChannel + kinds::KindsChannel
         + measured::MeasuredChannel,
 {
-    let mut route = ::wfs_runtime::poem::Route::new();
-    route = mount_markets_trade_exchange_code_primary_currency_secondary_currency(
+    let route = ::wfs_runtime::poem::Route::new();
+    let route = mount_markets_trade_exchange_code_primary_currency_secondary_currency(
         route,
         app.clone(),
         config.clone(),
     );
-    route = mount_c_type(route, app.clone(), config.clone());
-    route = mount_smartylighting_streetlights10_event_streetlight_id_lighting_measured(
+    let route = mount_c_type(route, app.clone(), config.clone());
+    mount_smartylighting_streetlights10_event_streetlight_id_lighting_measured(
         route,
-        app.clone(),
-        config.clone(),
-    );
-    route
+        app,
+        config,
+    )
 }

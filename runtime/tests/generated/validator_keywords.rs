@@ -9,36 +9,64 @@
     irrefutable_let_patterns
 )]
 pub mod types {
-    ///`Anything`
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    /// `Anything`
+    #[derive(
+        ::wfs_runtime::serde::Deserialize,
+        ::wfs_runtime::serde::Serialize,
+        Clone,
+        Debug,
+        PartialEq
+    )]
+    #[serde(crate = "::wfs_runtime::serde")]
     #[serde(transparent)]
-    pub struct Anything(pub ::serde_json::Value);
+    pub struct Anything(pub ::wfs_runtime::serde_json::Value);
+
     impl ::std::ops::Deref for Anything {
-        type Target = ::serde_json::Value;
-        fn deref(&self) -> &::serde_json::Value {
+        type Target = ::wfs_runtime::serde_json::Value;
+
+        fn deref(&self) -> &::wfs_runtime::serde_json::Value {
             &self.0
         }
     }
-    impl ::std::convert::From<Anything> for ::serde_json::Value {
+
+    impl ::std::convert::From<Anything> for ::wfs_runtime::serde_json::Value {
         fn from(value: Anything) -> Self {
             value.0
         }
     }
-    impl ::std::convert::From<::serde_json::Value> for Anything {
-        fn from(value: ::serde_json::Value) -> Self {
+
+    impl ::std::convert::From<::wfs_runtime::serde_json::Value> for Anything {
+        fn from(value: ::wfs_runtime::serde_json::Value) -> Self {
             Self(value)
         }
     }
-    ///`Card`
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+
+    /// `Card`
+    #[derive(
+        ::wfs_runtime::serde::Deserialize,
+        ::wfs_runtime::serde::Serialize,
+        Clone,
+        Debug,
+        Default,
+        PartialEq
+    )]
+    #[serde(crate = "::wfs_runtime::serde")]
     pub struct Card {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub expiry: ::std::option::Option<::std::string::String>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub number: ::std::option::Option<::std::string::String>,
     }
-    ///`Order`
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+
+    /// `Order`
+    #[derive(
+        ::wfs_runtime::serde::Deserialize,
+        ::wfs_runtime::serde::Serialize,
+        Clone,
+        Debug,
+        PartialEq
+    )]
+    #[serde(crate = "::wfs_runtime::serde")]
     pub struct Order {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub address: ::std::option::Option<::std::string::String>,
@@ -48,10 +76,11 @@ pub mod types {
         pub discount: ::std::option::Option<f64>,
         pub kind: OrderKind,
     }
-    ///`OrderKind`
+
+    /// `OrderKind`
     #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
+        ::wfs_runtime::serde::Deserialize,
+        ::wfs_runtime::serde::Serialize,
         Clone,
         Copy,
         Debug,
@@ -61,12 +90,14 @@ pub mod types {
         PartialEq,
         PartialOrd
     )]
+    #[serde(crate = "::wfs_runtime::serde")]
     pub enum OrderKind {
         #[serde(rename = "pickup")]
         Pickup,
         #[serde(rename = "delivery")]
         Delivery,
     }
+
     impl ::std::fmt::Display for OrderKind {
         fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match *self {
@@ -75,8 +106,10 @@ pub mod types {
             }
         }
     }
+
     impl ::std::str::FromStr for OrderKind {
         type Err = self::error::ConversionError;
+
         fn from_str(
             value: &str,
         ) -> ::std::result::Result<Self, self::error::ConversionError> {
@@ -87,32 +120,47 @@ pub mod types {
             }
         }
     }
+
     impl ::std::convert::TryFrom<&str> for OrderKind {
         type Error = self::error::ConversionError;
+
         fn try_from(
             value: &str,
         ) -> ::std::result::Result<Self, self::error::ConversionError> {
             value.parse()
         }
     }
+
     impl ::std::convert::TryFrom<::std::string::String> for OrderKind {
         type Error = self::error::ConversionError;
+
         fn try_from(
             value: ::std::string::String,
         ) -> ::std::result::Result<Self, self::error::ConversionError> {
             value.parse()
         }
     }
-    ///`Receipt`
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+
+    /// `Receipt`
+    #[derive(
+        ::wfs_runtime::serde::Deserialize,
+        ::wfs_runtime::serde::Serialize,
+        Clone,
+        Debug,
+        PartialEq
+    )]
+    #[serde(crate = "::wfs_runtime::serde")]
     pub struct Receipt {
         pub accepted: bool,
     }
+
     /// Error types.
     pub mod error {
         /// Error from a `TryFrom` or `FromStr` implementation.
         pub struct ConversionError(::std::borrow::Cow<'static, str>);
+
         impl ::std::error::Error for ConversionError {}
+
         impl ::std::fmt::Display for ConversionError {
             fn fmt(
                 &self,
@@ -121,6 +169,7 @@ pub mod types {
                 ::std::fmt::Display::fmt(&self.0, f)
             }
         }
+
         impl ::std::fmt::Debug for ConversionError {
             fn fmt(
                 &self,
@@ -129,630 +178,648 @@ pub mod types {
                 ::std::fmt::Debug::fmt(&self.0, f)
             }
         }
+
         impl From<&'static str> for ConversionError {
             fn from(value: &'static str) -> Self {
                 Self(value.into())
             }
         }
+
         impl From<String> for ConversionError {
             fn from(value: String) -> Self {
                 Self(value.into())
             }
         }
     }
+
     impl ::wfs_runtime::Payload for Order {
         fn validator() -> &'static ::wfs_runtime::Validator {
             &super::schemas::ORDER
         }
     }
+
     impl ::wfs_runtime::Payload for Receipt {
         fn validator() -> &'static ::wfs_runtime::Validator {
             &super::schemas::RECEIPT
         }
     }
+
     impl ::wfs_runtime::Payload for Card {
         fn validator() -> &'static ::wfs_runtime::Validator {
             &super::schemas::CARD
         }
     }
+
     impl ::wfs_runtime::Payload for Anything {
         fn validator() -> &'static ::wfs_runtime::Validator {
             &super::schemas::ANYTHING
         }
     }
 }
+
 /// The contract's JSON Schemas, checked against every inbound frame (and every outbound
 /// frame in debug builds).
 pub mod schemas {
-    ///The contract's schema for `Order`.
+    /// The contract's schema for `Order`.
     pub static ORDER: ::wfs_runtime::Validator = ::wfs_runtime::Validator::new(
         "Order",
-        "{\"type\":\"object\",\"required\":[\"kind\"],\"properties\":{\"kind\":{\"type\":\"string\",\"enum\":[\"pickup\",\"delivery\"]},\"address\":{\"type\":\"string\"},\"coupon\":{\"type\":\"string\"},\"discount\":{\"type\":\"number\"}},\"if\":{\"properties\":{\"kind\":{\"const\":\"delivery\"}}},\"then\":{\"required\":[\"address\"]},\"else\":{\"not\":{\"required\":[\"address\"]}},\"not\":{\"required\":[\"coupon\",\"discount\"]},\"$schema\":\"http://json-schema.org/draft-07/schema#\"}",
+        r#"{
+          "type": "object",
+          "required": [
+            "kind"
+          ],
+          "properties": {
+            "kind": {
+              "type": "string",
+              "enum": [
+                "pickup",
+                "delivery"
+              ]
+            },
+            "address": {
+              "type": "string"
+            },
+            "coupon": {
+              "type": "string"
+            },
+            "discount": {
+              "type": "number"
+            }
+          },
+          "if": {
+            "properties": {
+              "kind": {
+                "const": "delivery"
+              }
+            }
+          },
+          "then": {
+            "required": [
+              "address"
+            ]
+          },
+          "else": {
+            "not": {
+              "required": [
+                "address"
+              ]
+            }
+          },
+          "not": {
+            "required": [
+              "coupon",
+              "discount"
+            ]
+          },
+          "$schema": "http://json-schema.org/draft-07/schema#"
+        }"#,
     );
-    ///The contract's schema for `Receipt`.
+
+    /// The contract's schema for `Receipt`.
     pub static RECEIPT: ::wfs_runtime::Validator = ::wfs_runtime::Validator::new(
         "Receipt",
-        "{\"type\":\"object\",\"required\":[\"accepted\"],\"properties\":{\"accepted\":{\"type\":\"boolean\"}},\"$schema\":\"http://json-schema.org/draft-07/schema#\"}",
+        r#"{
+          "type": "object",
+          "required": [
+            "accepted"
+          ],
+          "properties": {
+            "accepted": {
+              "type": "boolean"
+            }
+          },
+          "$schema": "http://json-schema.org/draft-07/schema#"
+        }"#,
     );
-    ///The contract's schema for `Card`.
+
+    /// The contract's schema for `Card`.
     pub static CARD: ::wfs_runtime::Validator = ::wfs_runtime::Validator::new(
         "Card",
-        "{\"type\":\"object\",\"properties\":{\"number\":{\"type\":\"string\"},\"expiry\":{\"type\":\"string\"}},\"dependentSchemas\":{\"number\":{\"required\":[\"expiry\"]}},\"unevaluatedProperties\":false,\"$schema\":\"https://json-schema.org/draft/2020-12/schema\"}",
+        r#"{
+          "type": "object",
+          "properties": {
+            "number": {
+              "type": "string"
+            },
+            "expiry": {
+              "type": "string"
+            }
+          },
+          "dependentSchemas": {
+            "number": {
+              "required": [
+                "expiry"
+              ]
+            }
+          },
+          "unevaluatedProperties": false,
+          "$schema": "https://json-schema.org/draft/2020-12/schema"
+        }"#,
     );
-    ///The contract's schema for `Anything`.
+
+    /// The contract's schema for `Anything`.
     pub static ANYTHING: ::wfs_runtime::Validator = ::wfs_runtime::Validator::new(
         "Anything",
-        "{\"not\":{\"type\":\"string\"},\"$schema\":\"http://json-schema.org/draft-07/schema#\"}",
+        r#"{
+          "not": {
+            "type": "string"
+          },
+          "$schema": "http://json-schema.org/draft-07/schema#"
+        }"#,
     );
 }
-///Channel `orders` at `/orders`.
+
+/// Channel `orders` at `/orders`.
 pub mod orders {
-    ///The parameters of channel `orders`: path, query and headers of the handshake.
+    use ::wfs_runtime::prelude::*;
+
+    /// The parameters of channel `orders`: path, query and headers of the handshake.
     #[derive(Debug, Clone, PartialEq, Default)]
     pub struct OrdersParams {}
-    ///The address of channel `orders`: `/orders`.
-    pub static ADDRESS: ::wfs_runtime::address::Template = ::wfs_runtime::address::Template::new(
-        &[::wfs_runtime::address::Piece::Text("/orders")],
-    );
+
+    /// The address of channel `orders`: `/orders`.
+    pub static ADDRESS: Template = Template::new(&[Piece::Text("/orders")]);
+
     impl OrdersParams {
         /// Reads and checks the parameters of a handshake; every problem is reported.
-        pub fn from_handshake(
-            handshake: &::wfs_runtime::Handshake,
-        ) -> ::std::result::Result<Self, ::wfs_runtime::ParamsError> {
+        pub fn from_handshake(handshake: &Handshake) -> Result<Self, ParamsError> {
             let _ = handshake;
-            ::std::result::Result::Ok(Self {})
+            Ok(Self {})
         }
+
         /// The path the channel is served at, with its `{...}` parameters filled in
         /// (percent-encoded), for a client's handshake.
-        pub fn path(&self) -> ::std::string::String {
-            ::std::string::String::from("/orders")
+        pub fn path(&self) -> String {
+            String::from("/orders")
         }
+
         /// The query parameters, for a client's handshake.
-        pub fn query_pairs(
-            &self,
-        ) -> ::std::vec::Vec<(&'static str, ::std::string::String)> {
-            ::std::vec![]
+        pub fn query_pairs(&self) -> Vec<(&'static str, String)> {
+            vec![]
         }
+
         /// The headers, for a client's handshake.
-        pub fn header_pairs(
-            &self,
-        ) -> ::std::vec::Vec<(&'static str, ::std::string::String)> {
-            ::std::vec![]
+        pub fn header_pairs(&self) -> Vec<(&'static str, String)> {
+            vec![]
         }
+
         /// The channel address as written in the contract, with its `{...}` parameters filled in.
-        pub fn address(&self) -> ::std::string::String {
-            ::std::string::String::from("/orders")
+        pub fn address(&self) -> String {
+            String::from("/orders")
         }
+
         /// Reads the `{...}` parameters of an address of this channel, matched exactly against
         /// [`ADDRESS`]; the query and header fields keep their defaults.
-        pub fn from_address(
-            address: &str,
-        ) -> ::std::result::Result<Self, ::wfs_runtime::ParamsError> {
-            if ADDRESS.parse(address).is_none() {
-                return ::std::result::Result::Err(
-                    ::wfs_runtime::ParamsError::not_an_address(
-                        address,
-                        "orders",
-                        "/orders",
-                    ),
-                );
-            }
-            ::std::result::Result::Ok(Self::default())
+        pub fn from_address(address: &str) -> Result<Self, ParamsError> {
+            params::Reader::address(&ADDRESS, address, "orders").map(|_| Self::default())
         }
     }
-    ///Every message a client may send on this channel (what the server receives).
-    #[derive(Debug, Clone, PartialEq, ::serde::Serialize)]
-    #[serde(untagged)]
+
+    /// Every message a client may send on this channel (what the server receives).
+    #[derive(Debug, Clone, PartialEq, ::wfs_runtime::serde::Serialize)]
+    #[serde(crate = "::wfs_runtime::serde", untagged)]
     pub enum OrdersInbound {
-        ///Message `order`
+        /// Message `order`.
         Order(super::types::Order),
     }
-    impl OrdersInbound {
-        /// Decodes a JSON value into the message it is, checked against the contract.
-        pub fn decode(
-            value: &::serde_json::Value,
-        ) -> ::std::result::Result<Self, ::std::vec::Vec<::wfs_runtime::Violations>> {
-            let mut violations = ::std::vec::Vec::new();
-            match super::schemas::ORDER.decode(value).map(Self::Order) {
-                ::std::result::Result::Ok(message) => {
-                    return ::std::result::Result::Ok(message);
-                }
-                ::std::result::Result::Err(found) => violations.push(found),
-            }
-            ::std::result::Result::Err(violations)
+
+    impl Decode for OrdersInbound {
+        fn decode(value: &Value) -> Result<Self, Vec<Violations>> {
+            first_match(
+                value,
+                &[|value| super::schemas::ORDER.decode(value).map(Self::Order)],
+            )
         }
     }
-    ///Every message the server may send on this channel.
-    #[derive(Debug, Clone, PartialEq, ::serde::Serialize)]
-    #[serde(untagged)]
+
+    /// Every message the server may send on this channel.
+    #[derive(Debug, Clone, PartialEq, ::wfs_runtime::serde::Serialize)]
+    #[serde(crate = "::wfs_runtime::serde", untagged)]
     pub enum OrdersOutbound {
-        ///Message `receipt`
+        /// Message `receipt`.
         Receipt(super::types::Receipt),
     }
-    impl OrdersOutbound {
-        /// Decodes a JSON value into the message it is, checked against the contract.
-        pub fn decode(
-            value: &::serde_json::Value,
-        ) -> ::std::result::Result<Self, ::std::vec::Vec<::wfs_runtime::Violations>> {
-            let mut violations = ::std::vec::Vec::new();
-            match super::schemas::RECEIPT.decode(value).map(Self::Receipt) {
-                ::std::result::Result::Ok(message) => {
-                    return ::std::result::Result::Ok(message);
-                }
-                ::std::result::Result::Err(found) => violations.push(found),
-            }
-            ::std::result::Result::Err(violations)
+
+    impl Decode for OrdersOutbound {
+        fn decode(value: &Value) -> Result<Self, Vec<Violations>> {
+            first_match(
+                value,
+                &[|value| super::schemas::RECEIPT.decode(value).map(Self::Receipt)],
+            )
         }
     }
+
     /// The server side of this channel: implement it, and `routes` serves it.
-    pub trait OrdersChannel: ::std::marker::Send + ::std::marker::Sync + 'static {
+    pub trait OrdersChannel: Send + Sync + 'static {
         /// Per-connection state, made by `on_connect` and handed to every other method.
-        type State: ::std::marker::Send + ::std::marker::Sync + 'static;
+        type State: Send + Sync + 'static;
+
         /// A client asks to connect. `params` holds the checked channel parameters, or
         /// every problem with them; the handshake gives the raw request. Return the
-        /// connection's state to accept it, or a [`::wfs_runtime::Reject`].
+        /// connection's state to accept it, or a [`Reject`].
         fn on_connect(
             &self,
-            handshake: &::wfs_runtime::Handshake,
-            params: ::std::result::Result<OrdersParams, ::wfs_runtime::ParamsError>,
-        ) -> impl ::std::future::Future<
-            Output = ::std::result::Result<Self::State, ::wfs_runtime::Reject>,
-        > + ::std::marker::Send;
+            handshake: &Handshake,
+            params: Result<OrdersParams, ParamsError>,
+        ) -> impl Future<Output = Result<Self::State, Reject>> + Send;
+
         /// The connection is open (the place to greet or subscribe). Default: nothing.
         fn on_open(
             &self,
             connection: &OrdersConnection,
             state: &Self::State,
-        ) -> impl ::std::future::Future<Output = ()> + ::std::marker::Send {
+        ) -> impl Future<Output = ()> + Send {
             let _ = (connection, state);
             async {}
         }
-        /**operationId `receiveOrder`
 
-The value returned is sent back as the reply.*/
+        /// Operation `receiveOrder`.
+        ///
+        /// The value returned is sent back as the reply.
         fn receive_order(
             &self,
             connection: &OrdersConnection,
             state: &Self::State,
             message: super::types::Order,
-        ) -> impl ::std::future::Future<
-            Output = ::std::result::Result<
-                super::types::Receipt,
-                ::wfs_runtime::ChannelError,
-            >,
-        > + ::std::marker::Send;
+        ) -> impl Future<Output = Result<super::types::Receipt, ChannelError>> + Send;
+
         /// A frame the contract does not allow arrived. Default: close with the
         /// error's code (1003 not JSON text, 1007 not a message of this channel).
         fn on_invalid_frame(
             &self,
             connection: &OrdersConnection,
             state: &Self::State,
-            error: ::wfs_runtime::FrameError,
-        ) -> impl ::std::future::Future<Output = ()> + ::std::marker::Send {
+            error: FrameError,
+        ) -> impl Future<Output = ()> + Send {
             let _ = state;
             connection.close(error.close_code(), error.close_reason());
             async {}
         }
+
         /// The connection has ended. Default: nothing.
         fn on_close(
             &self,
             connection: &OrdersConnection,
             state: &Self::State,
-        ) -> impl ::std::future::Future<Output = ()> + ::std::marker::Send {
+        ) -> impl Future<Output = ()> + Send {
             let _ = (connection, state);
             async {}
         }
     }
+
     /// A connection on this channel: what the server may send on it, typed.
     #[derive(Debug, Clone)]
     pub struct OrdersConnection {
-        connection: ::wfs_runtime::Connection,
+        connection: Connection,
     }
+
     impl OrdersConnection {
         /// Wraps an accepted connection.
-        pub fn new(connection: ::wfs_runtime::Connection) -> Self {
+        pub fn new(connection: Connection) -> Self {
             Self { connection }
         }
+
         /// The untyped connection (id, closed state).
-        pub fn connection(&self) -> &::wfs_runtime::Connection {
+        pub fn connection(&self) -> &Connection {
             &self.connection
         }
+
         /// Closes the connection with `code` and `reason` after the frames already queued.
-        pub fn close(
-            &self,
-            code: u16,
-            reason: impl ::std::convert::Into<::std::string::String>,
-        ) {
+        pub fn close(&self, code: u16, reason: impl Into<String>) {
             self.connection.close(code, reason);
         }
     }
-    ///A client of channel `orders` at `/orders`.
+
+    /// A client of channel `orders` at `/orders`.
     #[derive(Debug)]
     pub struct OrdersClient {
-        client: ::wfs_runtime::client::Client,
+        client: Client,
     }
+
     impl OrdersClient {
         /// The handshake request for `base_url` (`ws://host:port`) and `params`; add
         /// headers to it before [`Self::connect_with`] if needed.
         pub fn request(
             base_url: &str,
             params: &OrdersParams,
-        ) -> ::std::result::Result<
-            ::wfs_runtime::client::Request,
-            ::wfs_runtime::client::ClientError,
-        > {
+        ) -> Result<Request, ClientError> {
             let query = params.query_pairs();
             let headers = params.header_pairs();
             ::wfs_runtime::client::request(base_url, &params.path(), &query, &headers)
         }
+
         /// Connects to `base_url` (`ws://host:port`) with `params`.
         pub async fn connect(
             base_url: &str,
             params: &OrdersParams,
-        ) -> ::std::result::Result<Self, ::wfs_runtime::client::ClientError> {
+        ) -> Result<Self, ClientError> {
             Self::connect_with(Self::request(base_url, params)?).await
         }
+
         /// Connects with a prepared handshake request.
-        pub async fn connect_with(
-            request: ::wfs_runtime::client::Request,
-        ) -> ::std::result::Result<Self, ::wfs_runtime::client::ClientError> {
-            ::std::result::Result::Ok(Self {
-                client: ::wfs_runtime::client::Client::connect(request).await?,
-            })
+        pub async fn connect_with(request: Request) -> Result<Self, ClientError> {
+            Client::connect(request).await.map(|client| Self { client })
         }
-        ///Sends message `order` to the server.
+
+        /// Sends message `order` to the server.
         pub async fn send_order(
             &mut self,
             message: &super::types::Order,
-        ) -> ::std::result::Result<(), ::wfs_runtime::client::ClientError> {
-            let text = ::serde_json::to_string(message)
-                .map_err(|error| ::wfs_runtime::client::ClientError::Request(
-                    error.to_string(),
-                ))?;
-            self.client.send_text(text).await
+        ) -> Result<(), ClientError> {
+            self.client.send_message(message).await
         }
+
         /// The next message from the server, checked against the contract.
-        pub async fn recv(
-            &mut self,
-        ) -> ::std::result::Result<OrdersOutbound, ::wfs_runtime::client::ClientError> {
-            let text = self.client.recv_text().await?;
-            let value: ::serde_json::Value = ::serde_json::from_str(&text)
-                .map_err(|error| ::wfs_runtime::client::ClientError::NotJson(
-                    error.to_string(),
-                ))?;
-            OrdersOutbound::decode(&value)
-                .map_err(|violations| ::wfs_runtime::client::ClientError::Unexpected {
-                    text,
-                    violations,
-                })
+        pub async fn recv(&mut self) -> Result<OrdersOutbound, ClientError> {
+            self.client.recv_message().await
         }
+
         /// The untyped client, to send what the contract does not allow (for tests).
-        pub fn raw(&mut self) -> &mut ::wfs_runtime::client::Client {
+        pub fn raw(&mut self) -> &mut Client {
             &mut self.client
         }
+
         /// Closes the connection (1000).
-        pub async fn close(
-            self,
-        ) -> ::std::result::Result<(), ::wfs_runtime::client::ClientError> {
+        pub async fn close(self) -> Result<(), ClientError> {
             self.client.close().await
         }
     }
 }
-///Channel `cards` at `/cards`.
+
+/// Channel `cards` at `/cards`.
 pub mod cards {
-    ///The parameters of channel `cards`: path, query and headers of the handshake.
+    use ::wfs_runtime::prelude::*;
+
+    /// The parameters of channel `cards`: path, query and headers of the handshake.
     #[derive(Debug, Clone, PartialEq, Default)]
     pub struct CardsParams {}
-    ///The address of channel `cards`: `/cards`.
-    pub static ADDRESS: ::wfs_runtime::address::Template = ::wfs_runtime::address::Template::new(
-        &[::wfs_runtime::address::Piece::Text("/cards")],
-    );
+
+    /// The address of channel `cards`: `/cards`.
+    pub static ADDRESS: Template = Template::new(&[Piece::Text("/cards")]);
+
     impl CardsParams {
         /// Reads and checks the parameters of a handshake; every problem is reported.
-        pub fn from_handshake(
-            handshake: &::wfs_runtime::Handshake,
-        ) -> ::std::result::Result<Self, ::wfs_runtime::ParamsError> {
+        pub fn from_handshake(handshake: &Handshake) -> Result<Self, ParamsError> {
             let _ = handshake;
-            ::std::result::Result::Ok(Self {})
+            Ok(Self {})
         }
+
         /// The path the channel is served at, with its `{...}` parameters filled in
         /// (percent-encoded), for a client's handshake.
-        pub fn path(&self) -> ::std::string::String {
-            ::std::string::String::from("/cards")
+        pub fn path(&self) -> String {
+            String::from("/cards")
         }
+
         /// The query parameters, for a client's handshake.
-        pub fn query_pairs(
-            &self,
-        ) -> ::std::vec::Vec<(&'static str, ::std::string::String)> {
-            ::std::vec![]
+        pub fn query_pairs(&self) -> Vec<(&'static str, String)> {
+            vec![]
         }
+
         /// The headers, for a client's handshake.
-        pub fn header_pairs(
-            &self,
-        ) -> ::std::vec::Vec<(&'static str, ::std::string::String)> {
-            ::std::vec![]
+        pub fn header_pairs(&self) -> Vec<(&'static str, String)> {
+            vec![]
         }
+
         /// The channel address as written in the contract, with its `{...}` parameters filled in.
-        pub fn address(&self) -> ::std::string::String {
-            ::std::string::String::from("/cards")
+        pub fn address(&self) -> String {
+            String::from("/cards")
         }
+
         /// Reads the `{...}` parameters of an address of this channel, matched exactly against
         /// [`ADDRESS`]; the query and header fields keep their defaults.
-        pub fn from_address(
-            address: &str,
-        ) -> ::std::result::Result<Self, ::wfs_runtime::ParamsError> {
-            if ADDRESS.parse(address).is_none() {
-                return ::std::result::Result::Err(
-                    ::wfs_runtime::ParamsError::not_an_address(
-                        address,
-                        "cards",
-                        "/cards",
-                    ),
-                );
-            }
-            ::std::result::Result::Ok(Self::default())
+        pub fn from_address(address: &str) -> Result<Self, ParamsError> {
+            params::Reader::address(&ADDRESS, address, "cards").map(|_| Self::default())
         }
     }
-    ///Every message a client may send on this channel (what the server receives).
-    #[derive(Debug, Clone, PartialEq, ::serde::Serialize)]
-    #[serde(untagged)]
+
+    /// Every message a client may send on this channel (what the server receives).
+    #[derive(Debug, Clone, PartialEq, ::wfs_runtime::serde::Serialize)]
+    #[serde(crate = "::wfs_runtime::serde", untagged)]
     pub enum CardsInbound {
-        ///Message `card`
+        /// Message `card`.
         Card(super::types::Card),
     }
-    impl CardsInbound {
-        /// Decodes a JSON value into the message it is, checked against the contract.
-        pub fn decode(
-            value: &::serde_json::Value,
-        ) -> ::std::result::Result<Self, ::std::vec::Vec<::wfs_runtime::Violations>> {
-            let mut violations = ::std::vec::Vec::new();
-            match super::schemas::CARD.decode(value).map(Self::Card) {
-                ::std::result::Result::Ok(message) => {
-                    return ::std::result::Result::Ok(message);
-                }
-                ::std::result::Result::Err(found) => violations.push(found),
-            }
-            ::std::result::Result::Err(violations)
+
+    impl Decode for CardsInbound {
+        fn decode(value: &Value) -> Result<Self, Vec<Violations>> {
+            first_match(
+                value,
+                &[|value| super::schemas::CARD.decode(value).map(Self::Card)],
+            )
         }
     }
-    ///Every message the server may send on this channel.
-    #[derive(Debug, Clone, PartialEq, ::serde::Serialize)]
-    #[serde(untagged)]
+
+    /// Every message the server may send on this channel.
+    #[derive(Debug, Clone, PartialEq, ::wfs_runtime::serde::Serialize)]
+    #[serde(crate = "::wfs_runtime::serde", untagged)]
     pub enum CardsOutbound {
-        ///Message `anything`
+        /// Message `anything`.
         Anything(super::types::Anything),
     }
-    impl CardsOutbound {
-        /// Decodes a JSON value into the message it is, checked against the contract.
-        pub fn decode(
-            value: &::serde_json::Value,
-        ) -> ::std::result::Result<Self, ::std::vec::Vec<::wfs_runtime::Violations>> {
-            let mut violations = ::std::vec::Vec::new();
-            match super::schemas::ANYTHING.decode(value).map(Self::Anything) {
-                ::std::result::Result::Ok(message) => {
-                    return ::std::result::Result::Ok(message);
-                }
-                ::std::result::Result::Err(found) => violations.push(found),
-            }
-            ::std::result::Result::Err(violations)
+
+    impl Decode for CardsOutbound {
+        fn decode(value: &Value) -> Result<Self, Vec<Violations>> {
+            first_match(
+                value,
+                &[|value| super::schemas::ANYTHING.decode(value).map(Self::Anything)],
+            )
         }
     }
+
     /// The server side of this channel: implement it, and `routes` serves it.
-    pub trait CardsChannel: ::std::marker::Send + ::std::marker::Sync + 'static {
+    pub trait CardsChannel: Send + Sync + 'static {
         /// Per-connection state, made by `on_connect` and handed to every other method.
-        type State: ::std::marker::Send + ::std::marker::Sync + 'static;
+        type State: Send + Sync + 'static;
+
         /// A client asks to connect. `params` holds the checked channel parameters, or
         /// every problem with them; the handshake gives the raw request. Return the
-        /// connection's state to accept it, or a [`::wfs_runtime::Reject`].
+        /// connection's state to accept it, or a [`Reject`].
         fn on_connect(
             &self,
-            handshake: &::wfs_runtime::Handshake,
-            params: ::std::result::Result<CardsParams, ::wfs_runtime::ParamsError>,
-        ) -> impl ::std::future::Future<
-            Output = ::std::result::Result<Self::State, ::wfs_runtime::Reject>,
-        > + ::std::marker::Send;
+            handshake: &Handshake,
+            params: Result<CardsParams, ParamsError>,
+        ) -> impl Future<Output = Result<Self::State, Reject>> + Send;
+
         /// The connection is open (the place to greet or subscribe). Default: nothing.
         fn on_open(
             &self,
             connection: &CardsConnection,
             state: &Self::State,
-        ) -> impl ::std::future::Future<Output = ()> + ::std::marker::Send {
+        ) -> impl Future<Output = ()> + Send {
             let _ = (connection, state);
             async {}
         }
-        ///operationId `receiveCard`
+
+        /// Operation `receiveCard`.
         fn receive_card(
             &self,
             connection: &CardsConnection,
             state: &Self::State,
             message: super::types::Card,
-        ) -> impl ::std::future::Future<
-            Output = ::std::result::Result<(), ::wfs_runtime::ChannelError>,
-        > + ::std::marker::Send;
+        ) -> impl Future<Output = Result<(), ChannelError>> + Send;
+
         /// A frame the contract does not allow arrived. Default: close with the
         /// error's code (1003 not JSON text, 1007 not a message of this channel).
         fn on_invalid_frame(
             &self,
             connection: &CardsConnection,
             state: &Self::State,
-            error: ::wfs_runtime::FrameError,
-        ) -> impl ::std::future::Future<Output = ()> + ::std::marker::Send {
+            error: FrameError,
+        ) -> impl Future<Output = ()> + Send {
             let _ = state;
             connection.close(error.close_code(), error.close_reason());
             async {}
         }
+
         /// The connection has ended. Default: nothing.
         fn on_close(
             &self,
             connection: &CardsConnection,
             state: &Self::State,
-        ) -> impl ::std::future::Future<Output = ()> + ::std::marker::Send {
+        ) -> impl Future<Output = ()> + Send {
             let _ = (connection, state);
             async {}
         }
     }
+
     /// A connection on this channel: what the server may send on it, typed.
     #[derive(Debug, Clone)]
     pub struct CardsConnection {
-        connection: ::wfs_runtime::Connection,
+        connection: Connection,
     }
+
     impl CardsConnection {
         /// Wraps an accepted connection.
-        pub fn new(connection: ::wfs_runtime::Connection) -> Self {
+        pub fn new(connection: Connection) -> Self {
             Self { connection }
         }
+
         /// The untyped connection (id, closed state).
-        pub fn connection(&self) -> &::wfs_runtime::Connection {
+        pub fn connection(&self) -> &Connection {
             &self.connection
         }
+
         /// Closes the connection with `code` and `reason` after the frames already queued.
-        pub fn close(
-            &self,
-            code: u16,
-            reason: impl ::std::convert::Into<::std::string::String>,
-        ) {
+        pub fn close(&self, code: u16, reason: impl Into<String>) {
             self.connection.close(code, reason);
         }
-        /**operationId `sendAnything`
 
-Sends Message `anything`.*/
+        /// Operation `sendAnything`.
+        ///
+        /// Sends Message `anything`.
         pub fn send_anything(
             &self,
             message: &super::types::Anything,
-        ) -> ::std::result::Result<(), ::wfs_runtime::SendError> {
-            self.connection.send_frame(&::wfs_runtime::Frame::new(message)?)
+        ) -> Result<(), SendError> {
+            self.connection.send_frame(&Frame::new(message)?)
         }
-        ///Like [`Self::send_anything`] with a frame serialised once, to send the same message to many connections.
+
+        /// Like [`Self::send_anything`] with a frame serialised once, to send the same message to many connections.
         pub fn send_anything_frame(
             &self,
-            frame: &::wfs_runtime::Frame<super::types::Anything>,
-        ) -> ::std::result::Result<(), ::wfs_runtime::SendError> {
+            frame: &Frame<super::types::Anything>,
+        ) -> Result<(), SendError> {
             self.connection.send_frame(frame)
         }
     }
-    ///A client of channel `cards` at `/cards`.
+
+    /// A client of channel `cards` at `/cards`.
     #[derive(Debug)]
     pub struct CardsClient {
-        client: ::wfs_runtime::client::Client,
+        client: Client,
     }
+
     impl CardsClient {
         /// The handshake request for `base_url` (`ws://host:port`) and `params`; add
         /// headers to it before [`Self::connect_with`] if needed.
         pub fn request(
             base_url: &str,
             params: &CardsParams,
-        ) -> ::std::result::Result<
-            ::wfs_runtime::client::Request,
-            ::wfs_runtime::client::ClientError,
-        > {
+        ) -> Result<Request, ClientError> {
             let query = params.query_pairs();
             let headers = params.header_pairs();
             ::wfs_runtime::client::request(base_url, &params.path(), &query, &headers)
         }
+
         /// Connects to `base_url` (`ws://host:port`) with `params`.
         pub async fn connect(
             base_url: &str,
             params: &CardsParams,
-        ) -> ::std::result::Result<Self, ::wfs_runtime::client::ClientError> {
+        ) -> Result<Self, ClientError> {
             Self::connect_with(Self::request(base_url, params)?).await
         }
+
         /// Connects with a prepared handshake request.
-        pub async fn connect_with(
-            request: ::wfs_runtime::client::Request,
-        ) -> ::std::result::Result<Self, ::wfs_runtime::client::ClientError> {
-            ::std::result::Result::Ok(Self {
-                client: ::wfs_runtime::client::Client::connect(request).await?,
-            })
+        pub async fn connect_with(request: Request) -> Result<Self, ClientError> {
+            Client::connect(request).await.map(|client| Self { client })
         }
-        ///Sends message `card` to the server.
+
+        /// Sends message `card` to the server.
         pub async fn send_card(
             &mut self,
             message: &super::types::Card,
-        ) -> ::std::result::Result<(), ::wfs_runtime::client::ClientError> {
-            let text = ::serde_json::to_string(message)
-                .map_err(|error| ::wfs_runtime::client::ClientError::Request(
-                    error.to_string(),
-                ))?;
-            self.client.send_text(text).await
+        ) -> Result<(), ClientError> {
+            self.client.send_message(message).await
         }
+
         /// The next message from the server, checked against the contract.
-        pub async fn recv(
-            &mut self,
-        ) -> ::std::result::Result<CardsOutbound, ::wfs_runtime::client::ClientError> {
-            let text = self.client.recv_text().await?;
-            let value: ::serde_json::Value = ::serde_json::from_str(&text)
-                .map_err(|error| ::wfs_runtime::client::ClientError::NotJson(
-                    error.to_string(),
-                ))?;
-            CardsOutbound::decode(&value)
-                .map_err(|violations| ::wfs_runtime::client::ClientError::Unexpected {
-                    text,
-                    violations,
-                })
+        pub async fn recv(&mut self) -> Result<CardsOutbound, ClientError> {
+            self.client.recv_message().await
         }
+
         /// The untyped client, to send what the contract does not allow (for tests).
-        pub fn raw(&mut self) -> &mut ::wfs_runtime::client::Client {
+        pub fn raw(&mut self) -> &mut Client {
             &mut self.client
         }
+
         /// Closes the connection (1000).
-        pub async fn close(
-            self,
-        ) -> ::std::result::Result<(), ::wfs_runtime::client::ClientError> {
+        pub async fn close(self) -> Result<(), ClientError> {
             self.client.close().await
         }
     }
 }
-/// One function and socket handler per channel address.
+
+/// One endpoint and socket handler per channel address.
 mod endpoints {
-    ///Serves `/orders`.
-    pub(super) async fn serve_orders<S>(
-        app: ::std::sync::Arc<S>,
-        config: ::std::sync::Arc<::wfs_runtime::Config>,
-        request: ::wfs_runtime::poem::Request,
-    ) -> ::wfs_runtime::poem::Response
-    where
-        S: super::orders::OrdersChannel,
-    {
-        let ::std::option::Option::Some(handshake) = ::wfs_runtime::Handshake::from_address(
-            &request,
-            &super::orders::ADDRESS,
-        ) else {
-            return ::wfs_runtime::socket::refuse(
-                    &request,
-                    config,
-                    ::wfs_runtime::Reject::Http {
-                        status: 404,
-                        body: ::std::string::String::from("Not Found"),
-                    },
+    use ::wfs_runtime::prelude::*;
+
+    /// Serves `/orders` (channels `orders`) on the application `S`.
+    pub(super) struct OrdersEndpoint<S>(pub(super) Arc<S>);
+
+    impl<S: super::orders::OrdersChannel> Endpoint for OrdersEndpoint<S> {
+        type Socket = OrdersSocket<S>;
+
+        fn address(&self) -> &'static Template {
+            &super::orders::ADDRESS
+        }
+
+        async fn connect(
+            &self,
+            handshake: &Handshake,
+        ) -> Result<OrdersSocket<S>, Reject> {
+            let orders_state = <S as super::orders::OrdersChannel>::on_connect(
+                    &self.0,
+                    handshake,
+                    super::orders::OrdersParams::from_handshake(handshake),
                 )
-                .await;
-        };
-        let orders_state = match <S as super::orders::OrdersChannel>::on_connect(
-                &app,
-                &handshake,
-                super::orders::OrdersParams::from_handshake(&handshake),
-            )
-            .await
-        {
-            ::std::result::Result::Ok(state) => state,
-            ::std::result::Result::Err(reject) => {
-                return ::wfs_runtime::socket::refuse(&request, config, reject).await;
-            }
-        };
-        ::wfs_runtime::socket::upgrade(
-                &request,
-                config,
-                OrdersSocket { app, orders_state },
-            )
-            .await
+                .await?;
+            Ok(OrdersSocket {
+                app: self.0.clone(),
+                orders_state,
+            })
+        }
     }
+
+    /// One connection to `/orders`: the application, and each channel's state.
     pub(super) struct OrdersSocket<S: super::orders::OrdersChannel> {
-        app: ::std::sync::Arc<S>,
+        app: Arc<S>,
         orders_state: <S as super::orders::OrdersChannel>::State,
     }
-    impl<S: super::orders::OrdersChannel> ::wfs_runtime::socket::SocketHandler
-    for OrdersSocket<S> {
-        async fn on_open(&self, connection: &::wfs_runtime::Connection) {
+
+    impl<S: super::orders::OrdersChannel> SocketHandler for OrdersSocket<S> {
+        type Inbound = super::orders::OrdersInbound;
+
+        async fn on_open(&self, connection: &Connection) {
             <S as super::orders::OrdersChannel>::on_open(
                     &self.app,
                     &super::orders::OrdersConnection::new(connection.clone()),
@@ -760,64 +827,28 @@ mod endpoints {
                 )
                 .await;
         }
-        async fn on_text(
+
+        async fn on_message(
             &self,
-            connection: &::wfs_runtime::Connection,
-            text: ::std::string::String,
+            connection: &Connection,
+            message: super::orders::OrdersInbound,
         ) {
-            let value = match ::wfs_runtime::socket::parse_json(&text) {
-                ::std::result::Result::Ok(value) => value,
-                ::std::result::Result::Err(error) => {
-                    return self.on_invalid(connection, error).await;
+            let typed = super::orders::OrdersConnection::new(connection.clone());
+            match message {
+                super::orders::OrdersInbound::Order(message) => {
+                    let outcome = <S as super::orders::OrdersChannel>::receive_order(
+                            &self.app,
+                            &typed,
+                            &self.orders_state,
+                            message,
+                        )
+                        .await;
+                    reply(connection, outcome);
                 }
-            };
-            let mut violations = ::std::vec::Vec::new();
-            match super::orders::OrdersInbound::decode(&value) {
-                ::std::result::Result::Ok(decoded) => {
-                    match decoded {
-                        super::orders::OrdersInbound::Order(message) => {
-                            let typed = super::orders::OrdersConnection::new(
-                                connection.clone(),
-                            );
-                            match <S as super::orders::OrdersChannel>::receive_order(
-                                    &self.app,
-                                    &typed,
-                                    &self.orders_state,
-                                    message,
-                                )
-                                .await
-                            {
-                                ::std::result::Result::Ok(reply) => {
-                                    match ::wfs_runtime::Frame::new(&reply) {
-                                        ::std::result::Result::Ok(frame) => {
-                                            let _ = connection.send_frame(&frame);
-                                        }
-                                        ::std::result::Result::Err(error) => {
-                                            ::wfs_runtime::tracing::error!(
-                                                % error, "reply does not match the contract"
-                                            );
-                                            connection.close(1011, "Internal server error.");
-                                        }
-                                    }
-                                }
-                                ::std::result::Result::Err(error) => {
-                                    connection.close(error.code, error.reason)
-                                }
-                            }
-                        }
-                    }
-                    return;
-                }
-                ::std::result::Result::Err(mut found) => violations.append(&mut found),
             }
-            self.on_invalid(connection, ::wfs_runtime::FrameError::Contract(violations))
-                .await;
         }
-        async fn on_invalid(
-            &self,
-            connection: &::wfs_runtime::Connection,
-            error: ::wfs_runtime::FrameError,
-        ) {
+
+        async fn on_invalid(&self, connection: &Connection, error: FrameError) {
             <S as super::orders::OrdersChannel>::on_invalid_frame(
                     &self.app,
                     &super::orders::OrdersConnection::new(connection.clone()),
@@ -826,7 +857,8 @@ mod endpoints {
                 )
                 .await;
         }
-        async fn on_close(&self, connection: &::wfs_runtime::Connection) {
+
+        async fn on_close(&self, connection: &Connection) {
             <S as super::orders::OrdersChannel>::on_close(
                     &self.app,
                     &super::orders::OrdersConnection::new(connection.clone()),
@@ -835,55 +867,44 @@ mod endpoints {
                 .await;
         }
     }
-    ///Serves `/cards`.
-    pub(super) async fn serve_cards<S>(
-        app: ::std::sync::Arc<S>,
-        config: ::std::sync::Arc<::wfs_runtime::Config>,
-        request: ::wfs_runtime::poem::Request,
-    ) -> ::wfs_runtime::poem::Response
-    where
-        S: super::cards::CardsChannel,
-    {
-        let ::std::option::Option::Some(handshake) = ::wfs_runtime::Handshake::from_address(
-            &request,
-            &super::cards::ADDRESS,
-        ) else {
-            return ::wfs_runtime::socket::refuse(
-                    &request,
-                    config,
-                    ::wfs_runtime::Reject::Http {
-                        status: 404,
-                        body: ::std::string::String::from("Not Found"),
-                    },
+
+    /// Serves `/cards` (channels `cards`) on the application `S`.
+    pub(super) struct CardsEndpoint<S>(pub(super) Arc<S>);
+
+    impl<S: super::cards::CardsChannel> Endpoint for CardsEndpoint<S> {
+        type Socket = CardsSocket<S>;
+
+        fn address(&self) -> &'static Template {
+            &super::cards::ADDRESS
+        }
+
+        async fn connect(
+            &self,
+            handshake: &Handshake,
+        ) -> Result<CardsSocket<S>, Reject> {
+            let cards_state = <S as super::cards::CardsChannel>::on_connect(
+                    &self.0,
+                    handshake,
+                    super::cards::CardsParams::from_handshake(handshake),
                 )
-                .await;
-        };
-        let cards_state = match <S as super::cards::CardsChannel>::on_connect(
-                &app,
-                &handshake,
-                super::cards::CardsParams::from_handshake(&handshake),
-            )
-            .await
-        {
-            ::std::result::Result::Ok(state) => state,
-            ::std::result::Result::Err(reject) => {
-                return ::wfs_runtime::socket::refuse(&request, config, reject).await;
-            }
-        };
-        ::wfs_runtime::socket::upgrade(
-                &request,
-                config,
-                CardsSocket { app, cards_state },
-            )
-            .await
+                .await?;
+            Ok(CardsSocket {
+                app: self.0.clone(),
+                cards_state,
+            })
+        }
     }
+
+    /// One connection to `/cards`: the application, and each channel's state.
     pub(super) struct CardsSocket<S: super::cards::CardsChannel> {
-        app: ::std::sync::Arc<S>,
+        app: Arc<S>,
         cards_state: <S as super::cards::CardsChannel>::State,
     }
-    impl<S: super::cards::CardsChannel> ::wfs_runtime::socket::SocketHandler
-    for CardsSocket<S> {
-        async fn on_open(&self, connection: &::wfs_runtime::Connection) {
+
+    impl<S: super::cards::CardsChannel> SocketHandler for CardsSocket<S> {
+        type Inbound = super::cards::CardsInbound;
+
+        async fn on_open(&self, connection: &Connection) {
             <S as super::cards::CardsChannel>::on_open(
                     &self.app,
                     &super::cards::CardsConnection::new(connection.clone()),
@@ -891,52 +912,28 @@ mod endpoints {
                 )
                 .await;
         }
-        async fn on_text(
+
+        async fn on_message(
             &self,
-            connection: &::wfs_runtime::Connection,
-            text: ::std::string::String,
+            connection: &Connection,
+            message: super::cards::CardsInbound,
         ) {
-            let value = match ::wfs_runtime::socket::parse_json(&text) {
-                ::std::result::Result::Ok(value) => value,
-                ::std::result::Result::Err(error) => {
-                    return self.on_invalid(connection, error).await;
+            let typed = super::cards::CardsConnection::new(connection.clone());
+            match message {
+                super::cards::CardsInbound::Card(message) => {
+                    let outcome = <S as super::cards::CardsChannel>::receive_card(
+                            &self.app,
+                            &typed,
+                            &self.cards_state,
+                            message,
+                        )
+                        .await;
+                    handled(connection, outcome);
                 }
-            };
-            let mut violations = ::std::vec::Vec::new();
-            match super::cards::CardsInbound::decode(&value) {
-                ::std::result::Result::Ok(decoded) => {
-                    match decoded {
-                        super::cards::CardsInbound::Card(message) => {
-                            let typed = super::cards::CardsConnection::new(
-                                connection.clone(),
-                            );
-                            match <S as super::cards::CardsChannel>::receive_card(
-                                    &self.app,
-                                    &typed,
-                                    &self.cards_state,
-                                    message,
-                                )
-                                .await
-                            {
-                                ::std::result::Result::Ok(()) => {}
-                                ::std::result::Result::Err(error) => {
-                                    connection.close(error.code, error.reason)
-                                }
-                            }
-                        }
-                    }
-                    return;
-                }
-                ::std::result::Result::Err(mut found) => violations.append(&mut found),
             }
-            self.on_invalid(connection, ::wfs_runtime::FrameError::Contract(violations))
-                .await;
         }
-        async fn on_invalid(
-            &self,
-            connection: &::wfs_runtime::Connection,
-            error: ::wfs_runtime::FrameError,
-        ) {
+
+        async fn on_invalid(&self, connection: &Connection, error: FrameError) {
             <S as super::cards::CardsChannel>::on_invalid_frame(
                     &self.app,
                     &super::cards::CardsConnection::new(connection.clone()),
@@ -945,7 +942,8 @@ mod endpoints {
                 )
                 .await;
         }
-        async fn on_close(&self, connection: &::wfs_runtime::Connection) {
+
+        async fn on_close(&self, connection: &Connection) {
             <S as super::cards::CardsChannel>::on_close(
                     &self.app,
                     &super::cards::CardsConnection::new(connection.clone()),
@@ -955,7 +953,8 @@ mod endpoints {
         }
     }
 }
-///Mounts `/orders` (channels `orders`) on `route`. [`routes`] mounts every address; this is for a server that serves only some of them.
+
+/// Mounts `/orders` (channels `orders`) on `route`. [`routes`] mounts every address; this is for a server that serves only some of them.
 pub fn mount_orders<S>(
     route: ::wfs_runtime::poem::Route,
     app: ::std::sync::Arc<S>,
@@ -967,14 +966,11 @@ where
     route
         .at(
             "/orders",
-            ::wfs_runtime::poem::get(
-                ::wfs_runtime::poem::endpoint::make(move |request| {
-                    endpoints::serve_orders(app.clone(), config.clone(), request)
-                }),
-            ),
+            ::wfs_runtime::serve::endpoint(endpoints::OrdersEndpoint(app), config),
         )
 }
-///Mounts `/cards` (channels `cards`) on `route`. [`routes`] mounts every address; this is for a server that serves only some of them.
+
+/// Mounts `/cards` (channels `cards`) on `route`. [`routes`] mounts every address; this is for a server that serves only some of them.
 pub fn mount_cards<S>(
     route: ::wfs_runtime::poem::Route,
     app: ::std::sync::Arc<S>,
@@ -986,13 +982,10 @@ where
     route
         .at(
             "/cards",
-            ::wfs_runtime::poem::get(
-                ::wfs_runtime::poem::endpoint::make(move |request| {
-                    endpoints::serve_cards(app.clone(), config.clone(), request)
-                }),
-            ),
+            ::wfs_runtime::serve::endpoint(endpoints::CardsEndpoint(app), config),
         )
 }
+
 /// Mounts every channel with an address on a poem `Route`, each at its address.
 pub fn routes<S>(
     app: ::std::sync::Arc<S>,
@@ -1001,8 +994,7 @@ pub fn routes<S>(
 where
     S: orders::OrdersChannel + cards::CardsChannel,
 {
-    let mut route = ::wfs_runtime::poem::Route::new();
-    route = mount_orders(route, app.clone(), config.clone());
-    route = mount_cards(route, app.clone(), config.clone());
-    route
+    let route = ::wfs_runtime::poem::Route::new();
+    let route = mount_orders(route, app.clone(), config.clone());
+    mount_cards(route, app, config)
 }

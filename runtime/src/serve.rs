@@ -1,0 +1,206 @@
+//! Serving a generated contract: what is the same for every channel, so that the generated code
+//! only declares (its types, its traits, its routing table) and calls in here.
+//!
+//! - [`Decode`]: a channel's message enum, decoded from a JSON value and checked against the
+//!   contract; [`first_match`] and [`by_discriminator`] are the two ways its variants are told
+//!   apart.
+//! - [`Endpoint`] and [`serve`]: one address, from the handshake request to the running socket
+//!   (404 for a path that does not match the address exactly, the channels' `on_connect`, the
+//!   refusal or the upgrade); [`endpoint`] makes it a poem endpoint for `Route::at`.
+//! - [`reply`], [`handled`]: what happens to a receive operation's result.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use poem::{Request, Response, RouteMethod};
+use serde_json::Value;
+
+use crate::address::Template;
+use crate::connection::Outgoing;
+use crate::socket::{self, Config, SocketHandler};
+use crate::{ChannelError, Connection, Frame, FrameError, Handshake, Reject, Violations};
+
+/// A type the frames of a channel decode into: its inbound or outbound message enum, or the
+/// messages of an address several channels share.
+pub trait Decode: Sized {
+    /// Decodes a JSON value into the message it is, checked against the contract's schemas;
+    /// when it is none of them, why not for each.
+    fn decode(value: &Value) -> Result<Self, Vec<Violations>>;
+
+    /// Parses a text frame as JSON and decodes it: what the socket loop does with every text
+    /// frame, and the client with every frame it receives.
+    fn from_text(text: &str) -> Result<Self, FrameError> {
+        let value = socket::parse_json(text)?;
+        Self::decode(&value).map_err(FrameError::Contract)
+    }
+}
+
+/// How one message of an enum is decoded from a JSON value (a validator's `decode`, wrapped in
+/// the enum's variant).
+pub type Decoder<T> = fn(&Value) -> Result<T, Violations>;
+
+/// The first of `decoders` that accepts `value`, or every one's violations: for messages that
+/// share no discriminator, each schema is tried in turn, in the contract's order.
+pub fn first_match<T>(value: &Value, decoders: &[Decoder<T>]) -> Result<T, Vec<Violations>> {
+    let mut violations = Vec::with_capacity(decoders.len());
+    for decode in decoders {
+        match decode(value) {
+            Ok(message) => return Ok(message),
+            Err(found) => violations.push(found),
+        }
+    }
+    Err(violations)
+}
+
+/// The decoder named by the string constant at `property` (a discriminator every message of
+/// the enum carries, with a different value in each): a direct match instead of a trial of each
+/// schema. A value without one of `decoders`' names is a violation of `label`.
+pub fn by_discriminator<T>(
+    value: &Value,
+    label: &'static str,
+    property: &str,
+    decoders: &[(&str, Decoder<T>)],
+) -> Result<T, Vec<Violations>> {
+    let name = value.get(property).and_then(Value::as_str);
+    match decoders.iter().find(|(known, _)| Some(*known) == name) {
+        Some((_, decode)) => decode(value).map_err(|violations| vec![violations]),
+        None => {
+            let names: Vec<String> = decoders
+                .iter()
+                .map(|(name, _)| format!("`{name}`"))
+                .collect();
+            Err(vec![Violations::single(
+                label,
+                format!("`{property}` must be one of {}", names.join(", ")),
+            )])
+        }
+    }
+}
+
+/// One served address: where it is, and how a handshake becomes the socket's handler. The
+/// generated code implements it once per address, over the application that implements the
+/// address's channel traits.
+pub trait Endpoint: Send + Sync + 'static {
+    /// The connection's handler: the application and each channel's per-connection state.
+    type Socket: SocketHandler;
+
+    /// The address a request path must match exactly; anything else is a 404.
+    fn address(&self) -> &'static Template;
+
+    /// Runs the `on_connect` hook of each channel at the address, in the contract's order:
+    /// the socket's handler, or how the first channel that refused wants to refuse.
+    fn connect(
+        &self,
+        handshake: &Handshake,
+    ) -> impl Future<Output = Result<Self::Socket, Reject>> + Send;
+}
+
+/// Answers one handshake request for `endpoint`: 404 when the path is not its address, the
+/// channels' refusal if one refuses, and otherwise the upgraded connection, run until it ends.
+pub async fn serve<E: Endpoint>(endpoint: &E, config: Arc<Config>, request: Request) -> Response {
+    let Some(handshake) = Handshake::from_address(&request, endpoint.address()) else {
+        let not_found = Reject::Http {
+            status: 404,
+            body: "Not Found".to_owned(),
+        };
+        return socket::refuse(&request, config, not_found).await;
+    };
+    match endpoint.connect(&handshake).await {
+        Ok(handler) => socket::upgrade(&request, config, handler).await,
+        Err(reject) => socket::refuse(&request, config, reject).await,
+    }
+}
+
+/// `endpoint` as a poem `GET` endpoint, to mount with `Route::at` at the address's route.
+pub fn endpoint<E: Endpoint>(endpoint: E, config: Arc<Config>) -> RouteMethod {
+    let endpoint = Arc::new(endpoint);
+    poem::get(poem::endpoint::make(move |request| {
+        let (endpoint, config) = (endpoint.clone(), config.clone());
+        async move { serve(&*endpoint, config, request).await }
+    }))
+}
+
+/// Sends the reply a receive operation returned (a message of the contract, the operation's
+/// reply enum when it may be one of several, or any JSON when it has no schema), or closes with
+/// the handler's error. A reply that breaks the contract is a server bug: it is logged, and the
+/// client is told only 1011.
+pub fn reply<T: Outgoing>(connection: &Connection, outcome: Result<T, ChannelError>) {
+    match outcome.map(|reply| Frame::new(&reply)) {
+        Ok(Ok(frame)) => {
+            let _ = connection.send_frame(&frame);
+        }
+        Ok(Err(error)) => {
+            tracing::error!(%error, "reply does not match the contract");
+            connection.close(1011, "Internal server error.");
+        }
+        Err(error) => connection.close(error.code, error.reason),
+    }
+}
+
+/// What a receive operation without a reply returned: nothing to send, a close on error.
+pub fn handled(connection: &Connection, outcome: Result<(), ChannelError>) {
+    if let Err(error) = outcome {
+        connection.close(error.code, error.reason);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    static NUMBER: crate::Validator = crate::Validator::new(
+        "Number",
+        r#"{"type":"object","required":["kind","n"],"properties":{"kind":{"const":"number"},"n":{"type":"integer"}}}"#,
+    );
+    static TEXT: crate::Validator = crate::Validator::new(
+        "Text",
+        r#"{"type":"object","required":["kind","text"],"properties":{"kind":{"const":"text"},"text":{"type":"string"}}}"#,
+    );
+
+    #[derive(Debug, PartialEq)]
+    enum Message {
+        Number(Value),
+        Text(Value),
+    }
+
+    fn number(value: &Value) -> Result<Message, Violations> {
+        NUMBER.check(value).map(|()| Message::Number(value.clone()))
+    }
+
+    fn text(value: &Value) -> Result<Message, Violations> {
+        TEXT.check(value).map(|()| Message::Text(value.clone()))
+    }
+
+    #[test]
+    fn the_first_schema_that_matches_wins_and_otherwise_every_violation_is_kept() {
+        let frame = json!({"kind": "text", "text": "hi"});
+        assert_eq!(
+            first_match(&frame, &[number, text]),
+            Ok(Message::Text(frame.clone()))
+        );
+        let neither = first_match(&json!({"kind": "text"}), &[number, text]).unwrap_err();
+        let schemas: Vec<&str> = neither.iter().map(|found| found.schema).collect();
+        assert_eq!(schemas, ["Number", "Text"]);
+    }
+
+    #[test]
+    fn a_discriminator_picks_one_schema_and_names_the_values_it_takes() {
+        let decoders: [(&str, Decoder<Message>); 2] = [("number", number), ("text", text)];
+        let wrong = by_discriminator(
+            &json!({"kind": "text", "text": 1}),
+            "Message",
+            "kind",
+            &decoders,
+        )
+        .unwrap_err();
+        assert_eq!(wrong.len(), 1);
+        assert_eq!(wrong[0].schema, "Text");
+        let unknown =
+            by_discriminator(&json!({"kind": "other"}), "Message", "kind", &decoders).unwrap_err();
+        assert_eq!(
+            unknown[0].to_string(),
+            "Message: `kind` must be one of `number`, `text`"
+        );
+    }
+}
