@@ -8,6 +8,7 @@
 //!   a target and returns a serialisable result, which the `wfs-bench` binary prints as one
 //!   JSON line.
 //! - [`sse`]: the few lines of Server-Sent Events client the SSE fan-out needs.
+//! - [`tls`]: the client side of TLS, trusting only the server's own certificate.
 //! - [`ceiling`]: baseline (a), the minimal tokio-tungstenite echo and broadcast server, with
 //!   no framework and no validation (binary `wfs-bench-ceiling`).
 //! - [`http`]: the few HTTP/1.1 requests the load generator makes (log in, publish), written
@@ -25,6 +26,7 @@ pub mod scenarios;
 pub mod sse;
 pub mod stats;
 pub mod target;
+pub mod tls;
 
 pub use target::{Publish, Target};
 

@@ -16,6 +16,7 @@ use wfs_bench::Target;
 use wfs_bench::scenarios::{
     self, CatchUpOptions, ChatOptions, ChurnOptions, EchoOptions, FanoutOptions, HandshakeOptions,
     IdleOptions, LoginBurstOptions, PublishOptions, SlowlorisOptions, Transport,
+    TwoInstancesOptions,
 };
 
 #[derive(Debug, Parser)]
@@ -34,6 +35,16 @@ struct Cli {
     /// published through its REST API). Without it the target is a baseline (GET /publish).
     #[arg(long)]
     login: Option<String>,
+    /// A second instance sharing the first one's Redis and database (`two-instances`).
+    #[arg(long)]
+    server2: Option<SocketAddr>,
+    /// The second instance's pid.
+    #[arg(long)]
+    pid2: Option<u32>,
+    /// Speak TLS (wss, https) to the server, trusting only the PEM certificate in this file
+    /// (`wfs serve --tls` makes `<data dir>/tls/server.crt`).
+    #[arg(long)]
+    ca_file: Option<std::path::PathBuf>,
     #[command(subcommand)]
     scenario: Scenario,
 }
@@ -96,6 +107,17 @@ enum Scenario {
         rate: f64,
         #[arg(long, default_value_t = 10.0)]
         duration: f64,
+        #[arg(long, default_value_t = 30.0)]
+        drain: f64,
+    },
+    /// Subscribers split over two instances (`--server2`), alerts published on the first.
+    TwoInstances {
+        #[arg(long, default_value_t = 2_000)]
+        subscribers: usize,
+        #[arg(long, default_value_t = 50)]
+        alerts: usize,
+        #[arg(long, default_value_t = 100)]
+        interval_ms: u64,
         #[arg(long, default_value_t = 30.0)]
         drain: f64,
     },
@@ -170,6 +192,9 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<String> {
+    if let Some(ca_file) = &cli.ca_file {
+        wfs_bench::tls::trust(ca_file)?;
+    }
     let target = match &cli.login {
         Some(login) => {
             let (user, password) = login.split_once(':').context("--login is USER:PASSWORD")?;
@@ -269,6 +294,32 @@ async fn run(cli: Cli) -> anyhow::Result<String> {
             )
             .await?,
         ),
+        Scenario::TwoInstances {
+            subscribers,
+            alerts,
+            interval_ms,
+            drain,
+        } => {
+            let address = cli.server2.context("two-instances needs --server2")?;
+            let second = Target {
+                address,
+                pid: cli.pid2,
+                ..target.clone()
+            };
+            serde_json::to_string(
+                &scenarios::two_instances(
+                    &target,
+                    &second,
+                    &TwoInstancesOptions {
+                        subscribers,
+                        alerts,
+                        interval: Duration::from_millis(interval_ms),
+                        drain: seconds(drain),
+                    },
+                )
+                .await?,
+            )
+        }
         Scenario::Publish {
             subscribers,
             publishers,

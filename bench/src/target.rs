@@ -109,13 +109,23 @@ impl Target {
         }
     }
 
+    /// `wss` when this process speaks TLS ([`crate::tls`]), else `ws`.
+    fn scheme(&self) -> &'static str {
+        if crate::tls::config().is_some() {
+            "wss"
+        } else {
+            "ws"
+        }
+    }
+
     pub fn echo_url(&self) -> String {
-        format!("ws://{}{ECHO_PATH}", self.address)
+        format!("{}://{}{ECHO_PATH}", self.scheme(), self.address)
     }
 
     pub fn alert_url(&self, city: &str) -> String {
         format!(
-            "ws://{}{ALERT_PATH}?city_uuid={city}&access_token={}",
+            "{}://{}{ALERT_PATH}?city_uuid={city}&access_token={}",
+            self.scheme(),
             self.address,
             http::encode_query_value(&self.token)
         )
@@ -123,7 +133,8 @@ impl Target {
 
     pub fn chat_url(&self, city: &str) -> String {
         format!(
-            "ws://{}{CHAT_PATH}?city_uuid={city}&access_token={}",
+            "{}://{}{CHAT_PATH}?city_uuid={city}&access_token={}",
+            self.scheme(),
             self.address,
             http::encode_query_value(&self.token)
         )

@@ -29,9 +29,11 @@ use serde_json::Value;
 const USAGE: &str =
     "usage: cargo xtask bench [--smoke] [--runs N] [--scenario NAME]... [--server NAME]... [--out FILE] [--wfs-arg ARG]...
   scenarios: echo fanout fanout-spread idle churn slowloris login-burst handshake burst
-             catch-up sse chat publish (default: all; slowloris, login-burst, catch-up and
-             sse run against wfs only, chat against wfs and the ceiling)
-  servers:   wfs wfs-redis ceiling websockets starlette (default: all; --smoke: wfs ceiling)
+             catch-up sse chat publish two-instances (default: all; slowloris, login-burst,
+             catch-up and sse run against wfs only, chat against wfs and the ceiling,
+             two-instances against wfs-redis: a second wfs on the same Redis and database)
+  servers:   wfs wfs-redis wfs-tls ceiling websockets starlette (default: all; --smoke: wfs
+             ceiling); wfs-tls runs echo, fanout, fanout-spread, idle, handshake and burst
   --runs:    how many times each scenario runs against each server, interleaved
              (A B C A B C ...); tables show the median and the min-max spread (default 3;
              --smoke: 1)
@@ -50,15 +52,18 @@ enum Server {
     Wfs,
     /// wfs with `--redis-url`: alerts go through Redis, as with several instances.
     WfsRedis,
+    /// wfs with `--tls`: wss and https, its own self-signed certificate.
+    WfsTls,
     Ceiling,
     Websockets,
     Starlette,
 }
 
 impl Server {
-    const ALL: [Server; 5] = [
+    const ALL: [Server; 6] = [
         Server::Wfs,
         Server::WfsRedis,
+        Server::WfsTls,
         Server::Ceiling,
         Server::Websockets,
         Server::Starlette,
@@ -68,6 +73,7 @@ impl Server {
         match self {
             Server::Wfs => "wfs",
             Server::WfsRedis => "wfs-redis",
+            Server::WfsTls => "wfs-tls",
             Server::Ceiling => "ceiling",
             Server::Websockets => "websockets",
             Server::Starlette => "starlette",
@@ -78,6 +84,7 @@ impl Server {
         match self {
             Server::Wfs => "wfs (ours)",
             Server::WfsRedis => "wfs with its Redis bus",
+            Server::WfsTls => "wfs over TLS",
             Server::Ceiling => "(a) tokio-tungstenite ceiling",
             Server::Websockets => "(b) Python websockets",
             Server::Starlette => "(c) old stack: Starlette + Redis",
@@ -88,6 +95,7 @@ impl Server {
         match self {
             Server::Wfs => "wfs",
             Server::WfsRedis => "wfs + Redis",
+            Server::WfsTls => "wfs + TLS",
             Server::Ceiling => "(a) ceiling",
             Server::Websockets => "(b) websockets",
             Server::Starlette => "(c) Starlette+Redis",
@@ -96,6 +104,10 @@ impl Server {
 
     fn python(self) -> bool {
         matches!(self, Server::Websockets | Server::Starlette)
+    }
+
+    fn is_wfs(self) -> bool {
+        matches!(self, Server::Wfs | Server::WfsRedis | Server::WfsTls)
     }
 }
 
@@ -123,10 +135,13 @@ enum Scenario {
     Chat,
     /// Sustained publishing through each server's publish path to 100 subscribers (issue 15).
     Publish,
+    /// Two `wfs serve` sharing Redis and the database; subscribers on both, alerts published
+    /// on one (wfs with Redis only; issue 15).
+    TwoInstances,
 }
 
 impl Scenario {
-    const ALL: [Scenario; 13] = [
+    const ALL: [Scenario; 14] = [
         Scenario::Echo,
         Scenario::Fanout,
         Scenario::FanoutSpread,
@@ -140,6 +155,7 @@ impl Scenario {
         Scenario::Sse,
         Scenario::Chat,
         Scenario::Publish,
+        Scenario::TwoInstances,
     ];
 
     /// Whether the scenario means anything for `server`: the hostile-client scenarios test
@@ -147,10 +163,23 @@ impl Scenario {
     /// history and SSE exist on wfs only; the ceiling has a chat room, the Python baselines
     /// have none.
     fn applies_to(self, server: Server) -> bool {
+        if server == Server::WfsTls {
+            // TLS is measured where it costs: echo, fan-out, handshakes and idle memory.
+            return matches!(
+                self,
+                Scenario::Echo
+                    | Scenario::Fanout
+                    | Scenario::FanoutSpread
+                    | Scenario::Idle
+                    | Scenario::Handshake
+                    | Scenario::Burst
+            );
+        }
         match self {
             Scenario::Slowloris | Scenario::LoginBurst => server == Server::Wfs,
             Scenario::CatchUp | Scenario::Sse => matches!(server, Server::Wfs | Server::WfsRedis),
             Scenario::Chat => matches!(server, Server::Wfs | Server::WfsRedis | Server::Ceiling),
+            Scenario::TwoInstances => server == Server::WfsRedis,
             _ => true,
         }
     }
@@ -170,6 +199,7 @@ impl Scenario {
             Scenario::Sse => "sse",
             Scenario::Chat => "chat",
             Scenario::Publish => "publish",
+            Scenario::TwoInstances => "two-instances",
         }
     }
 
@@ -230,6 +260,12 @@ impl Scenario {
             }
             (Scenario::Publish, false) => {
                 "publish --subscribers 100 --publishers 4 --duration 10 --max-alerts 100000 --drain 30"
+            }
+            (Scenario::TwoInstances, false) => {
+                "two-instances --subscribers 2000 --alerts 50 --interval-ms 100 --drain 30"
+            }
+            (Scenario::TwoInstances, true) => {
+                "two-instances --subscribers 20 --alerts 5 --interval-ms 20 --drain 5"
             }
             (Scenario::Publish, true) => {
                 "publish --subscribers 5 --publishers 2 --duration 0.5 --max-alerts 200 --drain 5"
@@ -524,15 +560,27 @@ impl Bench {
     }
 
     fn start(&mut self, server: Server, scenario: Scenario) -> anyhow::Result<Running> {
+        self.start_instance(server, scenario, "")
+    }
+
+    /// Starts `server`; `instance` tells the log of a second instance apart.
+    fn start_instance(
+        &mut self,
+        server: Server,
+        scenario: Scenario,
+        instance: &str,
+    ) -> anyhow::Result<Running> {
         let port = free_port()?;
         let address = SocketAddr::from(([127, 0, 0, 1], port));
-        let log = self
-            .work
-            .join(format!("logs/{}-{}.log", server.key(), scenario.key()));
+        let log = self.work.join(format!(
+            "logs/{}-{}{instance}.log",
+            server.key(),
+            scenario.key()
+        ));
         let release = release_dir(&self.root);
         let baselines = self.root.join("bench/baselines");
         let mut command = match server {
-            Server::Wfs | Server::WfsRedis => {
+            Server::Wfs | Server::WfsRedis | Server::WfsTls => {
                 let redis = if server == Server::WfsRedis {
                     Some(self.start_redis()?)
                 } else {
@@ -562,6 +610,10 @@ impl Bench {
                     .env("WFS_ADMIN_PASSWORD", ADMIN_PASSWORD);
                 if let Some(redis) = redis {
                     command.args(["--redis-url", &redis]);
+                }
+                if server == Server::WfsTls {
+                    // The first TLS start makes `tls/server.crt` in the data directory.
+                    command.arg("--tls");
                 }
                 command
             }
@@ -609,13 +661,28 @@ impl Bench {
         smoke: bool,
     ) -> anyhow::Result<Value> {
         let running = self.start(server, scenario)?;
+        // A second instance on the same data directory (database, JWT secret) and Redis.
+        let second = if scenario == Scenario::TwoInstances {
+            Some(self.start_instance(server, scenario, "-2")?)
+        } else {
+            None
+        };
         let generator = release_dir(&self.root).join("wfs-bench");
         let mut command = self.command("1", &generator, None)?;
         command
             .args(["--server", &running.address.to_string()])
             .args(["--pid", &running.child.id().to_string()]);
-        if matches!(server, Server::Wfs | Server::WfsRedis) {
+        if let Some(second) = &second {
+            command
+                .args(["--server2", &second.address.to_string()])
+                .args(["--pid2", &second.child.id().to_string()]);
+        }
+        if server.is_wfs() {
             command.args(["--login", &format!("admin:{ADMIN_PASSWORD}")]);
+        }
+        if server == Server::WfsTls {
+            let data = self.wfs_data.clone().context("no wfs data directory")?;
+            command.arg("--ca-file").arg(data.join("tls/server.crt"));
         }
         command
             .args(scenario.args(smoke))
@@ -642,6 +709,7 @@ impl Bench {
         if !status.success() {
             bail!("the load generator failed ({status})");
         }
+        drop(second);
         drop(running);
         let line = output.lines().last().context("no result line")?;
         serde_json::from_str(line).with_context(|| format!("not JSON: {line}"))
@@ -1065,6 +1133,25 @@ fn columns(scenario: Scenario) -> Vec<Column> {
             count("lost", |v| num(v, "/lost")),
             count("rate limited", |v| num(v, "/rate_limited")),
         ],
+        Scenario::TwoInstances => vec![
+            fig("p50 on the publishing instance (ms)", |v| {
+                ms(v, "/publishing/latency/p50_us")
+            }),
+            fig("p99 on the publishing instance (ms)", |v| {
+                ms(v, "/publishing/latency/p99_us")
+            }),
+            fig("p50 on the other (ms)", |v| ms(v, "/other/latency/p50_us")),
+            fig("p99 on the other (ms)", |v| ms(v, "/other/latency/p99_us")),
+            fig("server CPU µs / delivery, publishing", |v| {
+                num(v, "/publishing/server_us_per_delivery")
+            }),
+            fig("server CPU µs / delivery, other", |v| {
+                num(v, "/other/server_us_per_delivery")
+            }),
+            count("lost", |v| {
+                Some(num(v, "/publishing/lost")? + num(v, "/other/lost")?)
+            }),
+        ],
         Scenario::Publish => vec![
             fig("server CPU µs / alert", |v| num(v, "/server_us_per_alert")),
             fig("alerts/s", |v| num(v, "/alerts_per_s")),
@@ -1093,6 +1180,7 @@ fn title(scenario: Scenario) -> &'static str {
         Scenario::Sse => "Fan-out over Server-Sent Events",
         Scenario::Chat => "Chat: one busy room",
         Scenario::Publish => "Publish: sustained alerts",
+        Scenario::TwoInstances => "Two instances sharing Redis and a database",
     }
 }
 
@@ -1164,6 +1252,12 @@ fn describe(scenario: Scenario, result: Option<&Value>) -> String {
             get("/senders"),
             get("/rate"),
             get("/duration_s")
+        ),
+        Scenario::TwoInstances => format!(
+            "Two `wfs serve --redis-url` processes on one Redis and one SQLite file (the same data directory, so the same JWT secret), both on core 0; {} subscribers of one city split evenly between them; {} alerts published on the first, {} ms apart. Latency is publication to receipt on each instance: the difference is the Redis hop.",
+            get("/subscribers"),
+            get("/alerts"),
+            get("/interval_ms")
         ),
         Scenario::Publish => format!(
             "{} publishers post alerts as fast as they are answered (wfs: `POST /api/v1/cities/{{uuid}}/alerts`, stored in SQLite then fanned out; baselines: `GET /publish`) for {} s to one city with {} subscribers. Server CPU per alert covers the request, the store and the fan-out to every subscriber.",
@@ -1493,6 +1587,14 @@ impl Report<'_> {
                     ("p99", pick("/latency/p99_us", 0.001)),
                 ],
             ),
+            Scenario::TwoInstances => (
+                "Delivery latency on each instance (lower is better)",
+                "ms",
+                vec![
+                    ("publishing p99", pick("/publishing/latency/p99_us", 0.001)),
+                    ("other p99", pick("/other/latency/p99_us", 0.001)),
+                ],
+            ),
             Scenario::Publish => (
                 "Alerts published per second (higher is better)",
                 "alerts/s",
@@ -1642,6 +1744,29 @@ impl Report<'_> {
             change.map_or("–".to_owned(), |c| format!("{c:+.1}%")),
             verdict(change.map(|c| c.abs() <= 5.0))
         );
+        let tls_cost = [
+            (Scenario::Echo, "/server_us_per_message", "per echo"),
+            (Scenario::Fanout, "/server_us_per_delivery", "per delivery"),
+            (
+                Scenario::Handshake,
+                "/server_us_per_handshake",
+                "per handshake",
+            ),
+        ]
+        .iter()
+        .filter_map(|&(scenario, pointer, what)| {
+            let tls = get(scenario, Server::WfsTls, pointer)?;
+            let plain = get(scenario, Server::Wfs, pointer)?;
+            Some(format!("{:.2}× {what}", tls / plain))
+        })
+        .collect::<Vec<_>>();
+        if !tls_cost.is_empty() {
+            let _ = writeln!(
+                out,
+                "| TLS: server CPU of wfs over TLS ÷ plain wfs (no goal, the cost shown) | {} | – |",
+                tls_cost.join(", ")
+            );
+        }
         let login = |pointer| get(Scenario::LoginBurst, Server::Wfs, pointer);
         let (before, peak, after) = (
             login("/rss_before_kib"),
@@ -1735,6 +1860,20 @@ fn note(scenario: Scenario, result: &Value) -> Option<String> {
             fmt_num(n("/expected")),
             n("/duplicates"),
             n("/out_of_order")
+        )),
+        Scenario::TwoInstances => Some(format!(
+            "publishing instance: {} of {} delivered, ready {}, {} duplicates, {} out of order; other: {} of {} delivered, ready {}, {} duplicates, {} out of order; {} publish errors",
+            fmt_num(n("/publishing/delivered")),
+            fmt_num(n("/publishing/expected")),
+            n("/publishing/ready"),
+            n("/publishing/duplicates"),
+            n("/publishing/out_of_order"),
+            fmt_num(n("/other/delivered")),
+            fmt_num(n("/other/expected")),
+            n("/other/ready"),
+            n("/other/duplicates"),
+            n("/other/out_of_order"),
+            n("/publish_errors")
         )),
         Scenario::Publish => Some(format!(
             "{} alerts accepted, {} deliveries expected, {} duplicates, {} of {} subscribers ready; server CPU {} µs per delivery",

@@ -11,6 +11,7 @@ mod idle;
 mod login_burst;
 mod publish;
 mod slowloris;
+mod two_instances;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -29,6 +30,7 @@ pub use idle::{IdleOptions, IdleResult, idle};
 pub use login_burst::{LoginBurstOptions, LoginBurstResult, login_burst};
 pub use publish::{PublishOptions, PublishResult, publish};
 pub use slowloris::{SlowlorisOptions, SlowlorisResult, slowloris};
+pub use two_instances::{Instance, TwoInstancesOptions, TwoInstancesResult, two_instances};
 
 /// A client connection.
 pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -44,7 +46,12 @@ pub async fn connect(url: &str) -> anyhow::Result<Socket> {
     config.write_buffer_size = 0;
     let (socket, _) = tokio::time::timeout(
         WAIT,
-        tokio_tungstenite::connect_async_with_config(url, Some(config), true),
+        tokio_tungstenite::connect_async_tls_with_config(
+            url,
+            Some(config),
+            true,
+            crate::tls::config().map(tokio_tungstenite::Connector::Rustls),
+        ),
     )
     .await
     .context("no handshake within 10 s")?
