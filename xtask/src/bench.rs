@@ -1426,9 +1426,10 @@ impl Report<'_> {
                         fmt_num(value.max)
                     );
                 }
-                if column.ratio {
-                    let versus_a = self.median(scenario, Server::Ceiling, column.read);
-                    let versus_c = self.median(scenario, Server::Starlette, column.read);
+                let versus_a = self.median(scenario, Server::Ceiling, column.read);
+                let versus_c = self.median(scenario, Server::Starlette, column.read);
+                // No ratios where neither baseline ran the scenario (catch-up, SSE, ...).
+                if column.ratio && (versus_a.is_some() || versus_c.is_some()) {
                     let _ = write!(
                         cell,
                         "<br><sub>{} · {}</sub>",
