@@ -1,19 +1,26 @@
-//! `cargo xtask bench [--smoke] [--scenario NAME] [--out FILE]`: the benchmarks of issue 6.
+//! `cargo xtask bench [--smoke] [--runs N] [--scenario NAME] [--out FILE]`: the benchmarks of
+//! issues 6 and 15.
 //!
-//! Builds the release binaries (`wfs`, `wfs-bench`, `wfs-bench-ceiling`), then for every
-//! server and every scenario starts a fresh server pinned to core 0 (`taskset -c 0`) and runs
-//! the load generator pinned to core 1 against it, so both sides of every figure had one core
-//! each. The servers:
+//! Builds the release binaries (`wfs`, `wfs-bench`, `wfs-bench-ceiling`, found in
+//! `$CARGO_TARGET_DIR/release` when that is set), then for every scenario runs it N times
+//! against every server, interleaved (A B C A B C ...), each time on a fresh server pinned to
+//! core 0 (`taskset -c 0`) with the load generator pinned to core 1, so both sides of every
+//! figure had one core each. Tables show the median of the runs with their spread, and put
+//! the server's CPU time per operation first: it holds whether or not the load generator
+//! saturates. The servers:
 //! - `wfs`: `wfs serve` on a data directory of its own (SQLite), its defaults otherwise;
+//! - `wfs-redis`: the same with `--redis-url` (and, for `two-instances`, a second instance
+//!   on the same data directory and Redis); `wfs-tls`: the same with `--tls`;
 //! - (a) `ceiling`: `wfs-bench-ceiling`, tokio-tungstenite with nothing else;
 //! - (b) `websockets`: `bench/baselines/websockets_server.py` (Python `websockets`);
 //! - (c) `starlette`: `bench/baselines/starlette_replica.py` on uvicorn, with Redis (Debian's
 //!   `redis-server` on a free loopback port, also pinned to core 0): the old service's shape.
 //!
 //! Python packages go into `target/bench-venv` (from `bench/baselines/requirements.txt`).
-//! `--smoke` runs tiny sizes against wfs and (a) only, in a few seconds, with no Python.
+//! `--smoke` runs tiny sizes against wfs and (a) only, once, in a few seconds, with no Python.
 //! The results go between the markers of `docs/benchmarks.md` (text outside them is kept),
-//! the charts into `docs/bench/*.svg` and the raw figures into `docs/bench/results.json`.
+//! the charts into `docs/bench/*.svg` and every run's raw figures into
+//! `docs/bench/results.json`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -244,7 +251,7 @@ impl Scenario {
             (Scenario::Burst, true) => {
                 "fanout --subscribers 20 --cities 1 --alerts 10 --interval-ms 0 --drain 5"
             }
-            (Scenario::CatchUp, false) => "catch-up --missed 1000 --clients 1 --drain 60",
+            (Scenario::CatchUp, false) => "catch-up --missed 1000 --clients 10 --drain 60",
             (Scenario::CatchUp, true) => "catch-up --missed 20 --clients 2 --drain 5",
             (Scenario::Sse, false) => {
                 "fanout --transport sse --subscribers 10000 --cities 1 --alerts 20 --interval-ms 500 --drain 60"
