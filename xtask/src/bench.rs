@@ -1640,9 +1640,11 @@ impl Report<'_> {
                 Some(num(v, "/cpu/server_cpu_s")? * 1e6 / num(v, "/messages")?)
             })
         };
+        // CPU time is counted in 10 ms ticks: at smoke sizes the ratios mean nothing.
+        let judged = !self.options.smoke;
         let ours = echo_cpu(Server::Wfs);
-        let ceiling = echo_cpu(Server::Ceiling);
-        let ratio = ours.zip(ceiling).map(|(o, c)| o / c);
+        let ceiling = echo_cpu(Server::Ceiling).filter(|c| *c > 0.0);
+        let ratio = ours.zip(ceiling).map(|(o, c)| o / c).filter(|_| judged);
         let _ = writeln!(
             out,
             "| echo: server CPU per message ≤ 1.0× (a)'s | {} | {} |",
@@ -1667,7 +1669,8 @@ impl Report<'_> {
             (Scenario::FanoutSpread, "six cities"),
         ] {
             let ours = get(scenario, Server::Wfs, "/server_us_per_delivery");
-            let ceiling = get(scenario, Server::Ceiling, "/server_us_per_delivery");
+            let ceiling =
+                get(scenario, Server::Ceiling, "/server_us_per_delivery").filter(|c| *c > 0.0);
             let worst = |pointer: &'static str| {
                 self.results
                     .get(&(scenario, Server::Wfs))
@@ -1678,7 +1681,7 @@ impl Report<'_> {
                 .zip(worst("/duplicates"))
                 .zip(worst("/out_of_order"))
                 .map(|((l, d), o)| l == 0.0 && d == 0.0 && o == 0.0);
-            let ratio = ours.zip(ceiling).map(|(o, c)| o / c);
+            let ratio = ours.zip(ceiling).map(|(o, c)| o / c).filter(|_| judged);
             let _ = writeln!(
                 out,
                 "| fan-out, {what}: server CPU per delivery ≤ 1.0× (a)'s, none lost, duplicated or out of order in any run | {} | {} |",
@@ -1719,7 +1722,7 @@ impl Report<'_> {
                 fmt_num(r),
                 fmt_num(c)
             )),
-            verdict(cpu.map(|c| c <= 200.0))
+            verdict(cpu.map(|c| c <= 200.0).filter(|_| judged))
         );
         let per = get(Scenario::Handshake, Server::Wfs, "/bytes_per_connection");
         let open = get(Scenario::Handshake, Server::Wfs, "/opened");
@@ -1764,7 +1767,7 @@ impl Report<'_> {
         .iter()
         .filter_map(|&(scenario, pointer, what)| {
             let tls = get(scenario, Server::WfsTls, pointer)?;
-            let plain = get(scenario, Server::Wfs, pointer)?;
+            let plain = get(scenario, Server::Wfs, pointer).filter(|p| *p > 0.0)?;
             Some(format!("{:.2}× {what}", tls / plain))
         })
         .collect::<Vec<_>>();
