@@ -4,7 +4,9 @@
 //!
 //! It serves the same addresses as wfs: `/ws/v1/echo` sends every frame back as it came;
 //! `/ws/v1/alert?city_uuid=U` subscribes to `U` (any string). `GET /publish?city=U&message=M`
-//! sends `{"message":M}` to every subscriber of `U`, serialised once. Each connection has one
+//! sends `{"message":M}` to every subscriber of `U`, serialised once. `/ws/v1/chat?city_uuid=U`
+//! is `U`'s room: every text frame a member sends goes, as it came, to every member (itself
+//! included), with no parsing, no check and no rate limit. Each connection has one
 //! task and a bounded queue (256 frames, as wfs), and the same 4 KiB read buffer as wfs.
 
 use std::collections::HashMap;
@@ -162,7 +164,11 @@ async fn connection(mut stream: TcpStream, state: Arc<State>) {
     let socket = WebSocketStream::from_raw_socket(stream, Role::Server, Some(config)).await;
     match (path, city) {
         ("/ws/v1/echo", _) => echo(socket).await,
-        ("/ws/v1/alert", Some(city)) => subscriber(socket, &state, city).await,
+        ("/ws/v1/alert", Some(city)) => subscriber(socket, &state, city, false).await,
+        // Rooms are topics of their own, apart from the alert topics of the same city.
+        ("/ws/v1/chat", Some(city)) => {
+            subscriber(socket, &state, format!("chat:{city}"), true).await
+        }
         _ => {
             let mut socket = socket;
             let _ = socket.close(None).await;
@@ -178,7 +184,14 @@ async fn echo(mut socket: WebSocketStream<TcpStream>) {
     }
 }
 
-async fn subscriber(socket: WebSocketStream<TcpStream>, state: &State, city: String) {
+/// A subscriber of `city` (a topic); a chat member (`forward`) also publishes every text frame
+/// it sends to the topic.
+async fn subscriber(
+    socket: WebSocketStream<TcpStream>,
+    state: &State,
+    city: String,
+    forward: bool,
+) {
     let id = state.next_id.fetch_add(1, Ordering::Relaxed);
     let (sender, mut queue) = mpsc::channel(256);
     state
@@ -197,6 +210,9 @@ async fn subscriber(socket: WebSocketStream<TcpStream>, state: &State, city: Str
             },
             message = source.next() => match message {
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                Some(Ok(Message::Text(text))) if forward => {
+                    state.publish(&city, text);
+                }
                 Some(Ok(_)) => {}
             },
         }

@@ -6,8 +6,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use crate::tls;
 
 /// Every request is bounded by this.
 pub const TIMEOUT: Duration = Duration::from_secs(15);
@@ -36,19 +38,41 @@ pub async fn request(
     }
     head.push_str("\r\n");
     let exchange = async {
-        let mut stream = TcpStream::connect(address).await?;
-        stream.set_nodelay(true)?;
-        stream.write_all(head.as_bytes()).await?;
-        stream.write_all(body.as_bytes()).await?;
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).await?;
-        anyhow::Ok(raw)
+        match tls::config() {
+            Some(config) => {
+                let stream = tls::connect(address, config).await?;
+                exchange(stream, &head, body).await
+            }
+            None => {
+                let stream = TcpStream::connect(address).await?;
+                stream.set_nodelay(true)?;
+                exchange(stream, &head, body).await
+            }
+        }
     };
     let raw = tokio::time::timeout(TIMEOUT, exchange)
         .await
         .with_context(|| format!("{method} {path}: no answer within {TIMEOUT:?}"))?
         .with_context(|| format!("{method} {path}"))?;
     parse(&raw).with_context(|| format!("{method} {path}: unreadable answer"))
+}
+
+/// Writes the request, reads the answer to its end.
+async fn exchange(
+    mut stream: impl AsyncRead + AsyncWrite + Unpin,
+    head: &str,
+    body: &str,
+) -> anyhow::Result<Vec<u8>> {
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body.as_bytes()).await?;
+    let mut raw = Vec::new();
+    // A TLS server may end without close_notify once it has answered: what came is the answer.
+    if let Err(error) = stream.read_to_end(&mut raw).await
+        && (raw.is_empty() || error.kind() != std::io::ErrorKind::UnexpectedEof)
+    {
+        return Err(error.into());
+    }
+    Ok(raw)
 }
 
 fn parse(raw: &[u8]) -> anyhow::Result<Response> {

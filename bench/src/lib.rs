@@ -3,8 +3,12 @@
 //!
 //! # Layout
 //! - [`target`]: the server under test (address, paths, how alerts are published, its pid).
-//! - [`scenarios`]: echo, fanout, idle and churn; each takes its options and a target and
-//!   returns a serialisable result, which the `wfs-bench` binary prints as one JSON line.
+//! - [`scenarios`]: echo, fanout (over WebSocket or SSE; also the burst), idle, churn,
+//!   slowloris, login-burst, handshake, catch-up, chat and publish; each takes its options and
+//!   a target and returns a serialisable result, which the `wfs-bench` binary prints as one
+//!   JSON line.
+//! - [`sse`]: the few lines of Server-Sent Events client the SSE fan-out needs.
+//! - [`tls`]: the client side of TLS, trusting only the server's own certificate.
 //! - [`ceiling`]: baseline (a), the minimal tokio-tungstenite echo and broadcast server, with
 //!   no framework and no validation (binary `wfs-bench-ceiling`).
 //! - [`http`]: the few HTTP/1.1 requests the load generator makes (log in, publish), written
@@ -19,8 +23,10 @@ pub mod ceiling;
 pub mod http;
 pub mod procfs;
 pub mod scenarios;
+pub mod sse;
 pub mod stats;
 pub mod target;
+pub mod tls;
 
 pub use target::{Publish, Target};
 

@@ -4,6 +4,7 @@
 //! ```text
 //! wfs-bench --server 127.0.0.1:8000 --pid 1234 --login admin:PASSWORD echo --connections 50
 //! wfs-bench --server 127.0.0.1:9000 --pid 5678 fanout --subscribers 10000 --cities 1
+//! wfs-bench --server 127.0.0.1:8000 --pid 1234 --login admin:PASSWORD handshake --connections 10000
 //! ```
 
 use std::net::SocketAddr;
@@ -13,8 +14,9 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use wfs_bench::Target;
 use wfs_bench::scenarios::{
-    self, ChurnOptions, EchoOptions, FanoutOptions, IdleOptions, LoginBurstOptions,
-    SlowlorisOptions,
+    self, CatchUpOptions, ChatOptions, ChurnOptions, EchoOptions, FanoutOptions, HandshakeOptions,
+    IdleOptions, LoginBurstOptions, PublishOptions, SlowlorisOptions, Transport,
+    TwoInstancesOptions,
 };
 
 #[derive(Debug, Parser)]
@@ -33,6 +35,16 @@ struct Cli {
     /// published through its REST API). Without it the target is a baseline (GET /publish).
     #[arg(long)]
     login: Option<String>,
+    /// A second instance sharing the first one's Redis and database (`two-instances`).
+    #[arg(long)]
+    server2: Option<SocketAddr>,
+    /// The second instance's pid.
+    #[arg(long)]
+    pid2: Option<u32>,
+    /// Speak TLS (wss, https) to the server, trusting only the PEM certificate in this file
+    /// (`wfs serve --tls` makes `<data dir>/tls/server.crt`).
+    #[arg(long)]
+    ca_file: Option<std::path::PathBuf>,
     #[command(subcommand)]
     scenario: Scenario,
 }
@@ -50,7 +62,8 @@ enum Scenario {
         #[arg(long, default_value_t = 32)]
         payload: usize,
     },
-    /// S alert subscribers over C cities; alerts published through the normal path.
+    /// S alert subscribers over C cities; alerts published through the normal path
+    /// (`--interval-ms 0`: back to back, the burst).
     Fanout {
         #[arg(long, default_value_t = 10_000)]
         subscribers: usize,
@@ -60,6 +73,64 @@ enum Scenario {
         alerts: usize,
         #[arg(long, default_value_t = 100)]
         interval_ms: u64,
+        #[arg(long, default_value_t = 30.0)]
+        drain: f64,
+        /// `websocket` (`/ws/v1/alert`) or `sse` (`/sse/v1/alert`, wfs only).
+        #[arg(long, default_value = "websocket")]
+        transport: String,
+    },
+    /// C authenticated alert connections opened as fast as accepted, and held.
+    Handshake {
+        #[arg(long, default_value_t = 10_000)]
+        connections: usize,
+        #[arg(long, default_value_t = 100)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 2.0)]
+        settle: f64,
+    },
+    /// Clients reconnecting with `since=` after missing M alerts (wfs only).
+    CatchUp {
+        #[arg(long, default_value_t = 1000)]
+        missed: usize,
+        #[arg(long, default_value_t = 1)]
+        clients: usize,
+        #[arg(long, default_value_t = 60.0)]
+        drain: f64,
+    },
+    /// M members of one chat room, S of them sending R messages a second each.
+    Chat {
+        #[arg(long, default_value_t = 100)]
+        members: usize,
+        #[arg(long, default_value_t = 10)]
+        senders: usize,
+        #[arg(long, default_value_t = 10.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+        #[arg(long, default_value_t = 30.0)]
+        drain: f64,
+    },
+    /// Subscribers split over two instances (`--server2`), alerts published on the first.
+    TwoInstances {
+        #[arg(long, default_value_t = 2_000)]
+        subscribers: usize,
+        #[arg(long, default_value_t = 50)]
+        alerts: usize,
+        #[arg(long, default_value_t = 100)]
+        interval_ms: u64,
+        #[arg(long, default_value_t = 30.0)]
+        drain: f64,
+    },
+    /// P publishers posting alerts as fast as answered to one city with S subscribers.
+    Publish {
+        #[arg(long, default_value_t = 100)]
+        subscribers: usize,
+        #[arg(long, default_value_t = 4)]
+        publishers: usize,
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+        #[arg(long, default_value_t = 100_000)]
+        max_alerts: usize,
         #[arg(long, default_value_t = 30.0)]
         drain: f64,
     },
@@ -121,6 +192,9 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<String> {
+    if let Some(ca_file) = &cli.ca_file {
+        wfs_bench::tls::trust(ca_file)?;
+    }
     let target = match &cli.login {
         Some(login) => {
             let (user, password) = login.split_once(':').context("--login is USER:PASSWORD")?;
@@ -152,6 +226,7 @@ async fn run(cli: Cli) -> anyhow::Result<String> {
             alerts,
             interval_ms,
             drain,
+            transport,
         } => serde_json::to_string(
             &scenarios::fanout(
                 &target,
@@ -159,7 +234,106 @@ async fn run(cli: Cli) -> anyhow::Result<String> {
                     subscribers,
                     cities,
                     alerts,
-                    interval: Duration::from_millis(interval_ms.max(1)),
+                    interval: Duration::from_millis(interval_ms),
+                    drain: seconds(drain),
+                    transport: match transport.as_str() {
+                        "websocket" => Transport::WebSocket,
+                        "sse" => Transport::Sse,
+                        other => anyhow::bail!("--transport is websocket or sse, not `{other}`"),
+                    },
+                },
+            )
+            .await?,
+        ),
+        Scenario::Handshake {
+            connections,
+            concurrency,
+            settle,
+        } => serde_json::to_string(
+            &scenarios::handshake(
+                &target,
+                &HandshakeOptions {
+                    connections,
+                    concurrency,
+                    settle: seconds(settle),
+                },
+            )
+            .await?,
+        ),
+        Scenario::CatchUp {
+            missed,
+            clients,
+            drain,
+        } => serde_json::to_string(
+            &scenarios::catch_up(
+                &target,
+                &CatchUpOptions {
+                    missed,
+                    clients,
+                    drain: seconds(drain),
+                },
+            )
+            .await?,
+        ),
+        Scenario::Chat {
+            members,
+            senders,
+            rate,
+            duration,
+            drain,
+        } => serde_json::to_string(
+            &scenarios::chat(
+                &target,
+                &ChatOptions {
+                    members,
+                    senders,
+                    rate,
+                    duration: seconds(duration),
+                    drain: seconds(drain),
+                },
+            )
+            .await?,
+        ),
+        Scenario::TwoInstances {
+            subscribers,
+            alerts,
+            interval_ms,
+            drain,
+        } => {
+            let address = cli.server2.context("two-instances needs --server2")?;
+            let second = Target {
+                address,
+                pid: cli.pid2,
+                ..target.clone()
+            };
+            serde_json::to_string(
+                &scenarios::two_instances(
+                    &target,
+                    &second,
+                    &TwoInstancesOptions {
+                        subscribers,
+                        alerts,
+                        interval: Duration::from_millis(interval_ms),
+                        drain: seconds(drain),
+                    },
+                )
+                .await?,
+            )
+        }
+        Scenario::Publish {
+            subscribers,
+            publishers,
+            duration,
+            max_alerts,
+            drain,
+        } => serde_json::to_string(
+            &scenarios::publish(
+                &target,
+                &PublishOptions {
+                    subscribers,
+                    publishers,
+                    duration: seconds(duration),
+                    max_alerts,
                     drain: seconds(drain),
                 },
             )

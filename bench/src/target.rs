@@ -12,6 +12,10 @@ use crate::http;
 pub const ALERT_PATH: &str = "/ws/v1/alert";
 /// The echo channel's address, on every server.
 pub const ECHO_PATH: &str = "/ws/v1/echo";
+/// The chat channel's address (wfs, and the ceiling's room that forwards every frame).
+pub const CHAT_PATH: &str = "/ws/v1/chat";
+/// The alert channel as Server-Sent Events (wfs only).
+pub const SSE_PATH: &str = "/sse/v1/alert";
 
 /// How an alert is published: each server's normal path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,20 +109,48 @@ impl Target {
         }
     }
 
+    /// `wss` when this process speaks TLS ([`crate::tls`]), else `ws`.
+    fn scheme(&self) -> &'static str {
+        if crate::tls::config().is_some() {
+            "wss"
+        } else {
+            "ws"
+        }
+    }
+
     pub fn echo_url(&self) -> String {
-        format!("ws://{}{ECHO_PATH}", self.address)
+        format!("{}://{}{ECHO_PATH}", self.scheme(), self.address)
     }
 
     pub fn alert_url(&self, city: &str) -> String {
         format!(
-            "ws://{}{ALERT_PATH}?city_uuid={city}&access_token={}",
+            "{}://{}{ALERT_PATH}?city_uuid={city}&access_token={}",
+            self.scheme(),
             self.address,
             http::encode_query_value(&self.token)
         )
     }
 
-    /// Publishes `message` for `city` through the server's normal path.
-    pub async fn publish(&self, city: &str, message: &str) -> anyhow::Result<()> {
+    pub fn chat_url(&self, city: &str) -> String {
+        format!(
+            "{}://{}{CHAT_PATH}?city_uuid={city}&access_token={}",
+            self.scheme(),
+            self.address,
+            http::encode_query_value(&self.token)
+        )
+    }
+
+    /// The path and query of the SSE alert stream of `city`.
+    pub fn sse_path(&self, city: &str) -> String {
+        format!(
+            "{SSE_PATH}?city_uuid={city}&access_token={}",
+            http::encode_query_value(&self.token)
+        )
+    }
+
+    /// Publishes `message` for `city` through the server's normal path; answers the alert's
+    /// id when the server gives one (wfs does, in its 201 answer).
+    pub async fn publish(&self, city: &str, message: &str) -> anyhow::Result<Option<i64>> {
         let answer = match &self.publish {
             Publish::Rest { token } => {
                 let body = serde_json::json!({ "message": message }).to_string();
@@ -146,7 +178,9 @@ impl Target {
             }
         };
         match answer {
-            (true, _) => Ok(()),
+            (true, answer) => Ok(serde_json::from_str::<serde_json::Value>(&answer.body)
+                .ok()
+                .and_then(|body| body["id"].as_i64())),
             (false, answer) => bail!("publish refused (HTTP {}): {}", answer.status, answer.body),
         }
     }

@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use wfs_bench::Target;
 use wfs_bench::scenarios::{
-    ChurnOptions, EchoOptions, FanoutOptions, IdleOptions, LoginBurstOptions, SlowlorisOptions,
-    churn, echo, fanout, idle, login_burst, slowloris,
+    CatchUpOptions, ChatOptions, ChurnOptions, EchoOptions, FanoutOptions, HandshakeOptions,
+    IdleOptions, LoginBurstOptions, PublishOptions, SlowlorisOptions, Transport, catch_up, chat,
+    churn, echo, fanout, handshake, idle, login_burst, publish, slowloris,
 };
 
 const PASSWORD: &str = "smoke-admin-password";
@@ -74,15 +75,17 @@ async fn every_scenario(target: &Target) {
     assert!(result.messages > 0, "{result:?}");
     assert_eq!((result.errors, result.mismatched), (0, 0), "{result:?}");
 
-    for cities in [1, 3] {
+    // Spread over cities, then the burst (back to back).
+    for (cities, interval) in [(1, 10), (3, 10), (1, 0)] {
         let result = fanout(
             target,
             &FanoutOptions {
                 subscribers: 30,
                 cities,
                 alerts: 3,
-                interval: Duration::from_millis(10),
+                interval: Duration::from_millis(interval),
                 drain: Duration::from_secs(5),
+                transport: Transport::WebSocket,
             },
         )
         .await
@@ -119,6 +122,97 @@ async fn every_scenario(target: &Target) {
     .expect("churn runs");
     assert!(result.ok > 0, "{result:?}");
     assert_eq!(result.failed, 0, "{result:?}");
+
+    let result = handshake(
+        target,
+        &HandshakeOptions {
+            connections: 30,
+            concurrency: 8,
+            settle: Duration::from_millis(50),
+        },
+    )
+    .await
+    .expect("handshake runs");
+    assert_eq!((result.opened, result.alive), (30, 30), "{result:?}");
+    assert!(result.server_us_per_handshake.is_some(), "{result:?}");
+
+    let result = chat(
+        target,
+        &ChatOptions {
+            members: 5,
+            senders: 2,
+            rate: 10.0,
+            duration: Duration::from_millis(300),
+            drain: Duration::from_secs(5),
+        },
+    )
+    .await
+    .expect("chat runs");
+    assert_eq!(result.ready, 5, "{result:?}");
+    assert!(result.sent > 0, "{result:?}");
+    assert_eq!((result.lost, result.duplicates), (0, 0), "{result:?}");
+    assert_eq!(
+        (result.out_of_order, result.rate_limited),
+        (0, 0),
+        "{result:?}"
+    );
+
+    let result = publish(
+        target,
+        &PublishOptions {
+            subscribers: 5,
+            publishers: 2,
+            duration: Duration::from_millis(300),
+            max_alerts: 100,
+            drain: Duration::from_secs(5),
+        },
+    )
+    .await
+    .expect("publish runs");
+    assert!(result.alerts > 0, "{result:?}");
+    assert_eq!(result.publish_errors, 0, "{result:?}");
+    assert_eq!((result.lost, result.duplicates), (0, 0), "{result:?}");
+}
+
+/// What only wfs has: the history (`since=`) and the SSE transport.
+async fn wfs_only_scenarios(target: &Target) {
+    let result = catch_up(
+        target,
+        &CatchUpOptions {
+            missed: 20,
+            clients: 2,
+            drain: Duration::from_secs(5),
+        },
+    )
+    .await
+    .expect("catch-up runs");
+    assert_eq!((result.complete, result.disordered), (2, 0), "{result:?}");
+    assert_eq!(
+        (result.live_received, result.truncated),
+        (2, 0),
+        "{result:?}"
+    );
+
+    let result = fanout(
+        target,
+        &FanoutOptions {
+            subscribers: 10,
+            cities: 1,
+            alerts: 3,
+            interval: Duration::from_millis(10),
+            drain: Duration::from_secs(5),
+            transport: Transport::Sse,
+        },
+    )
+    .await
+    .expect("SSE fan-out runs");
+    assert_eq!(result.ready, 10, "{result:?}");
+    assert_eq!(result.delivered, 30, "{result:?}");
+    assert_eq!(
+        (result.duplicates, result.out_of_order),
+        (0, 0),
+        "{result:?}"
+    );
 }
 
 /// The scenarios of issue 10, which only wfs answers as they expect.
@@ -164,6 +258,7 @@ async fn every_scenario_runs_against_wfs_and_the_ceiling() {
             .expect("log in to wfs");
         assert_eq!(wfs.cities.len(), 6);
         every_scenario(&wfs).await;
+        wfs_only_scenarios(&wfs).await;
         hostile_scenarios(&wfs).await;
         let ceiling = Target::baseline(start_ceiling().await, me);
         every_scenario(&ceiling).await;

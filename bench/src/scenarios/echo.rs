@@ -39,6 +39,9 @@ pub struct EchoResult {
     pub errors: usize,
     /// CPU used by each side during the measured window (saturated at `seconds`).
     pub cpu: CpuUse,
+    /// The server's CPU time per round trip, in µs: what its cost per echo is, whether or not
+    /// the load generator kept it busy.
+    pub server_us_per_message: Option<f64>,
 }
 
 pub async fn echo(target: &Target, options: &EchoOptions) -> anyhow::Result<EchoResult> {
@@ -115,6 +118,10 @@ pub async fn echo(target: &Target, options: &EchoOptions) -> anyhow::Result<Echo
         rtt: Summary::of(&mut rtts),
         mismatched,
         errors,
+        server_us_per_message: cpu
+            .server_cpu_s
+            .filter(|_| messages > 0)
+            .map(|s| s * 1e6 / messages as f64),
         cpu,
     })
 }

@@ -1,6 +1,8 @@
-//! fanout: S subscribers of the alert channel, on one city or spread over several; alerts are
-//! published through the server's normal path, each carrying its publication time, and every
-//! delivery's latency (publish to receipt) is recorded.
+//! fanout: S subscribers of the alert channel (WebSocket, or Server-Sent Events), on one city
+//! or spread over several; alerts are published through the server's normal path, each
+//! carrying its publication time, and every delivery's latency (publish to receipt) is
+//! recorded. With no interval between publications it is the burst scenario: several frames
+//! wait in every subscriber's queue at once.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,12 +12,23 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use tokio::sync::watch;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
-use super::{Socket, now_nanos, open_many};
+use super::{Socket, connect, now_nanos, open_all};
 use crate::Target;
 use crate::procfs::{CpuMeter, CpuUse};
+use crate::sse::{self, SseStream};
 use crate::stats::Summary;
+
+/// How subscribers are connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// `/ws/v1/alert`.
+    WebSocket,
+    /// `/sse/v1/alert` (wfs only).
+    Sse,
+}
 
 #[derive(Debug, Clone)]
 pub struct FanoutOptions {
@@ -24,19 +37,23 @@ pub struct FanoutOptions {
     pub cities: usize,
     /// Alerts published (round robin over the cities used).
     pub alerts: usize,
-    /// Time between two publications (the next goes at once if one takes longer).
+    /// Time between two publications (the next goes at once if one takes longer); zero
+    /// publishes back to back.
     pub interval: Duration,
     /// How long to wait for deliveries after the last publication.
     pub drain: Duration,
+    pub transport: Transport,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct FanoutResult {
     pub scenario: &'static str,
+    pub transport: Transport,
     pub subscribers: usize,
     pub failed_connections: usize,
     pub cities: usize,
     pub alerts: usize,
+    pub interval_ms: f64,
     /// Subscribers that got the warm-up alert of their city (published before measuring, so
     /// that every subscription is known to be live).
     pub ready: usize,
@@ -64,22 +81,78 @@ pub struct FanoutResult {
 }
 
 /// The text every alert carries: its sequence number and publication time.
-fn alert_text(seq: usize, nanos: u128) -> String {
+pub(super) fn alert_text(seq: usize, nanos: u128) -> String {
     format!("bench-{seq}-{nanos}")
 }
 
-fn parse_alert(frame: &str) -> Option<(usize, u128)> {
+/// The sequence number and publication time of a frame that carries an [`alert_text`].
+pub(super) fn parse_alert(frame: &str) -> Option<(usize, u128)> {
     let value: serde_json::Value = serde_json::from_str(frame).ok()?;
     let rest = value["message"].as_str()?.strip_prefix("bench-")?;
     let (seq, nanos) = rest.split_once('-')?;
     Some((seq.parse().ok()?, nanos.parse().ok()?))
 }
 
-/// What one subscriber saw: (sequence number, latency in µs, receipt time in ns).
-type Seen = Vec<(usize, u64, u128)>;
+/// A subscriber, over either transport.
+pub(super) enum Subscriber {
+    WebSocket(Box<Socket>),
+    Sse(Box<SseStream>),
+}
 
-async fn listen(
-    mut socket: Socket,
+/// A received frame's text (WebSocket frames are not copied).
+pub(super) enum Text {
+    WebSocket(Utf8Bytes),
+    Sse(String),
+}
+
+impl Text {
+    pub(super) fn as_str(&self) -> &str {
+        match self {
+            Text::WebSocket(text) => text.as_str(),
+            Text::Sse(text) => text,
+        }
+    }
+}
+
+impl Subscriber {
+    /// Connects a subscriber of `city`.
+    pub(super) async fn open(
+        target: &Target,
+        transport: Transport,
+        city: &str,
+    ) -> anyhow::Result<Subscriber> {
+        Ok(match transport {
+            Transport::WebSocket => {
+                Subscriber::WebSocket(Box::new(connect(&target.alert_url(city)).await?))
+            }
+            Transport::Sse => Subscriber::Sse(Box::new(
+                sse::open(target.address, &target.sse_path(city)).await?,
+            )),
+        })
+    }
+
+    /// The next text frame or event; `None` when the connection ends.
+    pub(super) async fn next_text(&mut self) -> Option<Text> {
+        match self {
+            Subscriber::WebSocket(socket) => loop {
+                match socket.next().await? {
+                    Ok(Message::Text(text)) => return Some(Text::WebSocket(text)),
+                    Ok(_) => continue,
+                    Err(_) => return None,
+                }
+            },
+            Subscriber::Sse(stream) => stream.next_data().await.map(Text::Sse),
+        }
+    }
+}
+
+/// What one subscriber saw: (sequence number, latency in µs, receipt time in ns).
+pub(super) type Seen = Vec<(usize, u64, u128)>;
+
+/// Reads alerts until `stop`: counts the first warm-up alert (seq 0) into `warm` and every
+/// other alert into `received`.
+pub(super) async fn listen(
+    mut subscriber: Subscriber,
     mut stop: watch::Receiver<bool>,
     warm: Arc<AtomicUsize>,
     received: Arc<AtomicUsize>,
@@ -89,8 +162,8 @@ async fn listen(
     loop {
         tokio::select! {
             _ = stop.wait_for(|stop| *stop) => break,
-            frame = socket.next() => match frame {
-                Some(Ok(Message::Text(text))) => {
+            frame = subscriber.next_text() => match frame {
+                Some(text) => {
                     let at = now_nanos();
                     let Some((seq, published)) = parse_alert(text.as_str()) else { continue };
                     if seq == 0 {
@@ -104,13 +177,53 @@ async fn listen(
                     seen.push((seq, latency as u64, at));
                     received.fetch_add(1, Ordering::Relaxed);
                 }
-                Some(Ok(_)) => continue,
-                _ => break,
+                None => break,
             }
         }
     }
-    drop(socket);
+    drop(subscriber);
     seen
+}
+
+/// What every subscriber's [`Seen`] adds up to, for alerts `1..=alerts`.
+pub(super) struct Tally {
+    pub latencies: Vec<u64>,
+    pub duplicates: usize,
+    pub out_of_order: usize,
+    pub last_receipt: u128,
+}
+
+impl Tally {
+    pub(super) fn new(expected: usize) -> Tally {
+        Tally {
+            latencies: Vec::with_capacity(expected),
+            duplicates: 0,
+            out_of_order: 0,
+            last_receipt: 0,
+        }
+    }
+
+    /// Adds one subscriber's deliveries; `in_order` checks that sequence numbers only grow.
+    pub(super) fn add(&mut self, seen: Seen, alerts: usize, in_order: bool) {
+        let mut got = vec![false; alerts + 1];
+        let mut last_seq = 0;
+        for (seq, latency, at) in seen {
+            if seq > alerts {
+                continue;
+            }
+            if got[seq] {
+                self.duplicates += 1;
+                continue;
+            }
+            got[seq] = true;
+            if in_order && seq < last_seq {
+                self.out_of_order += 1;
+            }
+            last_seq = seq;
+            self.latencies.push(latency);
+            self.last_receipt = self.last_receipt.max(at);
+        }
+    }
 }
 
 pub async fn fanout(target: &Target, options: &FanoutOptions) -> anyhow::Result<FanoutResult> {
@@ -121,21 +234,24 @@ pub async fn fanout(target: &Target, options: &FanoutOptions) -> anyhow::Result<
         .cloned()
         .collect();
     let started = Instant::now();
-    let (sockets, failed_connections) = open_many(options.subscribers, 64, |index| {
-        target.alert_url(&cities[index % cities.len()])
+    let transport = options.transport;
+    let (subscribers, failed_connections) = open_all(options.subscribers, 64, |index| {
+        let target = target.clone();
+        let city = cities[index % cities.len()].clone();
+        async move { Subscriber::open(&target, transport, &city).await }
     })
     .await;
     let connect_s = started.elapsed().as_secs_f64();
-    anyhow::ensure!(!sockets.is_empty(), "no subscriber connected");
+    anyhow::ensure!(!subscribers.is_empty(), "no subscriber connected");
     let mut per_city = vec![0usize; cities.len()];
     let (stop, stopped) = watch::channel(false);
     let warm = Arc::new(AtomicUsize::new(0));
     let received = Arc::new(AtomicUsize::new(0));
     let mut listeners = tokio::task::JoinSet::new();
-    for (index, socket) in sockets {
+    for (index, subscriber) in subscribers {
         per_city[index % cities.len()] += 1;
         listeners.spawn(listen(
-            socket,
+            subscriber,
             stopped.clone(),
             warm.clone(),
             received.clone(),
@@ -158,17 +274,23 @@ pub async fn fanout(target: &Target, options: &FanoutOptions) -> anyhow::Result<
     let mut publish_errors = 0;
     let meter = CpuMeter::start(target.pid);
     let first_publish = now_nanos();
-    let mut ticker = tokio::time::interval(options.interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // A zero interval publishes back to back (tokio's interval refuses a zero period).
+    let mut ticker = (!options.interval.is_zero()).then(|| {
+        let mut ticker = tokio::time::interval(options.interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker
+    });
     for seq in 1..=options.alerts {
-        ticker.tick().await;
+        if let Some(ticker) = &mut ticker {
+            ticker.tick().await;
+        }
         let city = (seq - 1) % cities.len();
         let began = Instant::now();
         match target
             .publish(&cities[city], &alert_text(seq, now_nanos()))
             .await
         {
-            Ok(()) => expected += per_city[city],
+            Ok(_) => expected += per_city[city],
             Err(_) => publish_errors += 1,
         }
         publish_times.push(began.elapsed().as_micros() as u64);
@@ -180,50 +302,36 @@ pub async fn fanout(target: &Target, options: &FanoutOptions) -> anyhow::Result<
     let cpu = meter.stop();
     stop.send_replace(true);
 
-    let mut latencies = Vec::with_capacity(expected);
-    let (mut duplicates, mut out_of_order, mut last_receipt) = (0, 0, first_publish);
+    let mut tally = Tally::new(expected);
+    tally.last_receipt = first_publish;
     while let Some(joined) = listeners.join_next().await {
-        let Ok(seen) = joined else { continue };
-        let mut got = vec![false; options.alerts + 1];
-        let mut last_seq = 0;
-        for (seq, latency, at) in seen {
-            if seq > options.alerts {
-                continue;
-            }
-            if got[seq] {
-                duplicates += 1;
-                continue;
-            }
-            got[seq] = true;
-            if seq < last_seq {
-                out_of_order += 1;
-            }
-            last_seq = seq;
-            latencies.push(latency);
-            last_receipt = last_receipt.max(at);
+        if let Ok(seen) = joined {
+            tally.add(seen, options.alerts, true);
         }
     }
-    let delivered = latencies.len();
+    let delivered = tally.latencies.len();
     let per_delivery = |seconds: Option<f64>| {
         seconds
             .filter(|_| delivered > 0)
             .map(|s| s * 1e6 / delivered as f64)
     };
-    let span_s = (last_receipt.saturating_sub(first_publish)) as f64 / 1e9;
+    let span_s = (tally.last_receipt.saturating_sub(first_publish)) as f64 / 1e9;
     Ok(FanoutResult {
         scenario: "fanout",
+        transport,
         subscribers: options.subscribers,
         failed_connections,
         cities: cities.len(),
         alerts: options.alerts,
+        interval_ms: options.interval.as_secs_f64() * 1000.0,
         ready,
         connect_s,
         expected,
         delivered,
         lost: expected.saturating_sub(delivered),
-        duplicates,
-        out_of_order,
-        latency: Summary::of(&mut latencies),
+        duplicates: tally.duplicates,
+        out_of_order: tally.out_of_order,
+        latency: Summary::of(&mut tally.latencies),
         deliveries_per_s: if span_s > 0.0 {
             delivered as f64 / span_s
         } else {
@@ -247,5 +355,18 @@ mod tests {
         let ours = format!(r#"{{"type":"alert","id":3,"message":"{text}","city_uuid":"x"}}"#);
         assert_eq!(parse_alert(&ours), Some((7, 1_700_000_000_123_456_789)));
         assert_eq!(parse_alert(r#"{"message":"hello"}"#), None);
+    }
+
+    #[test]
+    fn the_tally_counts_duplicates_and_disorder() {
+        let mut tally = Tally::new(4);
+        tally.add(
+            vec![(1, 10, 1), (3, 30, 3), (2, 20, 2), (3, 31, 4)],
+            3,
+            true,
+        );
+        assert_eq!(tally.latencies, [10, 30, 20]);
+        assert_eq!((tally.duplicates, tally.out_of_order), (1, 1));
+        assert_eq!(tally.last_receipt, 3);
     }
 }
