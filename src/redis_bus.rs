@@ -13,6 +13,13 @@
 //! at most once, so this catch-up never duplicates. Chat messages are not stored; those sent
 //! between instances during an outage are lost, and their senders are told.
 //!
+//! A publisher PUBLISHes inside its database transaction (that is what orders alerts), so an
+//! alert published just before this instance's SUBSCRIBE took effect can still be uncommitted
+//! when the catch-up that follows reads the database: Redis never gives it to this instance and
+//! the catch-up does not see it. Such a city stays *unsettled* until it is caught up once more:
+//! before the first alert Redis brings for it (whose publisher began only after every older
+//! alert of the city was committed), or after [`SETTLE`] if none comes.
+//!
 //! On Redis a publication is `<instance> <id or -> <frame>`, the frame's bytes as the publisher
 //! serialised them. A frame received from Redis comes from outside this process, so it is
 //! checked against its channel's message once ([`Frame::parse`]) before it is a `Frame<Alert>`
@@ -40,6 +47,9 @@ const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 const BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(5));
 /// Alerts read per round trip when catching up.
 const CATCH_UP_PAGE: u32 = 500;
+/// How long after subscribing an unsettled city is caught up again when Redis brings nothing
+/// for it: a publisher's PUBLISH is bounded by [`REDIS_TIMEOUT`] and its commit follows at once.
+const SETTLE: Duration = REDIS_TIMEOUT;
 
 /// Publishes through Redis; see the module documentation.
 pub struct RedisBus {
@@ -198,8 +208,9 @@ impl Shared {
         }
     }
 
-    /// Handles one message from Redis.
-    fn receive(&self, channel: &str, payload: &[u8]) {
+    /// Handles one message from Redis. An alert for an `unsettled` city (see the module
+    /// documentation) is preceded by a catch-up, so older alerts still reach subscribers first.
+    async fn receive(&self, channel: &str, payload: &[u8], unsettled: &mut HashSet<Uuid>) {
         let Some(topic) = topic_of(channel) else {
             return;
         };
@@ -216,6 +227,11 @@ impl Shared {
             .ok()
             .and_then(|id| id.parse::<i64>().ok());
         let frame = Bytes::copy_from_slice(frame);
+        if let Topic::Alert(city) = topic
+            && unsettled.remove(&city)
+        {
+            self.catch_up(city).await;
+        }
         let refused = match topic {
             Topic::Alert(city) => Frame::parse(frame).map(|frame| {
                 self.deliver_alert(city, &Publication { id, frame });
@@ -334,25 +350,47 @@ async fn subscriber(shared: Arc<Shared>, mut woken: mpsc::UnboundedReceiver<()>)
         failures = 0;
         let (mut sink, mut stream) = pubsub.split();
         let mut subscribed = HashSet::new();
+        let mut unsettled = HashSet::new();
         // Subscribing catches each city up from where this instance left it, so what was
         // published while it was away is delivered now.
-        if sync(&shared, &mut sink, &mut subscribed).await.is_err() {
+        if sync(&shared, &mut sink, &mut subscribed, &mut unsettled)
+            .await
+            .is_err()
+        {
             continue;
         }
         shared.connected.store(true, Ordering::Relaxed);
         tracing::info!(url = %shared.url, topics = subscribed.len(), "Redis connected");
+        let settle = tokio::time::sleep(SETTLE);
+        tokio::pin!(settle);
         loop {
             tokio::select! {
                 message = stream.next() => match message {
-                    Some(message) => shared.receive(message.get_channel_name(), message.get_payload_bytes()),
+                    Some(message) => {
+                        shared
+                            .receive(message.get_channel_name(), message.get_payload_bytes(), &mut unsettled)
+                            .await;
+                    }
                     None => break,
                 },
+                () = &mut settle, if !unsettled.is_empty() => {
+                    for city in std::mem::take(&mut unsettled) {
+                        shared.catch_up(city).await;
+                    }
+                }
                 woke = woken.recv() => {
                     if woke.is_none() {
                         return; // the hub is gone: the server stopped
                     }
-                    if sync(&shared, &mut sink, &mut subscribed).await.is_err() {
+                    let before = unsettled.len();
+                    if sync(&shared, &mut sink, &mut subscribed, &mut unsettled)
+                        .await
+                        .is_err()
+                    {
                         break;
+                    }
+                    if unsettled.len() > before {
+                        settle.as_mut().reset(tokio::time::Instant::now() + SETTLE);
                     }
                 }
             }
@@ -367,6 +405,7 @@ async fn sync(
     shared: &Shared,
     sink: &mut redis::aio::PubSubSink,
     subscribed: &mut HashSet<Topic>,
+    unsettled: &mut HashSet<Uuid>,
 ) -> Result<(), ()> {
     let wanted: HashSet<Topic> = shared.hub.topics().into_iter().collect();
     shared.forget_unwatched(&wanted);
@@ -380,11 +419,15 @@ async fn sync(
         // subscription, or while Redis was away.
         if let Topic::Alert(city) = topic {
             shared.catch_up(*city).await;
+            unsettled.insert(*city);
         }
     }
     for topic in subscribed.difference(&wanted).copied().collect::<Vec<_>>() {
         timed(sink.unsubscribe(channel_name(topic))).await?;
         subscribed.remove(&topic);
+        if let Topic::Alert(city) = topic {
+            unsettled.remove(&city);
+        }
     }
     Ok(())
 }

@@ -15,11 +15,13 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+mod build_script;
 pub mod docs;
 mod error;
 pub mod model;
 pub mod rust;
 
+pub use build_script::{OUTPUT_FILE, build};
 pub use error::{Diagnostic, Error, Result};
 pub use model::Contract;
 pub use rust::{Generator, Settings};
