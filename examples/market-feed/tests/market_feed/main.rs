@@ -5,6 +5,7 @@
 //! contract, so each test also proves the server sent only what `asyncapi.yaml` allows.
 
 mod binary;
+mod conform;
 mod feed;
 
 use std::sync::Arc;
