@@ -429,16 +429,23 @@ async fn run<H: SocketHandler>(
             inbound = stream.next() => {
                 last_seen = Instant::now();
                 match inbound {
-                    Some(Ok(Message::Text(text))) => {
+                    Some(Ok(message @ (Message::Text(_) | Message::Binary(_)))) => {
                         tally.frame_in();
-                        match H::Inbound::from_text(&text) {
-                            Ok(message) => handler.on_message(&connection, message).await,
-                            Err(error) => handler.on_invalid(&connection, error).await,
+                        // A reply is written here, by the loop that read the request, instead
+                        // of waking this loop through the queue's `Notify`. It still goes
+                        // through the queue, behind any frame queued before it: order holds.
+                        queue.replying(true);
+                        match message {
+                            Message::Text(text) => match H::Inbound::from_text(&text) {
+                                Ok(message) => handler.on_message(&connection, message).await,
+                                Err(error) => handler.on_invalid(&connection, error).await,
+                            },
+                            _ => handler.on_invalid(&connection, FrameError::Binary).await,
                         }
-                    }
-                    Some(Ok(Message::Binary(_))) => {
-                        tally.frame_in();
-                        handler.on_invalid(&connection, FrameError::Binary).await
+                        queue.replying(false);
+                        if write_queued(&mut stream, queue, &mut tally).await.is_err() {
+                            break None;
+                        }
                     }
                     // tungstenite queues the pong itself; flushing sends it.
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {

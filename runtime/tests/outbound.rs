@@ -1,12 +1,13 @@
 //! The socket task's writing of queued frames, over a real WebSocket on 127.0.0.1:0: a burst
 //! queued from elsewhere (as fan-out queues it) arrives whole and in order, though it is
 //! written in batches and flushed once per batch; and a client that stops reading still fills
-//! the bounded queue, is closed with 1013, and first gets every frame accepted before that.
+//! the bounded queue, is closed with 1013, and first gets every frame accepted before that. A
+//! reply, written by the loop that read the request, comes after the frames queued before it.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
@@ -14,6 +15,9 @@ use wfs_runtime::socket::{Config, FrameError, SocketHandler, upgrade};
 use wfs_runtime::{Connection, Decode, Frame, SendError, Violations};
 
 const WAIT: Duration = Duration::from_secs(10);
+
+/// The number of the frame the handler answers each request with.
+const REPLY: usize = 1_000_000;
 
 /// Any JSON: these tests only send to the client.
 struct Anything;
@@ -34,7 +38,10 @@ impl SocketHandler for Opened {
         let _ = self.0.send(connection.clone());
     }
 
-    async fn on_message(&self, _: &Connection, _: Anything) {}
+    /// Replies to every frame, as echo does: the reply is written by the loop that read it.
+    async fn on_message(&self, connection: &Connection, _: Anything) {
+        let _ = connection.send_frame(&frame(REPLY, 0));
+    }
 
     async fn on_invalid(&self, _: &Connection, _: FrameError) {}
 
@@ -133,4 +140,24 @@ async fn a_client_that_stops_reading_fills_the_queue_and_gets_1013_after_its_fra
         assert_eq!(next(&mut client).await, Ok(n));
     }
     assert_eq!(next(&mut client).await, Err(Some(1013)));
+}
+
+#[tokio::test]
+async fn a_reply_follows_the_frames_queued_before_it_and_each_request_gets_one() {
+    let (mut client, connection) = connect(Config::default()).await;
+    for n in 0..200 {
+        connection.send_frame(&frame(n, 100)).unwrap();
+    }
+    client.send(Message::text("{}")).await.unwrap();
+    for n in 0..200 {
+        assert_eq!(next(&mut client).await, Ok(n));
+    }
+    assert_eq!(next(&mut client).await, Ok(REPLY));
+    // Requests back to back, nothing else queued: nothing but the reading loop writes them.
+    for _ in 0..3 {
+        client.send(Message::text("{}")).await.unwrap();
+    }
+    for _ in 0..3 {
+        assert_eq!(next(&mut client).await, Ok(REPLY));
+    }
 }
