@@ -155,6 +155,12 @@ pub(crate) struct Queue {
     ended: AtomicBool,
     /// Wakes the socket task when a frame is queued.
     pub(crate) ready: Notify,
+    /// Set while the socket task runs a handler on an inbound frame: it writes the queue out
+    /// itself when the handler returns, so a frame queued meanwhile (the reply) need not wake
+    /// it. A push that still reads it set pushed before the task's drain took the lock (the
+    /// task clears it before draining), so its frame is drained; one that reads it stale only
+    /// wakes the task for nothing.
+    replying: AtomicBool,
     /// Wakes a sender waiting for room ([`Connection::send_frame_waiting`]).
     room: Notify,
 }
@@ -171,12 +177,13 @@ impl Queue {
             capacity: capacity.max(1),
             ended: AtomicBool::new(false),
             ready: Notify::new(),
+            replying: AtomicBool::new(false),
             room: Notify::new(),
         }
     }
 
     fn push(&self, frame: Bytes) -> Result<(), Refused> {
-        {
+        let wake = {
             let mut frames = self
                 .frames
                 .lock()
@@ -188,9 +195,18 @@ impl Queue {
                 return Err(Refused::Full);
             }
             frames.push_back(frame);
+            !self.replying.load(Ordering::Acquire)
+        };
+        if wake {
+            self.ready.notify_one();
         }
-        self.ready.notify_one();
         Ok(())
+    }
+
+    /// The socket task is about to run a handler on an inbound frame (`true`), or it has
+    /// returned and the task now writes the queue out itself (`false`).
+    pub(crate) fn replying(&self, replying: bool) {
+        self.replying.store(replying, Ordering::Release);
     }
 
     /// The next frame, if any.

@@ -20,7 +20,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::connection::Connection;
+use crate::connection::{Connection, Queue};
 use crate::observe::{Observer, Refusal, Tally};
 use crate::serve::Decode;
 use crate::{Reject, Violations};
@@ -37,6 +37,13 @@ pub struct Config {
     /// larger ones take more reads. Measured: 9.2 KiB per idle connection with 4 KiB, 7.1 with
     /// 2 KiB (docs/benchmarks.md).
     pub read_buffer_size: usize,
+    /// Bytes of outgoing frames gathered before they are written to the socket; a flush
+    /// writes what is gathered in any case, and the socket task flushes after every reply and
+    /// after each batch of queued frames. 0 writes every frame on its own (one `write` call per
+    /// frame); 2 KiB lets a burst of alerts (a few hundred bytes each) go out several frames
+    /// per call. The buffer keeps the size it grew to, so this is also what a connection that
+    /// received a burst holds on to.
+    pub write_buffer_size: usize,
     /// Frames queued per connection before it counts as too slow (close 1013).
     pub outbound_queue: usize,
     /// How often an idle connection is pinged.
@@ -70,6 +77,7 @@ impl Default for Config {
             max_message_size: 64 * 1024,
             max_frame_size: 64 * 1024,
             read_buffer_size: 2 * 1024,
+            write_buffer_size: 2 * 1024,
             outbound_queue: 256,
             ping_interval: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(90),
@@ -128,7 +136,7 @@ impl Config {
     fn websocket(&self) -> WebSocketConfig {
         let mut config = WebSocketConfig::default();
         config.read_buffer_size = self.read_buffer_size;
-        config.write_buffer_size = 0;
+        config.write_buffer_size = self.write_buffer_size;
         config.max_message_size = Some(self.max_message_size);
         config.max_frame_size = Some(self.max_frame_size);
         config
@@ -410,11 +418,8 @@ async fn run<H: SocketHandler>(
         tokio::select! {
             biased;
             () = &mut queued => {
-                while let Some(frame) = queue.pop() {
-                    if stream.send(text_message(&frame)).await.is_err() {
-                        break 'serving None;
-                    }
-                    tally.frame_out();
+                if write_queued(&mut stream, queue, &mut tally).await.is_err() {
+                    break 'serving None;
                 }
                 // Re-armed after draining: a frame queued meanwhile left a permit behind.
                 queued.set(queue.ready.notified());
@@ -424,16 +429,23 @@ async fn run<H: SocketHandler>(
             inbound = stream.next() => {
                 last_seen = Instant::now();
                 match inbound {
-                    Some(Ok(Message::Text(text))) => {
+                    Some(Ok(message @ (Message::Text(_) | Message::Binary(_)))) => {
                         tally.frame_in();
-                        match H::Inbound::from_text(&text) {
-                            Ok(message) => handler.on_message(&connection, message).await,
-                            Err(error) => handler.on_invalid(&connection, error).await,
+                        // A reply is written here, by the loop that read the request, instead
+                        // of waking this loop through the queue's `Notify`. It still goes
+                        // through the queue, behind any frame queued before it: order holds.
+                        queue.replying(true);
+                        match message {
+                            Message::Text(text) => match H::Inbound::from_text(&text) {
+                                Ok(message) => handler.on_message(&connection, message).await,
+                                Err(error) => handler.on_invalid(&connection, error).await,
+                            },
+                            _ => handler.on_invalid(&connection, FrameError::Binary).await,
                         }
-                    }
-                    Some(Ok(Message::Binary(_))) => {
-                        tally.frame_in();
-                        handler.on_invalid(&connection, FrameError::Binary).await
+                        queue.replying(false);
+                        if write_queued(&mut stream, queue, &mut tally).await.is_err() {
+                            break None;
+                        }
                     }
                     // tungstenite queues the pong itself; flushing sends it.
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
@@ -468,11 +480,8 @@ async fn run<H: SocketHandler>(
             tally.code = code;
             let _ = tokio::time::timeout(config.close_timeout, async {
                 // Frames accepted before the close are still delivered.
-                while let Some(frame) = queue.pop() {
-                    if stream.send(text_message(&frame)).await.is_err() {
-                        return;
-                    }
-                    tally.frame_out();
+                if write_queued(&mut stream, queue, &mut tally).await.is_err() {
+                    return;
                 }
                 if stream
                     .send(Message::close_with(code, truncate_reason(reason)))
@@ -535,6 +544,37 @@ pub fn read_error_close(error: &std::io::Error) -> Option<(u16, &'static str)> {
         _ => "WebSocket protocol error.",
     };
     Some((1002, reason))
+}
+
+/// Frames written between two flushes at most, so that a queue refilled as fast as it drains
+/// still sees its frames flushed (and their count reported) in bounded batches.
+const CORK: usize = 64;
+
+/// Writes every queued frame, flushing once per batch rather than once per frame: a burst
+/// (fan-out, chat) goes out in as few writes as the write buffer allows, as uWebSockets corks
+/// its writes. `feed` waits while the socket cannot take more (tungstenite flushes before it
+/// accepts a frame once a write would block), so a slow reader still leaves its frames in the
+/// bounded queue, which fills and closes it with 1013. Frames count as out once flushed.
+async fn write_queued(
+    stream: &mut WebSocketStream,
+    queue: &Queue,
+    tally: &mut Tally,
+) -> Result<(), std::io::Error> {
+    loop {
+        let mut fed = 0;
+        while fed < CORK {
+            let Some(frame) = queue.pop() else { break };
+            stream.feed(text_message(&frame)).await?;
+            fed += 1;
+        }
+        if fed == 0 {
+            return Ok(());
+        }
+        stream.flush().await?;
+        for _ in 0..fed {
+            tally.frame_out();
+        }
+    }
 }
 
 /// A queued frame as a WebSocket text message. poem's `Message::Text` holds a `String`, so this

@@ -1,0 +1,163 @@
+//! The socket task's writing of queued frames, over a real WebSocket on 127.0.0.1:0: a burst
+//! queued from elsewhere (as fan-out queues it) arrives whole and in order, though it is
+//! written in batches and flushed once per batch; and a client that stops reading still fills
+//! the bounded queue, is closed with 1013, and first gets every frame accepted before that. A
+//! reply, written by the loop that read the request, comes after the frames queued before it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+use wfs_runtime::socket::{Config, FrameError, SocketHandler, upgrade};
+use wfs_runtime::{Connection, Decode, Frame, SendError, Violations};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// The number of the frame the handler answers each request with.
+const REPLY: usize = 1_000_000;
+
+/// Any JSON: these tests only send to the client.
+struct Anything;
+
+impl Decode for Anything {
+    fn decode(_: &Value) -> Result<Self, Vec<Violations>> {
+        Ok(Anything)
+    }
+}
+
+/// Hands every opened connection to the test, which queues frames on it from its own task.
+struct Opened(mpsc::UnboundedSender<Connection>);
+
+impl SocketHandler for Opened {
+    type Inbound = Anything;
+
+    async fn on_open(&self, connection: &Connection) {
+        let _ = self.0.send(connection.clone());
+    }
+
+    /// Replies to every frame, as echo does: the reply is written by the loop that read it.
+    async fn on_message(&self, connection: &Connection, _: Anything) {
+        let _ = connection.send_frame(&frame(REPLY, 0));
+    }
+
+    async fn on_invalid(&self, _: &Connection, _: FrameError) {}
+
+    async fn on_close(&self, _: &Connection) {}
+}
+
+type Client =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Serves one WebSocket address with `config`, connects a client to it, and returns the client
+/// with the server's handle on the connection.
+async fn connect(config: Config) -> (Client, Connection) {
+    let config = Arc::new(config);
+    let (opened, mut connections) = mpsc::unbounded_channel();
+    let endpoint = wfs_runtime::poem::endpoint::make(move |request: wfs_runtime::poem::Request| {
+        let config = config.clone();
+        let opened = opened.clone();
+        async move { upgrade(&request, config, Opened(opened)).await }
+    });
+    let route = wfs_runtime::poem::Route::new().at("/ws", endpoint);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let acceptor = wfs_runtime::poem::listener::TcpAcceptor::from_tokio(listener).unwrap();
+    tokio::spawn(wfs_runtime::poem::Server::new_with_acceptor(acceptor).run(route));
+    let (client, _) = tokio::time::timeout(
+        WAIT,
+        tokio_tungstenite::connect_async(format!("ws://{address}/ws")),
+    )
+    .await
+    .expect("handshake timed out")
+    .expect("handshake failed");
+    let connection = tokio::time::timeout(WAIT, connections.recv())
+        .await
+        .expect("no connection opened")
+        .expect("server gone");
+    (client, connection)
+}
+
+/// Frame `n` of a test: its number, and `padding` bytes so that a few fill a socket's buffers.
+fn frame(n: usize, padding: usize) -> Frame<Value> {
+    Frame::new(&json!({ "n": n, "padding": "x".repeat(padding) })).unwrap()
+}
+
+/// The next frame the client reads: its number, or the close code when it is a close.
+async fn next(client: &mut Client) -> Result<usize, Option<u16>> {
+    match tokio::time::timeout(WAIT, client.next()).await {
+        Ok(Some(Ok(Message::Text(text)))) => {
+            let value: Value = serde_json::from_str(text.as_str()).unwrap();
+            Ok(value["n"].as_u64().unwrap() as usize)
+        }
+        Ok(Some(Ok(Message::Close(frame)))) => Err(frame.map(|frame| frame.code.into())),
+        other => panic!("expected a text or close frame, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_burst_of_queued_frames_arrives_whole_and_in_order() {
+    let mut config = Config::default();
+    config.outbound_queue = 1_000;
+    let (mut client, connection) = connect(config).await;
+    // Queued at once, more than one batch, and more than the write buffer holds: written in
+    // several writes, flushed per batch.
+    for n in 0..1_000 {
+        connection.send_frame(&frame(n, 100)).unwrap();
+    }
+    for n in 0..1_000 {
+        assert_eq!(next(&mut client).await, Ok(n));
+    }
+    // Then one more on its own: nothing was left unflushed behind the burst.
+    connection.send_frame(&frame(1_000, 0)).unwrap();
+    assert_eq!(next(&mut client).await, Ok(1_000));
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_fills_the_queue_and_gets_1013_after_its_frames() {
+    let mut config = Config::default();
+    config.outbound_queue = 16;
+    config.close_timeout = WAIT;
+    let (mut client, connection) = connect(config).await;
+    // The client reads nothing while frames are queued one at a time, the socket task writing
+    // between them: once the socket's buffers are full, writing waits and the queue fills.
+    // 4,000 frames of 16 KiB (64 MiB) are far more than loopback buffers hold.
+    let mut accepted = 0;
+    let refused = loop {
+        assert!(accepted < 4_000, "the queue never filled");
+        match connection.send_frame(&frame(accepted, 16 * 1024)) {
+            Ok(()) => accepted += 1,
+            Err(error) => break error,
+        }
+        tokio::task::yield_now().await;
+    };
+    assert_eq!(refused, SendError::TooSlow);
+    assert!(accepted >= 16, "only {accepted} frames were accepted");
+    // Every frame accepted before the queue filled, in order, then the close.
+    for n in 0..accepted {
+        assert_eq!(next(&mut client).await, Ok(n));
+    }
+    assert_eq!(next(&mut client).await, Err(Some(1013)));
+}
+
+#[tokio::test]
+async fn a_reply_follows_the_frames_queued_before_it_and_each_request_gets_one() {
+    let (mut client, connection) = connect(Config::default()).await;
+    for n in 0..200 {
+        connection.send_frame(&frame(n, 100)).unwrap();
+    }
+    client.send(Message::text("{}")).await.unwrap();
+    for n in 0..200 {
+        assert_eq!(next(&mut client).await, Ok(n));
+    }
+    assert_eq!(next(&mut client).await, Ok(REPLY));
+    // Requests back to back, nothing else queued: nothing but the reading loop writes them.
+    for _ in 0..3 {
+        client.send(Message::text("{}")).await.unwrap();
+    }
+    for _ in 0..3 {
+        assert_eq!(next(&mut client).await, Ok(REPLY));
+    }
+}
