@@ -7,7 +7,8 @@
 //! - [`Endpoint`] and [`serve`]: one address, from the handshake request to the running socket
 //!   (404 for a path that does not match the address exactly, the channels' `on_connect`, the
 //!   refusal or the upgrade); [`endpoint`] makes it a poem endpoint for `Route::at`.
-//! - [`reply`], [`handled`]: what happens to a receive operation's result.
+//! - [`reply`], [`handled`]: what happens to a receive operation's result; [`Correlation`] and
+//!   [`reply_correlated`] check that a reply carries its request's correlation id.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -137,6 +138,67 @@ pub fn reply<T: Outgoing>(connection: &Connection, outcome: Result<T, ChannelErr
     }
 }
 
+/// A request's correlation id (the contract's `correlationId`), to be found again in its reply.
+///
+/// Like the contract check of [`Frame::new`], this is a debug-build check (and so one the
+/// tests make): a reply that does not carry its request's id is a server bug, which no client
+/// can recover from, and release builds do not pay for serialising twice.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Correlation {
+    /// Where the id is in the reply's payload (a JSON pointer).
+    reply_pointer: &'static str,
+    /// The id the request carried.
+    value: Value,
+}
+
+impl Correlation {
+    /// The id at `request_pointer` in `request`, expected at `reply_pointer` in the reply; `None`
+    /// in release builds, or when the request has no value there (its schema then allowed that).
+    pub fn of<T: serde::Serialize>(
+        request: &T,
+        request_pointer: &str,
+        reply_pointer: &'static str,
+    ) -> Option<Correlation> {
+        if !cfg!(debug_assertions) {
+            return None;
+        }
+        let value = serde_json::to_value(request).ok()?;
+        Some(Correlation {
+            reply_pointer,
+            value: value.pointer(request_pointer)?.clone(),
+        })
+    }
+
+    /// Whether `reply` carries the id where the contract says.
+    fn is_in<T: serde::Serialize>(&self, reply: &T) -> bool {
+        serde_json::to_value(reply)
+            .ok()
+            .is_some_and(|value| value.pointer(self.reply_pointer) == Some(&self.value))
+    }
+}
+
+/// [`reply`] for an operation whose request and reply declare a correlation id: a reply without
+/// the request's id is refused like one that breaks the contract (logged, 1011), so the server
+/// cannot send what its clients would never match to their request.
+pub fn reply_correlated<T: Outgoing>(
+    connection: &Connection,
+    outcome: Result<T, ChannelError>,
+    correlation: Option<Correlation>,
+) {
+    if let (Ok(answer), Some(correlation)) = (&outcome, &correlation)
+        && !correlation.is_in(answer)
+    {
+        tracing::error!(
+            expected = %correlation.value,
+            at = correlation.reply_pointer,
+            "reply does not carry its request's correlation id"
+        );
+        connection.close(1011, "Internal server error.");
+        return;
+    }
+    reply(connection, outcome);
+}
+
 /// What a receive operation without a reply returned: nothing to send, a close on error.
 pub fn handled(connection: &Connection, outcome: Result<(), ChannelError>) {
     if let Err(error) = outcome {
@@ -170,6 +232,41 @@ mod tests {
 
     fn text(value: &Value) -> Result<Message, Violations> {
         TEXT.check(value).map(|()| Message::Text(value.clone()))
+    }
+
+    #[test]
+    fn a_reply_without_its_requests_correlation_id_is_not_sent() {
+        let request = json!({"method": "ping", "req_id": 7});
+        let correlation = Correlation::of(&request, "/req_id", "/req_id");
+        assert!(
+            correlation.is_some(),
+            "debug builds (the tests) check correlation ids"
+        );
+
+        let right = Connection::new(4);
+        reply_correlated(
+            &right,
+            Ok(json!({"type": "pong", "req_id": 7})),
+            correlation.clone(),
+        );
+        assert_eq!(
+            right.queue().pop().as_deref(),
+            Some(&br#"{"type":"pong","req_id":7}"#[..])
+        );
+        assert!(right.take_close_request().is_none());
+
+        for wrong in [
+            json!({"type": "pong", "req_id": 8}),
+            json!({"type": "pong"}),
+        ] {
+            let connection = Connection::new(4);
+            reply_correlated(&connection, Ok(wrong), correlation.clone());
+            assert!(connection.queue().pop().is_none(), "nothing is sent");
+            assert_eq!(
+                connection.take_close_request().map(|(code, _)| code),
+                Some(1011)
+            );
+        }
     }
 
     #[test]

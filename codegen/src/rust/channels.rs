@@ -1465,15 +1465,35 @@ fn dispatch(contract: &Contract, plan: &ChannelPlan, state: &Ident) -> TokenStre
         };
         // A reply of one message is its payload type (or `Value` without a schema), a reply of
         // several is the operation's reply enum: each is a frame's message, checked the same way.
-        let answer = match &operation.reply {
-            None => quote!(handled),
-            Some(_) => quote!(reply),
+        let call = quote! {
+            <S as super::#module::#trait_name>::#method(&self.app, &typed, &self.#state, #argument).await
         };
-        quote! {
-            super::#module::#inbound::#variant(message) => {
-                let outcome = <S as super::#module::#trait_name>::#method(&self.app, &typed, &self.#state, #argument).await;
-                #answer(connection, outcome);
-            }
+        // Where request and reply both declare a correlation id, the reply must carry the
+        // request's (checked in debug builds, like the contract check of every frame).
+        let correlation = operation
+            .reply
+            .as_ref()
+            .and_then(|reply| operation_correlation(contract, &operation.messages, &reply.messages));
+        match (&operation.reply, correlation) {
+            (None, _) => quote! {
+                super::#module::#inbound::#variant(message) => {
+                    let outcome = #call;
+                    handled(connection, outcome);
+                }
+            },
+            (Some(_), None) => quote! {
+                super::#module::#inbound::#variant(message) => {
+                    let outcome = #call;
+                    reply(connection, outcome);
+                }
+            },
+            (Some(_), Some((request_pointer, reply_pointer))) => quote! {
+                super::#module::#inbound::#variant(message) => {
+                    let correlation = Correlation::of(&message, #request_pointer, #reply_pointer);
+                    let outcome = #call;
+                    reply_correlated(connection, outcome, correlation);
+                }
+            },
         }
     });
     quote! {
@@ -1482,6 +1502,44 @@ fn dispatch(contract: &Contract, plan: &ChannelPlan, state: &Ident) -> TokenStre
             #(#arms)*
         }
     }
+}
+
+/// The JSON pointer of a message's correlation id in its payload: its `correlationId`'s
+/// `location`, when that is `$message.payload#/...` (an id in a header cannot travel in a
+/// WebSocket frame).
+fn correlation_pointer(contract: &Contract, message: MessageId) -> Option<String> {
+    let location = contract.messages[message]
+        .correlation_id
+        .as_ref()?
+        .get("location")?
+        .as_str()?;
+    location
+        .strip_prefix("$message.payload#")
+        .map(str::to_owned)
+}
+
+/// The one pointer every message of `messages` keeps its correlation id at, if they all do.
+fn shared_pointer(contract: &Contract, messages: &[MessageId]) -> Option<String> {
+    let mut pointers = messages
+        .iter()
+        .map(|&message| correlation_pointer(contract, message));
+    let first = pointers.next()??;
+    pointers
+        .all(|pointer| pointer.as_deref() == Some(first.as_str()))
+        .then_some(first)
+}
+
+/// Where a receive operation's request and every message of its reply keep the correlation id
+/// (request pointer, reply pointer), when both sides declare one.
+fn operation_correlation(
+    contract: &Contract,
+    request: &[MessageId],
+    reply: &[MessageId],
+) -> Option<(String, String)> {
+    Some((
+        shared_pointer(contract, request)?,
+        shared_pointer(contract, reply)?,
+    ))
 }
 
 #[cfg(test)]
