@@ -150,7 +150,8 @@ pub fn conform(args: &ConformArgs, ui: &Ui) -> Result<Outcome> {
         .triggers
         .iter()
         .map(|text| Trigger::parse(text, &contract))
-        .collect();
+        .collect::<Result<_, _>>()
+        .map_err(anyhow::Error::msg)?;
     options.expect_param_refusal = args.expect_param_refusal;
     let report = runtime()?.block_on(asyncapi_conform::run(&contract, &options));
     print!("{}", report.render_text());
@@ -185,6 +186,9 @@ pub fn mock(args: &MockArgs, ui: &Ui) -> Result<Outcome> {
     options.interval = args.interval;
     options.on_invalid = args.on_invalid;
     runtime()?.block_on(async {
+        // Listening for Ctrl-C before the port opens: a client (or a CI script) that sends
+        // SIGINT as soon as it can connect must stop the mock cleanly, not kill it.
+        let interrupted = interrupt()?;
         let mock = asyncapi_conform::mock::serve(&contract, options).await?;
         if mock.addresses().is_empty() {
             bail!(
@@ -199,9 +203,25 @@ pub fn mock(args: &MockArgs, ui: &Ui) -> Result<Outcome> {
                 mock.local_addr()
             );
         }
-        tokio::signal::ctrl_c()
-            .await
-            .context("cannot wait for Ctrl-C")?;
+        interrupted.await;
         Ok(Outcome::Ok)
+    })
+}
+
+/// Resolves on Ctrl-C (SIGINT). The handler is in place when this returns, not first polled.
+#[cfg(unix)]
+fn interrupt() -> Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupts = signal(SignalKind::interrupt()).context("cannot listen for Ctrl-C")?;
+    Ok(async move {
+        interrupts.recv().await;
+    })
+}
+
+/// Resolves on Ctrl-C.
+#[cfg(not(unix))]
+fn interrupt() -> Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
     })
 }

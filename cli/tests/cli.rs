@@ -3,69 +3,16 @@
 //!
 //! Every run is in the workspace root (paths in the output stay relative) and has a deadline.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+mod common;
+use common::{Run, run};
 
 const GOOD: &str = "codegen/tests/fixtures/generate/params.yaml";
 const BROKEN: &str = "codegen/tests/fixtures/broken/several-problems.yaml";
 const WARNS: &str = "codegen/tests/fixtures/generate/unused-parameter.yaml";
-
-/// What a run printed, and how it ended.
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs the binary with `args` in the workspace root; fails the test after a minute.
-fn run(args: &[&str]) -> Run {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_asyncapi-rs"))
-        .args(args)
-        .current_dir(root)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary starts");
-    let mut stdout = child.stdout.take().expect("piped stdout");
-    let mut stderr = child.stderr.take().expect("piped stderr");
-    // Read both pipes while waiting, so a large output cannot block the child.
-    let out = std::thread::spawn(move || {
-        let mut text = String::new();
-        stdout.read_to_string(&mut text).map(|_| text)
-    });
-    let err = std::thread::spawn(move || {
-        let mut text = String::new();
-        stderr.read_to_string(&mut text).map(|_| text)
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("waiting for the binary") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("asyncapi-rs {args:?} did not end within a minute");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let run = Run {
-        code: status.code().expect("the binary exited (no signal)"),
-        stdout: out.join().expect("stdout reader").expect("stdout is UTF-8"),
-        stderr: err.join().expect("stderr reader").expect("stderr is UTF-8"),
-    };
-    assert!(
-        !run.stderr.contains("panicked"),
-        "asyncapi-rs {args:?} panicked:\n{}",
-        run.stderr
-    );
-    run
-}
 
 /// A fresh, empty directory for one test.
 fn scratch(name: &str) -> PathBuf {

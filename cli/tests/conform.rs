@@ -3,33 +3,14 @@
 //! document against it (exit 1), usage errors (exit 2), and Ctrl-C ending the mock (exit 0).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
+
+mod common;
+use common::run;
 use std::time::{Duration, Instant};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// Runs the binary to its end (a minute at most) in the workspace root.
-fn run(args: &[&str]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_asyncapi-rs"))
-        .args(args)
-        .current_dir(root())
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary starts");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while child.try_wait().expect("waiting").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("asyncapi-rs {args:?} did not end within a minute");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().expect("the output")
 }
 
 /// `asyncapi-rs mock FILE` on a free port, once it accepts connections; killed when dropped.
@@ -70,10 +51,6 @@ impl Drop for Mock {
     }
 }
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
 #[test]
 fn conform_against_the_mock_of_the_same_document_passes_and_of_another_fails() {
     let mock = Mock::start("asyncapi/v1-schema.yaml");
@@ -96,13 +73,8 @@ fn conform_against_the_mock_of_the_same_document_passes_and_of_another_fails() {
         &junit_arg,
     ];
     let output = run(&args);
-    let stdout = text(&output.stdout);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{stdout}{}",
-        text(&output.stderr)
-    );
+    let stdout = &output.stdout;
+    assert_eq!(output.code, 0, "{stdout}{}", output.stderr);
     assert!(stdout.contains("0 violation(s)"), "{stdout}");
     assert!(
         stdout.contains("city_uuid=df257fd6-63a5-5b69-b454-73da5d1224c2"),
@@ -121,67 +93,72 @@ fn conform_against_the_mock_of_the_same_document_passes_and_of_another_fails() {
         "--timeout",
         "1s",
     ]);
-    let stdout = text(&output.stdout);
-    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    let stdout = &output.stdout;
+    assert_eq!(output.code, 1, "{stdout}");
     assert!(stdout.contains("refused with HTTP 404"), "{stdout}");
 }
 
 #[test]
 fn usage_errors_exit_2_and_name_the_problem() {
-    let output = run(&[
-        "conform",
-        "asyncapi/v1-schema.yaml",
-        "--server",
-        "ws://127.0.0.1:9",
-        "--token-env",
-        "ASYNCAPI_RS_TEST_NO_SUCH_VARIABLE",
-    ]);
-    assert_eq!(output.status.code(), Some(2));
-    assert!(
-        text(&output.stderr).contains("`ASYNCAPI_RS_TEST_NO_SUCH_VARIABLE` is not set"),
-        "{}",
-        text(&output.stderr)
-    );
-    let output = run(&[
-        "conform",
-        "asyncapi/v1-schema.yaml",
-        "--server",
-        "http://127.0.0.1:9",
-    ]);
-    assert_eq!(output.status.code(), Some(2));
-    assert!(
-        text(&output.stderr).contains("ws:// or wss://"),
-        "{}",
-        text(&output.stderr)
-    );
-    let output = run(&[
-        "conform",
-        "asyncapi/v1-schema.yaml",
-        "--server",
-        "ws://x",
-        "--param",
-        "nameless",
-    ]);
-    assert_eq!(output.status.code(), Some(2));
-    assert!(
-        text(&output.stderr).contains("expected NAME=VALUE"),
-        "{}",
-        text(&output.stderr)
-    );
-    let output = run(&["mock", "asyncapi/v1-schema.yaml", "--on-invalid", "ignore"]);
-    assert_eq!(output.status.code(), Some(2));
-    assert!(
-        text(&output.stderr).contains("expected close or log"),
-        "{}",
-        text(&output.stderr)
-    );
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &[
+                "conform",
+                "asyncapi/v1-schema.yaml",
+                "--server",
+                "ws://127.0.0.1:9",
+                "--token-env",
+                "ASYNCAPI_RS_TEST_NO_SUCH_VARIABLE",
+            ],
+            "`ASYNCAPI_RS_TEST_NO_SUCH_VARIABLE` is not set",
+        ),
+        (
+            &[
+                "conform",
+                "asyncapi/v1-schema.yaml",
+                "--server",
+                "http://127.0.0.1:9",
+            ],
+            "ws:// or wss://",
+        ),
+        (
+            &[
+                "conform",
+                "asyncapi/v1-schema.yaml",
+                "--server",
+                "ws://x",
+                "--param",
+                "nameless",
+            ],
+            "expected NAME=VALUE",
+        ),
+        (
+            &[
+                "conform",
+                "asyncapi/v1-schema.yaml",
+                "--server",
+                "ws://x",
+                "--trigger",
+                "sendAlrt=wfs alert",
+            ],
+            "`sendAlrt` is not a send operation of the contract (its send operations: sendAlert",
+        ),
+        (
+            &["mock", "asyncapi/v1-schema.yaml", "--on-invalid", "ignore"],
+            "expected close or log",
+        ),
+    ];
+    for (args, why) in cases {
+        let output = run(args);
+        assert_eq!(output.code, 2, "{args:?}: {}", output.stderr);
+        assert!(output.stderr.contains(why), "{args:?}: {}", output.stderr);
+    }
 }
 
 #[test]
 fn the_mock_logs_its_frames_and_ends_on_ctrl_c() {
     let mut mock = Mock::start("asyncapi/v1-schema.yaml");
     let pid = mock.child.id().to_string();
-    std::thread::sleep(Duration::from_millis(200));
     let status = Command::new("kill")
         .args(["-INT", &pid])
         .status()

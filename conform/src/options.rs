@@ -28,26 +28,46 @@ pub struct Trigger {
 }
 
 impl Trigger {
-    /// `OPERATION=COMMAND` when the text before the first `=` is a `send` operation of the
-    /// contract, else the whole text is the command.
-    pub fn parse(text: &str, contract: &Contract) -> Trigger {
+    /// `OPERATION=COMMAND`, where OPERATION is a `send` operation of the contract, or a command
+    /// alone (any pushed frame then counts). A word before `=` that names no send operation is
+    /// refused rather than run: `sendAlrt=wfs alert ...` would otherwise be a shell variable
+    /// assignment that runs nothing, and the check would fail for a reason nobody could see.
+    pub fn parse(text: &str, contract: &Contract) -> Result<Trigger, String> {
         if let Some((name, command)) = text.split_once('=') {
             let name = name.trim();
-            if contract
+            let is_word = !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'));
+            let sends: Vec<&str> = contract
                 .operations
                 .iter()
-                .any(|operation| operation.key == name && operation.action == Action::Send)
-            {
-                return Trigger {
+                .filter(|operation| operation.action == Action::Send)
+                .map(|operation| operation.key.as_str())
+                .collect();
+            if sends.contains(&name) {
+                return Ok(Trigger {
                     operation: Some(name.to_owned()),
                     command: command.to_owned(),
-                };
+                });
+            }
+            if is_word {
+                return Err(format!(
+                    "trigger `{text}`: `{name}` is not a send operation of the contract (its send \
+                     operations: {}); write OPERATION=COMMAND, or `env {name}=...` to start the \
+                     command with a variable",
+                    if sends.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        sends.join(", ")
+                    }
+                ));
             }
         }
-        Trigger {
+        Ok(Trigger {
             operation: None,
             command: text.to_owned(),
-        }
+        })
     }
 }
 

@@ -27,6 +27,9 @@ pub(crate) struct MessageSpec {
     pub bad_examples: Vec<(String, Vec<Problem>)>,
     /// JSON pointer into the payload of the correlation id (`$message.payload#/req_id`).
     pub correlation: Option<String>,
+    /// Why the payload schema could not be compiled: the message is then checked as any JSON,
+    /// and the report says so instead of passing it silently.
+    pub schema_error: Option<String>,
 }
 
 impl MessageSpec {
@@ -91,6 +94,8 @@ pub(crate) struct ParamSpec {
     /// The parameter's schema (flattened), for making values.
     pub schema: Value,
     pub compiled: Option<Schema>,
+    /// Why the schema could not be compiled (the parameter is then not checked; reported).
+    pub schema_error: Option<String>,
     /// A value the document suggests: an example, the default, the first enum value.
     pub hint: Option<String>,
 }
@@ -281,6 +286,14 @@ impl Surface {
                 }
             }
             let params = params(contract, channels, &address);
+            for param in &params {
+                if let Some(why) = &param.schema_error {
+                    skipped.push(format!(
+                        "parameter `{}` of {name}: its schema does not compile, so its values are not checked: {why}",
+                        param.name
+                    ));
+                }
+            }
             let token = token_place(contract, channels);
             endpoints.push(Endpoint {
                 address,
@@ -291,6 +304,18 @@ impl Surface {
                 outbound,
             });
         }
+        let mut broken: Vec<String> = messages
+            .values()
+            .filter_map(|spec| {
+                let why = spec.schema_error.as_ref()?;
+                Some(format!(
+                    "message `{}`: its payload schema does not compile, so it is checked as any JSON: {why}",
+                    spec.key
+                ))
+            })
+            .collect();
+        broken.sort();
+        skipped.extend(broken);
         Surface { endpoints, skipped }
     }
 }
@@ -329,9 +354,14 @@ fn reachable(contract: &Contract, index: usize) -> Result<String, String> {
 
 fn message_spec(contract: &Contract, id: MessageId) -> MessageSpec {
     let message = &contract.messages[id];
-    let schema = message
+    let (schema, schema_error) = match message
         .payload
-        .and_then(|payload| Schema::compile(contract.bundled_schema(payload)).ok());
+        .map(|payload| Schema::compile(contract.bundled_schema(payload)))
+    {
+        Some(Ok(schema)) => (Some(schema), None),
+        Some(Err(why)) => (None, Some(why)),
+        None => (None, None),
+    };
     let mut examples = Vec::new();
     let mut bad_examples = Vec::new();
     for (index, example) in message.examples.iter().enumerate() {
@@ -362,6 +392,7 @@ fn message_spec(contract: &Contract, id: MessageId) -> MessageSpec {
         examples,
         bad_examples,
         correlation,
+        schema_error,
     }
 }
 
@@ -434,13 +465,17 @@ fn param_spec(
     schema: Value,
     hint: Option<String>,
 ) -> ParamSpec {
-    let compiled = Schema::compile(schema.clone()).ok();
+    let (compiled, schema_error) = match Schema::compile(schema.clone()) {
+        Ok(compiled) => (Some(compiled), None),
+        Err(why) => (None, Some(why)),
+    };
     ParamSpec {
         name,
         place,
         required,
         schema,
         compiled,
+        schema_error,
         hint,
     }
 }
@@ -503,4 +538,36 @@ fn token_place(contract: &Contract, channels: &[usize]) -> Option<TokenPlace> {
             _ => None,
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_payload_schema_that_does_not_compile_is_reported_not_passed_silently() {
+        let document = r#"asyncapi: 3.0.0
+info: {title: Broken, version: 1.0.0}
+channels:
+  feed:
+    address: /feed
+    messages:
+      tick:
+        payload: {type: object, properties: {n: {type: integer, minimum: ten}}}
+operations:
+  sendTick:
+    action: send
+    channel: {$ref: '#/channels/feed'}
+"#;
+        let contract = Contract::from_text("broken.yaml", document).expect("the document loads");
+        let surface = Surface::of(&contract);
+        assert!(
+            surface
+                .skipped
+                .iter()
+                .any(|note| note.contains("message `tick`") && note.contains("does not compile")),
+            "{:?}",
+            surface.skipped
+        );
+    }
 }

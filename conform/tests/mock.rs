@@ -110,13 +110,18 @@ async fn every_websocket_document_of_the_corpus_against_its_mock_has_no_violatio
     let copies = documents(&manifest().join("tests/fixtures/corpus"));
     assert_eq!(copies.len(), 5, "the copied WebSocket documents");
     let shared = documents(&manifest().join("../../shared/asyncapi-corpus"));
-    let mut served = 0;
-    for path in copies.iter().chain(&shared) {
+    // Every copy was chosen for its WebSocket channels: each must be served and checked.
+    for path in &copies {
+        let report = conform_against_mock(path, OnInvalid::Close)
+            .await
+            .unwrap_or_else(|| panic!("{} has WebSocket channels to serve", path.display()));
+        assert_clean(path, &report);
+    }
+    // The shared corpus, when it is there, also holds documents of other protocols: those
+    // with nothing a WebSocket client can reach are left out.
+    for path in &shared {
         if let Some(report) = conform_against_mock(path, OnInvalid::Close).await {
             assert_clean(path, &report);
-            served += 1;
         }
     }
-    // The five copies, and again the same five in the shared corpus when it is there.
-    assert!(served >= 5, "{served} documents served");
 }

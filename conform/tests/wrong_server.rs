@@ -283,8 +283,8 @@ async fn refusal_rules_and_triggers_are_held_to() {
     let report = conform(address, |options| {
         options.expect_param_refusal = Refusal::Close;
         options.triggers = vec![
-            Trigger::parse("sendAlert=true", &contract),
-            Trigger::parse("sendAlert=exit 3", &contract),
+            Trigger::parse("sendAlert=true", &contract).unwrap(),
+            Trigger::parse("sendAlert=exit 3", &contract).unwrap(),
         ];
     })
     .await;
@@ -312,10 +312,17 @@ async fn refusal_rules_and_triggers_are_held_to() {
     // A command whose text before `=` is no send operation is one whole command.
     assert_eq!(
         Trigger::parse("echo a=b", &contract),
-        Trigger {
+        Ok(Trigger {
             operation: None,
             command: "echo a=b".to_owned()
-        }
+        })
+    );
+    // A word before `=` that names no send operation (a typo) is refused, not run as a shell
+    // variable assignment that does nothing.
+    let why = Trigger::parse("sendAlrt=wfs alert", &contract).unwrap_err();
+    assert!(
+        why.contains("`sendAlrt` is not a send operation") && why.contains("sendAlert"),
+        "{why}"
     );
 }
 

@@ -69,7 +69,9 @@ async fn wfs_serve_conforms_to_its_contract() {
         env!("CARGO_BIN_EXE_wfs"),
         server.port
     );
-    options.triggers.push(Trigger::parse(&alert, &contract));
+    options
+        .triggers
+        .push(Trigger::parse(&alert, &contract).expect("sendAlert is a send operation"));
     let report = tokio::time::timeout(
         Duration::from_secs(120),
         asyncapi_conform::run(&contract, &options),
