@@ -157,36 +157,9 @@ pub async fn two_instances(
     let cpu = [meters[0].stop(), meters[1].stop()];
     stop.send_replace(true);
 
-    let mut instances = Vec::with_capacity(2);
-    for (index, side) in sides.iter_mut().enumerate() {
-        let expected = published * side.connected;
-        let mut tally = Tally::new(expected);
-        while let Some(joined) = side.listeners.join_next().await {
-            if let Ok(seen) = joined {
-                tally.add(seen, options.alerts, true);
-            }
-        }
-        let delivered = tally.latencies.len();
-        instances.push(Instance {
-            subscribers: side.connected + side.failed,
-            failed_connections: side.failed,
-            ready: ready[index],
-            expected,
-            delivered,
-            lost: expected.saturating_sub(delivered),
-            duplicates: tally.duplicates,
-            out_of_order: tally.out_of_order,
-            latency: Summary::of(&mut tally.latencies),
-            cpu: cpu[index],
-            server_us_per_delivery: cpu[index]
-                .server_cpu_s
-                .filter(|_| delivered > 0)
-                .map(|s| s * 1e6 / delivered as f64),
-        });
-    }
-    let (Some(other), Some(publishing)) = (instances.pop(), instances.pop()) else {
-        anyhow::bail!("two instances measured, not fewer");
-    };
+    let [first, second] = &mut sides;
+    let publishing = instance(first, ready[0], cpu[0], published, options.alerts).await;
+    let other = instance(second, ready[1], cpu[1], published, options.alerts).await;
     Ok(TwoInstancesResult {
         scenario: "two-instances",
         subscribers: options.subscribers,
@@ -196,4 +169,38 @@ pub async fn two_instances(
         publishing,
         other,
     })
+}
+
+/// What one instance's subscribers received, once they have all stopped listening.
+async fn instance(
+    side: &mut Side,
+    ready: usize,
+    cpu: CpuUse,
+    published: usize,
+    alerts: usize,
+) -> Instance {
+    let expected = published * side.connected;
+    let mut tally = Tally::new(expected);
+    while let Some(joined) = side.listeners.join_next().await {
+        if let Ok(seen) = joined {
+            tally.add(seen, alerts, true);
+        }
+    }
+    let delivered = tally.latencies.len();
+    Instance {
+        subscribers: side.connected + side.failed,
+        failed_connections: side.failed,
+        ready,
+        expected,
+        delivered,
+        lost: expected.saturating_sub(delivered),
+        duplicates: tally.duplicates,
+        out_of_order: tally.out_of_order,
+        latency: Summary::of(&mut tally.latencies),
+        cpu,
+        server_us_per_delivery: cpu
+            .server_cpu_s
+            .filter(|_| delivered > 0)
+            .map(|s| s * 1e6 / delivered as f64),
+    }
 }

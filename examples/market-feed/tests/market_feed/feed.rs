@@ -44,27 +44,28 @@ async fn a_ticker_subscription_pushes_tickers_of_its_symbols_only() {
         }
         other => panic!("subscribed, not {other:?}"),
     }
-    // Updates may come before the reply (the contract says so); they too are of the request.
-    let mut seqs = std::collections::HashMap::new();
-    for frame in &early {
-        let FeedOutbound::Ticker(ticker) = frame else {
-            panic!("only tickers, not {frame:?}");
-        };
-        assert!(wanted.contains(&ticker.symbol.as_str()), "{ticker:?}");
-    }
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while seqs.len() < 2 || seqs.values().any(|seen: &Vec<u64>| seen.len() < 3) {
-        let frame = tokio::time::timeout_at(deadline, client.recv())
-            .await
-            .expect("three tickers of each symbol in time")
-            .expect("a frame the contract allows");
+    // Updates may come before the reply (the contract says so); they too are of the request,
+    // and count in the order check like the ones after it.
+    let mut seqs: std::collections::HashMap<String, Vec<u64>> = std::collections::HashMap::new();
+    let take = |seqs: &mut std::collections::HashMap<String, Vec<u64>>, frame: FeedOutbound| {
         let FeedOutbound::Ticker(ticker) = frame else {
             panic!("only tickers, not {frame:?}");
         };
         assert!(wanted.contains(&ticker.symbol.as_str()), "{ticker:?}");
         seqs.entry(ticker.symbol.to_string())
-            .or_insert_with(Vec::new)
+            .or_default()
             .push(ticker.seq);
+    };
+    for frame in early {
+        take(&mut seqs, frame);
+    }
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while seqs.len() < 2 || seqs.values().any(|seen| seen.len() < 3) {
+        let frame = tokio::time::timeout_at(deadline, client.recv())
+            .await
+            .expect("three tickers of each symbol in time")
+            .expect("a frame the contract allows");
+        take(&mut seqs, frame);
     }
     for (symbol, seen) in seqs {
         assert!(
