@@ -58,7 +58,6 @@ pub mod tls;
 
 use std::sync::Arc;
 
-use poem::listener::TcpAcceptor;
 use poem::web::Html;
 use poem::{EndpointExt, IntoResponse, get, handler};
 
@@ -127,7 +126,7 @@ pub async fn serve_metrics(
         .at("/metrics", get(metrics::metrics_only))
         .data(state);
     let limits = server::Limits::from_config(config);
-    server::run(TcpAcceptor::from_tokio(listener)?, route, limits, shutdown).await
+    server::run(server::TcpAcceptor::new(listener)?, route, limits, shutdown).await
 }
 
 #[handler]
@@ -149,7 +148,7 @@ pub async fn serve(
     policy: http::AccessPolicy,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let acceptor = TcpAcceptor::from_tokio(listener)?;
+    let acceptor = server::TcpAcceptor::new(listener)?;
     serve_on(acceptor, state, config, policy, shutdown).await
 }
 
@@ -162,7 +161,7 @@ pub async fn serve_tls(
     policy: http::AccessPolicy,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let acceptor = tls::TlsAcceptor::new(TcpAcceptor::from_tokio(listener)?, identity)
+    let acceptor = tls::TlsAcceptor::new(server::TcpAcceptor::new(listener)?, identity)
         .map_err(std::io::Error::other)?
         .with_handshake_timeout(config.header_timeout);
     serve_on(acceptor, state, config, policy, shutdown).await

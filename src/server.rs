@@ -27,6 +27,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use poem::http::uri::Scheme;
 use poem::listener::Acceptor;
 use poem::web::{LocalAddr, RemoteAddr};
 use poem::{Endpoint, EndpointExt};
@@ -94,6 +95,42 @@ pub async fn bind(address: &str) -> io::Result<tokio::net::TcpListener> {
     socket.set_reuseaddr(true)?;
     socket.bind(resolved)?;
     socket.listen(LISTEN_BACKLOG)
+}
+
+/// Accepts TCP connections with Nagle's algorithm off (`TCP_NODELAY`), as WebSocket servers
+/// do: a frame, a handshake's answer or a TLS record leaves as soon as it is written, instead
+/// of waiting behind an unacknowledged segment for the peer's delayed ACK (40 ms on Linux; it
+/// made every WebSocket upgrade over TLS take 40 ms, docs/benchmarks.md).
+pub struct TcpAcceptor {
+    listener: tokio::net::TcpListener,
+    local: LocalAddr,
+}
+
+impl TcpAcceptor {
+    pub fn new(listener: tokio::net::TcpListener) -> io::Result<TcpAcceptor> {
+        let local = LocalAddr(listener.local_addr()?.into());
+        Ok(TcpAcceptor { listener, local })
+    }
+}
+
+impl Acceptor for TcpAcceptor {
+    type Io = tokio::net::TcpStream;
+
+    fn local_addr(&self) -> Vec<LocalAddr> {
+        vec![self.local.clone()]
+    }
+
+    async fn accept(&mut self) -> io::Result<(Self::Io, LocalAddr, RemoteAddr, Scheme)> {
+        let (stream, remote) = self.listener.accept().await?;
+        // Fails only for a socket already reset; its request then fails on its own.
+        let _ = stream.set_nodelay(true);
+        Ok((
+            stream,
+            self.local.clone(),
+            RemoteAddr(remote.into()),
+            Scheme::HTTP,
+        ))
+    }
 }
 
 /// The longest pause of the accept loop after a failed accept.
@@ -207,7 +244,7 @@ struct Connection {
     endpoint: Arc<poem::endpoint::BoxEndpoint<'static>>,
     local: LocalAddr,
     remote: RemoteAddr,
-    scheme: poem::http::uri::Scheme,
+    scheme: Scheme,
     lease: Arc<Lease>,
 }
 

@@ -17,11 +17,14 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 
-use bytes::Bytes;
 use std::collections::VecDeque;
 
+use bytes::Bytes;
+use futures_util::task::AtomicWaker;
 use tokio::sync::{Notify, watch};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::{Payload, Violations};
 
@@ -55,12 +58,14 @@ impl Outgoing for serde_json::Value {
 }
 
 /// A message serialised once (compact JSON, non-ASCII kept as is) and shareable between
-/// connections: cloning a frame clones a reference, not the bytes.
+/// connections: cloning a frame clones a reference, not the bytes. It is kept as tungstenite's
+/// `Utf8Bytes`, the payload of a text message, so every subscriber's socket writes the one
+/// serialised copy: no per-connection copy and no UTF-8 check on the way out.
 ///
 /// `T` is the message's type: a frame keeps it, so a frame of one message cannot be handed to
 /// a send, an outlet or a fan-out that expects another.
 pub struct Frame<T> {
-    text: Bytes,
+    text: Utf8Bytes,
     message: PhantomData<fn() -> T>,
 }
 
@@ -68,15 +73,15 @@ impl<T: Outgoing> Frame<T> {
     /// Serialises `message` to its wire form. Debug builds (and so the tests) also check it
     /// against the contract, so a server that sends what the contract forbids fails loudly.
     pub fn new(message: &T) -> Result<Frame<T>, SendError> {
-        let text =
-            serde_json::to_vec(message).map_err(|error| SendError::Serialize(error.to_string()))?;
+        let text = serde_json::to_string(message)
+            .map_err(|error| SendError::Serialize(error.to_string()))?;
         if cfg!(debug_assertions) {
-            let value: serde_json::Value = serde_json::from_slice(&text)
+            let value: serde_json::Value = serde_json::from_str(&text)
                 .map_err(|error| SendError::Serialize(error.to_string()))?;
             T::check(&value).map_err(contract_error)?;
         }
         Ok(Frame {
-            text: Bytes::from(text),
+            text: Utf8Bytes::from(text),
             message: PhantomData,
         })
     }
@@ -87,7 +92,9 @@ impl<T: Outgoing> Frame<T> {
     /// process are only a `Frame<T>` once they are known to be a `T`. Once per publication, not
     /// per subscriber.
     pub fn parse(text: Bytes) -> Result<Frame<T>, SendError> {
-        let value: serde_json::Value = serde_json::from_slice(&text)
+        let text = Utf8Bytes::try_from(text)
+            .map_err(|error| SendError::Contract(format!("not UTF-8 text: {error}")))?;
+        let value: serde_json::Value = serde_json::from_str(&text)
             .map_err(|error| SendError::Contract(format!("not JSON: {error}")))?;
         T::check(&value).map_err(contract_error)?;
         Ok(Frame {
@@ -105,13 +112,12 @@ fn contract_error(violations: Vec<Violations>) -> SendError {
 impl<T> Frame<T> {
     /// The JSON text of the frame (for transports that carry text another way, like SSE).
     pub fn as_str(&self) -> &str {
-        // Built from serde_json output, or from bytes serde_json parsed, so UTF-8.
-        std::str::from_utf8(&self.text).unwrap_or_default()
+        self.text.as_str()
     }
 
     /// The wire bytes, shared (cloning is a reference count, not a copy).
     pub fn bytes(&self) -> Bytes {
-        self.text.clone()
+        Bytes::from(self.text.clone())
     }
 }
 
@@ -149,12 +155,16 @@ pub enum SendError {
 
 /// The frames waiting for the socket task, bounded.
 pub(crate) struct Queue {
-    frames: Mutex<VecDeque<Bytes>>,
+    frames: Mutex<VecDeque<Utf8Bytes>>,
     capacity: usize,
+    /// Whether `frames` holds any, readable without the lock. Set and cleared under it.
+    pending: AtomicBool,
     /// Set once the socket has ended: nothing more is queued.
     ended: AtomicBool,
-    /// Wakes the socket task when a frame is queued.
-    pub(crate) ready: Notify,
+    /// The socket task's waker, woken when a frame is queued or a close is asked for. An
+    /// `AtomicWaker` rather than a `Notify`: the task polls it every time it wakes (for every
+    /// frame it reads), and a waiting `Notified` takes the `Notify`'s lock on each poll.
+    attention: AtomicWaker,
     /// Set while the socket task runs a handler on an inbound frame: it writes the queue out
     /// itself when the handler returns, so a frame queued meanwhile (the reply) need not wake
     /// it. A push that still reads it set pushed before the task's drain took the lock (the
@@ -175,14 +185,15 @@ impl Queue {
         Queue {
             frames: Mutex::new(VecDeque::new()),
             capacity: capacity.max(1),
+            pending: AtomicBool::new(false),
             ended: AtomicBool::new(false),
-            ready: Notify::new(),
+            attention: AtomicWaker::new(),
             replying: AtomicBool::new(false),
             room: Notify::new(),
         }
     }
 
-    fn push(&self, frame: Bytes) -> Result<(), Refused> {
+    fn push(&self, frame: Utf8Bytes) -> Result<(), Refused> {
         let wake = {
             let mut frames = self
                 .frames
@@ -195,10 +206,11 @@ impl Queue {
                 return Err(Refused::Full);
             }
             frames.push_back(frame);
+            self.pending.store(true, Ordering::Release);
             !self.replying.load(Ordering::Acquire)
         };
         if wake {
-            self.ready.notify_one();
+            self.attention.wake();
         }
         Ok(())
     }
@@ -210,15 +222,18 @@ impl Queue {
     }
 
     /// The next frame, if any.
-    pub(crate) fn pop(&self) -> Option<Bytes> {
+    pub(crate) fn pop(&self) -> Option<Utf8Bytes> {
         let mut frames = self
             .frames
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let frame = frames.pop_front();
-        if frames.is_empty() && frames.capacity() > 16 {
-            // A burst is over: give its memory back rather than keep it per connection.
-            frames.shrink_to_fit();
+        if frames.is_empty() {
+            self.pending.store(false, Ordering::Release);
+            if frames.capacity() > 16 {
+                // A burst is over: give its memory back rather than keep it per connection.
+                frames.shrink_to_fit();
+            }
         }
         drop(frames);
         if frame.is_some() {
@@ -234,7 +249,6 @@ struct Shared {
     /// The first close requested wins; the socket task reads it after draining the queue.
     close_request: Mutex<Option<(u16, String)>>,
     close_requested: AtomicBool,
-    wake: Notify,
     closed: watch::Sender<bool>,
 }
 
@@ -263,7 +277,6 @@ impl Connection {
             queue,
             close_request: Mutex::new(None),
             close_requested: AtomicBool::new(false),
-            wake: Notify::new(),
             closed,
         };
         Connection {
@@ -286,7 +299,7 @@ impl Connection {
     /// Any message type is accepted here: this is what the generated `<Channel>Connection`
     /// handles call, and they are the ones that only take their channel's messages.
     pub fn send_frame<T>(&self, frame: &Frame<T>) -> Result<(), SendError> {
-        self.send_bytes(frame.bytes())
+        self.send_text(frame.text.clone())
     }
 
     /// Queues a frame, waiting while the queue is full: for replaying history from a task of
@@ -301,7 +314,7 @@ impl Connection {
             let room = self.shared.queue.room.notified();
             tokio::pin!(room);
             room.as_mut().enable();
-            match self.shared.queue.push(frame.bytes()) {
+            match self.shared.queue.push(frame.text.clone()) {
                 Ok(()) => return Ok(()),
                 Err(Refused::Ended) => return Err(SendError::Closed),
                 Err(Refused::Full) => {
@@ -315,11 +328,11 @@ impl Connection {
         }
     }
 
-    fn send_bytes(&self, bytes: Bytes) -> Result<(), SendError> {
+    fn send_text(&self, text: Utf8Bytes) -> Result<(), SendError> {
         if self.shared.close_requested.load(Ordering::Acquire) {
             return Err(SendError::Closed);
         }
-        match self.shared.queue.push(bytes) {
+        match self.shared.queue.push(text) {
             Ok(()) => Ok(()),
             Err(Refused::Full) => {
                 self.close(CLOSE_TOO_SLOW, "Client is not reading fast enough.");
@@ -337,7 +350,7 @@ impl Connection {
         {
             *request = Some((code, reason.into()));
             self.shared.close_requested.store(true, Ordering::Release);
-            self.shared.wake.notify_one();
+            self.shared.queue.attention.wake();
         }
     }
 
@@ -361,11 +374,23 @@ impl Connection {
             .and_then(|mut r| r.take())
     }
 
-    pub(crate) async fn close_wanted(&self) {
-        if self.shared.close_requested.load(Ordering::Acquire) {
-            return;
+    /// Ready when the socket task has something to do besides reading: frames are queued, or
+    /// a close was asked for. Registers the task's waker first, so nothing set in between is
+    /// missed.
+    pub(crate) fn poll_attention(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.shared.queue.attention.register(cx.waker());
+        if self.shared.queue.pending.load(Ordering::Acquire)
+            || self.shared.close_requested.load(Ordering::Acquire)
+        {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
         }
-        self.shared.wake.notified().await;
+    }
+
+    /// Whether a close was asked for (by the application, a full queue or a shutdown).
+    pub(crate) fn close_requested(&self) -> bool {
+        self.shared.close_requested.load(Ordering::Acquire)
     }
 
     pub(crate) fn mark_ended(&self) {
@@ -440,7 +465,7 @@ mod tests {
         connection.send_frame_waiting(&frame).await.unwrap();
         let first = connection.queue().pop().unwrap();
         let second = connection.queue().pop().unwrap();
-        assert_eq!(first, r#"{"text":"hé"}"#.as_bytes());
+        assert_eq!(first, r#"{"text":"hé"}"#);
         // The same allocation, shared: serialised once, whatever the number of sends.
         assert_eq!(first.as_ptr(), second.as_ptr());
     }

@@ -251,7 +251,7 @@ mod tests {
         );
         assert_eq!(
             right.queue().pop().as_deref(),
-            Some(&br#"{"type":"pong","req_id":7}"#[..])
+            Some(r#"{"type":"pong","req_id":7}"#)
         );
         assert!(right.take_close_request().is_none());
 

@@ -7,18 +7,26 @@
 //! shutdown, 1011 for an internal error; for frames that break RFC 6455 itself, 1002 (protocol
 //! error) or 1007 (text that is not UTF-8), with a reason that names the fault.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use poem::web::websocket::{Message, WebSocket, WebSocketConfig, WebSocketStream};
-use poem::{FromRequest, IntoResponse, Request, Response};
+use poem::http::{HeaderValue, Method, StatusCode, Version, header};
+use poem::{Body, OnUpgrade, Request, Response, Upgraded};
 use serde_json::Value;
 use tokio::sync::watch;
 use tokio::time::Instant;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use crate::connection::{Connection, Queue};
 use crate::observe::{Observer, Refusal, Tally};
@@ -65,8 +73,13 @@ pub struct Config {
     /// them is closed to make room. 0: half the process's file-descriptor limit.
     pub max_pending_connections: usize,
     active: AtomicUsize,
-    /// Set once by [`Config::shut_down`]; every connection closes with 1001 when it flips.
+    /// Set once by [`Config::shut_down`]: new connections and streams are refused, SSE
+    /// streams end.
     shutdown: watch::Sender<bool>,
+    /// The WebSocket connections running now, so that a shutdown asks each to close (1001) as
+    /// the application would: behind the frames already queued, through the connection's own
+    /// waker. Nothing of the shutdown is polled by the socket loop on every frame.
+    open: Mutex<HashMap<u64, Connection>>,
     /// Told of every connection and refusal, when a server set one ([`Config::observe`]).
     observer: OnceLock<Arc<dyn Observer>>,
 }
@@ -88,6 +101,7 @@ impl Default for Config {
             max_pending_connections: 0,
             active: AtomicUsize::new(0),
             shutdown: watch::channel(false).0,
+            open: Mutex::new(HashMap::new()),
             observer: OnceLock::new(),
         }
     }
@@ -103,9 +117,31 @@ impl Config {
     /// ones with 503. Resolves when no connection is left, or after `close_timeout` twice over.
     pub async fn shut_down(&self) {
         self.shutdown.send_replace(true);
+        for connection in self.open_connections().values() {
+            connection.close(1001, SHUTTING_DOWN);
+        }
         let deadline = Instant::now() + self.close_timeout * 2;
         while self.active_connections() > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    fn open_connections(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Connection>> {
+        self.open.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Counts `connection` as open until the returned guard drops; one that opens while a
+    /// shutdown runs is asked to close at once (the shutdown may have listed the open ones
+    /// before it was added).
+    fn enter(&self, connection: &Connection) -> Entered<'_> {
+        self.open_connections()
+            .insert(connection.id(), connection.clone());
+        if self.is_shutting_down() {
+            connection.close(1001, SHUTTING_DOWN);
+        }
+        Entered {
+            config: self,
+            id: connection.id(),
         }
     }
 
@@ -140,6 +176,21 @@ impl Config {
         config.max_message_size = Some(self.max_message_size);
         config.max_frame_size = Some(self.max_frame_size);
         config
+    }
+}
+
+/// The close reason of every connection a shutdown closes.
+const SHUTTING_DOWN: &str = "Server is shutting down.";
+
+/// A connection listed in [`Config`]'s open ones, until dropped (however its task ends).
+struct Entered<'a> {
+    config: &'a Config,
+    id: u64,
+}
+
+impl Drop for Entered<'_> {
+    fn drop(&mut self) {
+        self.config.open_connections().remove(&self.id);
     }
 }
 
@@ -271,74 +322,169 @@ pub trait SocketHandler: Send + Sync + 'static {
     fn on_close(&self, connection: &Connection) -> impl Future<Output = ()> + Send;
 }
 
+/// A connection upgraded to a WebSocket: tungstenite's stream straight on poem's upgraded
+/// connection.
+///
+/// The handshake is answered here rather than by poem's `WebSocket` extractor, whose stream
+/// converts every message to and from a `String` (a copy of each frame read and of each frame
+/// written, per connection) and hands errors on as text. tungstenite's own stream reads text
+/// as `Utf8Bytes` slices of its read buffer, writes the one serialised copy of a frame that
+/// every subscriber shares, and keeps its errors typed.
+type Socket = WebSocketStream<Upgraded>;
+
+/// A handshake this server answers: the `101` response, and the connection it becomes once
+/// that response is sent.
+struct Handshake {
+    response: Response,
+    upgrade: OnUpgrade,
+}
+
+/// Why a request to a channel address is not a handshake this server answers.
+enum NotAHandshake {
+    /// HTTP/1.0 has no upgrade.
+    OldHttp,
+    /// A `Sec-WebSocket-Version` other than 13.
+    Version,
+    /// Not GET, or a header of the handshake missing.
+    Malformed,
+    /// The connection cannot be taken over (it is not HTTP/1.1 with upgrades).
+    NoUpgrade,
+}
+
+impl NotAHandshake {
+    /// The plain-text answer that says why.
+    fn response(self) -> Response {
+        match self {
+            NotAHandshake::OldHttp => plain_response(
+                400,
+                "WebSocket handshakes need HTTP/1.1 or later (RFC 6455).".to_owned(),
+            ),
+            NotAHandshake::Version => {
+                let mut response = plain_response(
+                    426,
+                    "Unsupported WebSocket version; this server speaks version 13.".to_owned(),
+                );
+                // RFC 6455 4.4: say which version the server speaks.
+                response.headers_mut().insert(
+                    header::SEC_WEBSOCKET_VERSION,
+                    HeaderValue::from_static("13"),
+                );
+                response
+            }
+            NotAHandshake::Malformed => plain_response(
+                400,
+                "Not a WebSocket handshake: send GET with Connection: Upgrade, Upgrade: \
+                 websocket, Sec-WebSocket-Version: 13 and a Sec-WebSocket-Key."
+                    .to_owned(),
+            ),
+            NotAHandshake::NoUpgrade => plain_response(
+                400,
+                "This connection cannot be upgraded to a WebSocket.".to_owned(),
+            ),
+        }
+    }
+}
+
+impl Handshake {
+    /// Checks `request` is a WebSocket handshake (RFC 6455 4.2.1) and takes its connection.
+    fn accept(request: &Request) -> Result<Handshake, NotAHandshake> {
+        if request.version() < Version::HTTP_11 {
+            return Err(NotAHandshake::OldHttp);
+        }
+        let version = request.header(header::SEC_WEBSOCKET_VERSION);
+        if version.is_some_and(|version| version.trim() != "13") {
+            return Err(NotAHandshake::Version);
+        }
+        let key = request.header(header::SEC_WEBSOCKET_KEY);
+        let (Some(key), Some(_)) = (key, version) else {
+            return Err(NotAHandshake::Malformed);
+        };
+        if request.method() != Method::GET
+            || !has_token(request, header::UPGRADE, "websocket")
+            || !has_token(request, header::CONNECTION, "upgrade")
+        {
+            return Err(NotAHandshake::Malformed);
+        }
+        let upgrade = request
+            .take_upgrade()
+            .map_err(|_| NotAHandshake::NoUpgrade)?;
+        let response = Response::builder()
+            .status(StatusCode::SWITCHING_PROTOCOLS)
+            .header(header::CONNECTION, "upgrade")
+            .header(header::UPGRADE, "websocket")
+            .header(
+                header::SEC_WEBSOCKET_ACCEPT,
+                derive_accept_key(key.trim().as_bytes()),
+            )
+            .body(Body::empty());
+        Ok(Handshake { response, upgrade })
+    }
+
+    /// Runs `serve` on the WebSocket once the `101` is sent, in a task of its own, and returns
+    /// the `101` to send. A client gone before the upgrade completes runs nothing.
+    fn then<F, Fut>(self, config: WebSocketConfig, serve: F) -> Response
+    where
+        F: FnOnce(Socket) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send,
+    {
+        let Handshake { response, upgrade } = self;
+        tokio::spawn(async move {
+            let Ok(upgraded) = upgrade.await else { return };
+            let socket =
+                WebSocketStream::from_raw_socket(upgraded, Role::Server, Some(config)).await;
+            serve(socket).await;
+        });
+        response
+    }
+}
+
+/// Whether a header of `request` named `name` lists `token` (comma-separated, any case, as
+/// `Connection: keep-alive, Upgrade` does).
+fn has_token(request: &Request, name: header::HeaderName, token: &str) -> bool {
+    request.headers().get_all(name).iter().any(|value| {
+        value.to_str().is_ok_and(|value| {
+            value
+                .split(',')
+                .any(|listed| listed.trim().eq_ignore_ascii_case(token))
+        })
+    })
+}
+
+/// A close frame with `code` and `reason` (cut to what a close frame carries).
+fn close_message(code: u16, reason: String) -> Message {
+    Message::Close(Some(CloseFrame {
+        code: CloseCode::from(code),
+        reason: Utf8Bytes::from(truncate_reason(reason)),
+    }))
+}
+
 /// Answers a handshake that was refused: an HTTP status, or an upgrade followed by a close.
 pub async fn refuse(request: &Request, config: Arc<Config>, reject: Reject) -> Response {
     match reject {
         Reject::Http { status, body } => plain_response(status, body),
         Reject::Close { code, reason } => {
-            let websocket = match WebSocket::from_request_without_body(request).await {
-                Ok(websocket) => websocket,
-                Err(error) => return not_a_handshake(request, &error),
+            let handshake = match Handshake::accept(request) {
+                Ok(handshake) => handshake,
+                Err(refusal) => return refusal.response(),
             };
-            let reason = truncate_reason(reason);
-            websocket
-                .config(config.websocket())
-                .on_upgrade(move |stream| async move {
-                    let (mut sink, mut source) = stream.split();
-                    let _ = sink.send(Message::close_with(code, reason)).await;
-                    // Wait (bounded) for the client's close so it reads ours cleanly.
-                    let _ = tokio::time::timeout(config.close_timeout, async {
-                        while let Some(Ok(message)) = source.next().await {
-                            if message.is_close() {
-                                break;
-                            }
+            handshake.then(config.websocket(), move |mut socket| async move {
+                let _ = socket.send(close_message(code, reason)).await;
+                // Wait (bounded) for the client's close so it reads ours cleanly.
+                let _ = tokio::time::timeout(config.close_timeout, async {
+                    while let Some(Ok(message)) = socket.next().await {
+                        if message.is_close() {
+                            break;
                         }
-                    })
-                    .await;
+                    }
                 })
-                .into_response()
+                .await;
+            })
         }
     }
-}
-
-/// Why a request to a channel address cannot be upgraded, in plain text. poem answers some of
-/// these with a 500 (an HTTP/1.0 request has no upgrade), and the others with a bare
-/// `invalid protocol`.
-fn not_a_handshake(request: &Request, error: &poem::Error) -> Response {
-    if request.version() < poem::http::Version::HTTP_11 {
-        return plain_response(
-            400,
-            "WebSocket handshakes need HTTP/1.1 or later (RFC 6455).".to_owned(),
-        );
-    }
-    let version = request.header("sec-websocket-version");
-    if version.is_some_and(|version| version.trim() != "13") {
-        // RFC 6455 4.4: say which version the server speaks.
-        let mut response = plain_response(
-            426,
-            "Unsupported WebSocket version; this server speaks version 13.".to_owned(),
-        );
-        response.headers_mut().insert(
-            "sec-websocket-version",
-            poem::http::HeaderValue::from_static("13"),
-        );
-        return response;
-    }
-    let reason = match error.downcast_ref::<poem::error::WebSocketError>() {
-        Some(poem::error::WebSocketError::InvalidProtocol) | None => {
-            "Not a WebSocket handshake: send GET with Connection: Upgrade, Upgrade: websocket, \
-             Sec-WebSocket-Version: 13 and a Sec-WebSocket-Key."
-        }
-        Some(poem::error::WebSocketError::UpgradeError(_)) => {
-            "This connection cannot be upgraded to a WebSocket."
-        }
-    };
-    plain_response(400, reason.to_owned())
 }
 
 fn plain_response(status: u16, body: String) -> Response {
-    let status =
-        poem::http::StatusCode::from_u16(status).unwrap_or(poem::http::StatusCode::FORBIDDEN);
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);
     Response::builder()
         .status(status)
         .content_type("text/plain; charset=utf-8")
@@ -362,11 +508,11 @@ pub async fn upgrade<H: SocketHandler>(
             "Server is at its connection limit; try again later.".to_owned(),
         );
     }
-    let websocket = match WebSocket::from_request_without_body(request).await {
-        Ok(websocket) => websocket,
-        Err(error) => {
+    let handshake = match Handshake::accept(request) {
+        Ok(handshake) => handshake,
+        Err(refusal) => {
             config.refused(request, Refusal::NotWebSocket);
-            return not_a_handshake(request, &error);
+            return refusal.response();
         }
     };
     config.active.fetch_add(1, Ordering::Relaxed);
@@ -375,13 +521,10 @@ pub async fn upgrade<H: SocketHandler>(
         .observer
         .get()
         .map(|observer| (observer.clone(), observer.opened(request)));
-    websocket
-        .config(config.websocket())
-        .on_upgrade(move |stream| async move {
-            run(stream, &guard.0, handler, Tally::new(watch)).await;
-            drop(guard);
-        })
-        .into_response()
+    handshake.then(config.websocket(), move |socket| async move {
+        run(socket, &guard.0, handler, Tally::new(watch)).await;
+        drop(guard);
+    })
 }
 
 /// Counts an upgraded connection until dropped, whether or not the upgrade completes.
@@ -393,50 +536,42 @@ impl Drop for ActiveGuard {
     }
 }
 
-async fn run<H: SocketHandler>(
-    mut stream: WebSocketStream,
-    config: &Config,
-    handler: H,
-    mut tally: Tally,
-) {
+async fn run<H: SocketHandler>(mut stream: Socket, config: &Config, handler: H, mut tally: Tally) {
     let connection = Connection::new(config.outbound_queue);
     let queue = connection.queue();
+    let entered = config.enter(&connection);
     handler.on_open(&connection).await;
     let mut keepalive =
         tokio::time::interval_at(Instant::now() + config.ping_interval, config.ping_interval);
     let mut last_seen = Instant::now();
-    // Made once, not per pass of the loop: each of these fires at most once.
-    let mut shutdown = config.shutdown.subscribe();
-    let shut_down = async move { shutdown.wait_for(|down| *down).await.is_ok() };
-    let close_wanted = connection.close_wanted();
-    let queued = queue.ready.notified();
-    tokio::pin!(shut_down, close_wanted, queued);
 
     // One stream, not split: a branch's future is dropped before its body runs, so a body may
-    // write to the stream that another branch reads from.
+    // write to the stream that another branch reads from. Every branch is polled each time
+    // the task wakes (for each frame read, each frame queued), so each is cheap to poll: no
+    // lock is taken.
     let close = 'serving: loop {
         tokio::select! {
             biased;
-            () = &mut queued => {
+            // Frames queued by others (fan-out, replay), or a close asked for.
+            () = std::future::poll_fn(|cx| connection.poll_attention(cx)) => {
                 if write_queued(&mut stream, queue, &mut tally).await.is_err() {
                     break 'serving None;
                 }
-                // Re-armed after draining: a frame queued meanwhile left a permit behind.
-                queued.set(queue.ready.notified());
+                if connection.close_requested() {
+                    break connection.take_close_request();
+                }
             }
-            () = &mut close_wanted => break connection.take_close_request(),
-            _ = &mut shut_down => break Some((1001, "Server is shutting down.".to_owned())),
             inbound = stream.next() => {
                 last_seen = Instant::now();
                 match inbound {
                     Some(Ok(message @ (Message::Text(_) | Message::Binary(_)))) => {
                         tally.frame_in();
                         // A reply is written here, by the loop that read the request, instead
-                        // of waking this loop through the queue's `Notify`. It still goes
+                        // of waking this loop through the queue's waker. It still goes
                         // through the queue, behind any frame queued before it: order holds.
                         queue.replying(true);
                         match message {
-                            Message::Text(text) => match H::Inbound::from_text(&text) {
+                            Message::Text(text) => match H::Inbound::from_text(text.as_str()) {
                                 Ok(message) => handler.on_message(&connection, message).await,
                                 Err(error) => handler.on_invalid(&connection, error).await,
                             },
@@ -454,9 +589,11 @@ async fn run<H: SocketHandler>(
                         }
                     }
                     Some(Ok(Message::Close(frame))) => {
-                        tally.code = frame.map_or(1005, |(code, _)| code.into());
+                        tally.code = frame.map_or(1005, |frame| frame.code.into());
                         break None;
                     }
+                    // Only ever written: reading yields whole messages.
+                    Some(Ok(Message::Frame(_))) => {}
                     None => break None,
                     Some(Err(error)) => {
                         break read_error_close(&error)
@@ -468,7 +605,7 @@ async fn run<H: SocketHandler>(
                 if last_seen.elapsed() >= config.idle_timeout {
                     break Some((1001, "Idle timeout.".to_owned()));
                 }
-                if stream.send(Message::Ping(Vec::new())).await.is_err() {
+                if stream.send(Message::Ping(Bytes::new())).await.is_err() {
                     break None;
                 }
             }
@@ -483,11 +620,7 @@ async fn run<H: SocketHandler>(
                 if write_queued(&mut stream, queue, &mut tally).await.is_err() {
                     return;
                 }
-                if stream
-                    .send(Message::close_with(code, truncate_reason(reason)))
-                    .await
-                    .is_err()
-                {
+                if stream.send(close_message(code, reason)).await.is_err() {
                     return;
                 }
                 while let Some(Ok(message)) = stream.next().await {
@@ -499,10 +632,14 @@ async fn run<H: SocketHandler>(
             .await;
         }
         None => {
-            let _ = tokio::time::timeout(config.close_timeout, stream.close()).await;
+            // The sink's close, not tokio-tungstenite's `close(None)`: after the peer's close
+            // that one refuses to send and so never flushes the close frame tungstenite queued
+            // in answer; this one flushes it.
+            let _ = tokio::time::timeout(config.close_timeout, SinkExt::close(&mut stream)).await;
         }
     }
     connection.mark_ended();
+    drop(entered);
     handler.on_close(&connection).await;
     drop(tally); // reports the close, after the handler let go of the connection
 }
@@ -510,37 +647,26 @@ async fn run<H: SocketHandler>(
 /// The close code and reason for an error tungstenite met while reading, as RFC 6455 and the
 /// Autobahn reference servers answer it: 1002 for a protocol error, 1007 for text that is not
 /// UTF-8, 1009 for a message over the limit. `None` when the peer is simply gone.
-///
-/// poem hands tungstenite's errors on as text only (`io::Error::other(error.to_string())`),
-/// so this reads tungstenite's messages; a unit test pins each one against tungstenite's own
-/// errors, so an upgrade that rewords them fails there rather than here.
-pub fn read_error_close(error: &std::io::Error) -> Option<(u16, &'static str)> {
-    let text = error.to_string();
-    if text.starts_with("Space limit exceeded") {
-        return Some((1009, "Message too big."));
-    }
-    if text.starts_with("UTF-8 encoding error") {
-        return Some((1007, "Text is not valid UTF-8."));
-    }
-    let problem = text.strip_prefix("WebSocket protocol error: ")?;
+pub fn read_error_close(error: &WsError) -> Option<(u16, &'static str)> {
+    let problem = match error {
+        WsError::Capacity(CapacityError::MessageTooLong { .. }) => {
+            return Some((1009, "Message too big."));
+        }
+        WsError::Utf8(_) => return Some((1007, "Text is not valid UTF-8.")),
+        WsError::Protocol(problem) => problem,
+        _ => return None,
+    };
     let reason = match problem {
-        "Connection reset without closing handshake" => return None,
-        "Reserved bits are non-zero" => "Reserved bits set without an extension.",
-        "Received an unmasked frame from client" => "Client frames must be masked.",
-        "Fragmented control frame" => "Control frames must not be fragmented.",
-        "Control frame too big (payload must be 125 bytes or less)" => {
-            "Control frames carry at most 125 bytes."
-        }
-        "Continue frame but nothing to continue" => "Continuation frame with nothing to continue.",
-        _ if problem.starts_with("Unknown control frame type")
-            || problem.starts_with("Unknown data frame type")
-            || problem.starts_with("Encountered invalid opcode") =>
-        {
-            "Unknown opcode."
-        }
-        _ if problem.starts_with("While waiting for more fragments") => {
-            "Expected a continuation frame."
-        }
+        ProtocolError::ResetWithoutClosingHandshake => return None,
+        ProtocolError::NonZeroReservedBits => "Reserved bits set without an extension.",
+        ProtocolError::UnmaskedFrameFromClient => "Client frames must be masked.",
+        ProtocolError::FragmentedControlFrame => "Control frames must not be fragmented.",
+        ProtocolError::ControlFrameTooBig => "Control frames carry at most 125 bytes.",
+        ProtocolError::UnexpectedContinueFrame => "Continuation frame with nothing to continue.",
+        ProtocolError::UnknownControlFrameType(_)
+        | ProtocolError::UnknownDataFrameType(_)
+        | ProtocolError::InvalidOpcode(_) => "Unknown opcode.",
+        ProtocolError::ExpectedFragment(_) => "Expected a continuation frame.",
         _ => "WebSocket protocol error.",
     };
     Some((1002, reason))
@@ -556,15 +682,16 @@ const CORK: usize = 64;
 /// accepts a frame once a write would block), so a slow reader still leaves its frames in the
 /// bounded queue, which fills and closes it with 1013. Frames count as out once flushed.
 async fn write_queued(
-    stream: &mut WebSocketStream,
+    stream: &mut Socket,
     queue: &Queue,
     tally: &mut Tally,
-) -> Result<(), std::io::Error> {
+) -> Result<(), WsError> {
     loop {
         let mut fed = 0;
         while fed < CORK {
             let Some(frame) = queue.pop() else { break };
-            stream.feed(text_message(&frame)).await?;
+            // The frame's one serialised copy, shared with every other subscriber of it.
+            stream.feed(Message::Text(frame)).await?;
             fed += 1;
         }
         if fed == 0 {
@@ -575,12 +702,6 @@ async fn write_queued(
             tally.frame_out();
         }
     }
-}
-
-/// A queued frame as a WebSocket text message. poem's `Message::Text` holds a `String`, so this
-/// copies; frames are serde_json output, valid UTF-8 by construction.
-fn text_message(frame: &bytes::Bytes) -> Message {
-    Message::Text(String::from_utf8_lossy(frame).into_owned())
 }
 
 #[cfg(test)]
@@ -598,17 +719,15 @@ mod tests {
 
     #[test]
     fn tungstenite_read_errors_get_rfc_6455_close_codes() {
-        use tokio_tungstenite::tungstenite::error::{CapacityError, Error, ProtocolError};
         use tokio_tungstenite::tungstenite::protocol::frame::coding::Data;
-        // As poem passes them on.
-        let close = |error: Error| read_error_close(&std::io::Error::other(error.to_string()));
-        let protocol = |error: ProtocolError| close(Error::Protocol(error));
+        let close = |error: WsError| read_error_close(&error);
+        let protocol = |error: ProtocolError| close(WsError::Protocol(error));
         assert_eq!(
-            close(Error::Utf8("invalid utf-8 sequence".to_owned())),
+            close(WsError::Utf8("invalid utf-8 sequence".to_owned())),
             Some((1007, "Text is not valid UTF-8."))
         );
         assert_eq!(
-            close(Error::Capacity(CapacityError::MessageTooLong {
+            close(WsError::Capacity(CapacityError::MessageTooLong {
                 size: 2,
                 max_size: 1
             })),
@@ -647,7 +766,7 @@ mod tests {
         );
         assert_eq!(protocol(ProtocolError::ResetWithoutClosingHandshake), None);
         assert_eq!(
-            close(Error::Io(std::io::ErrorKind::ConnectionReset.into())),
+            close(WsError::Io(std::io::ErrorKind::ConnectionReset.into())),
             None
         );
     }

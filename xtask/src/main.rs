@@ -41,9 +41,14 @@ fn main() -> ExitCode {
     }
 }
 
-/// The repository root: xtask's manifest sits one level below it.
+/// The repository root: xtask's manifest sits one level below it. `cargo run` says where that
+/// manifest is now; the path compiled in is only a fallback, since a build cache shared by two
+/// checkouts (`CARGO_TARGET_DIR`) may hold an xtask built in the other one, which cargo does
+/// not rebuild for a move.
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    manifest_dir
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default()
