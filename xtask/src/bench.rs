@@ -1278,7 +1278,7 @@ fn title(scenario: Scenario) -> &'static str {
         Scenario::Slowloris => "Slowloris: echo latency under thousands of half-sent requests",
         Scenario::LoginBurst => "Login burst: memory of many password checks at once",
         Scenario::Handshake => "Handshakes: authenticated alert connections opened at once",
-        Scenario::Burst => "Burst: alerts back to back",
+        Scenario::Burst => "Burst: alerts back to back, several publishers at once",
         Scenario::CatchUp => "Catch-up: reconnecting with `since=`",
         Scenario::Sse => "Fan-out over Server-Sent Events",
         Scenario::Chat => "Chat: one busy room",
