@@ -13,7 +13,9 @@
 //!   no framework and no validation (binary `wfs-bench-ceiling`).
 //! - [`http`]: the few HTTP/1.1 requests the load generator makes (log in, publish), written
 //!   by hand so that every server pays the same, visible, cost for a publication.
-//! - [`procfs`]: a server's resident memory and open sockets, read from `/proc`.
+//! - [`procfs`]: a server's resident memory, open sockets and CPU time (and its database's,
+//!   when that is PostgreSQL), read from `/proc`.
+//! - [`syscalls`]: the server's write system calls over a window, counted with `perf stat`.
 //! - [`stats`]: latency summaries (p50, p99, max).
 //!
 //! Every wait is bounded by a timeout and every load loop by a count and a time, so a run
@@ -25,6 +27,7 @@ pub mod procfs;
 pub mod scenarios;
 pub mod sse;
 pub mod stats;
+pub mod syscalls;
 pub mod target;
 pub mod tls;
 

@@ -41,6 +41,10 @@ struct Cli {
     /// The second instance's pid.
     #[arg(long)]
     pid2: Option<u32>,
+    /// The pid of the database server the target uses, when it runs apart (PostgreSQL's
+    /// postmaster): its processes' CPU time is counted beside the server's.
+    #[arg(long)]
+    database_pid: Option<u32>,
     /// Speak TLS (wss, https) to the server, trusting only the PEM certificate in this file
     /// (`wfs serve --tls` makes `<data dir>/tls/server.crt`).
     #[arg(long)]
@@ -63,7 +67,7 @@ enum Scenario {
         payload: usize,
     },
     /// S alert subscribers over C cities; alerts published through the normal path
-    /// (`--interval-ms 0`: back to back, the burst).
+    /// (`--interval-ms 0 --publishers 16`: back to back, several in flight, the burst).
     Fanout {
         #[arg(long, default_value_t = 10_000)]
         subscribers: usize,
@@ -73,6 +77,12 @@ enum Scenario {
         alerts: usize,
         #[arg(long, default_value_t = 100)]
         interval_ms: u64,
+        /// Publish requests in flight at once (each publisher waits for its answer).
+        #[arg(long, default_value_t = 1)]
+        publishers: usize,
+        /// Count the server's write system calls over the window (`perf stat`; needs --pid).
+        #[arg(long)]
+        count_writes: bool,
         #[arg(long, default_value_t = 30.0)]
         drain: f64,
         /// `websocket` (`/ws/v1/alert`) or `sse` (`/sse/v1/alert`, wfs only).
@@ -195,13 +205,14 @@ async fn run(cli: Cli) -> anyhow::Result<String> {
     if let Some(ca_file) = &cli.ca_file {
         wfs_bench::tls::trust(ca_file)?;
     }
-    let target = match &cli.login {
+    let mut target = match &cli.login {
         Some(login) => {
             let (user, password) = login.split_once(':').context("--login is USER:PASSWORD")?;
             Target::wfs(cli.server, user, password, cli.pid).await?
         }
         None => Target::baseline(cli.server, cli.pid),
     };
+    target.database_pid = cli.database_pid;
     let json = match cli.scenario {
         Scenario::Echo {
             connections,
@@ -225,6 +236,8 @@ async fn run(cli: Cli) -> anyhow::Result<String> {
             cities,
             alerts,
             interval_ms,
+            publishers,
+            count_writes,
             drain,
             transport,
         } => serde_json::to_string(
@@ -235,6 +248,8 @@ async fn run(cli: Cli) -> anyhow::Result<String> {
                     cities,
                     alerts,
                     interval: Duration::from_millis(interval_ms),
+                    publishers,
+                    count_writes,
                     drain: seconds(drain),
                     transport: match transport.as_str() {
                         "websocket" => Transport::WebSocket,

@@ -1,4 +1,5 @@
-//! What the server process costs, read from `/proc/<pid>`: resident memory and open sockets.
+//! What the server process costs, read from `/proc/<pid>`: resident memory, open sockets and
+//! CPU time (also of a database server's whole process tree, for PostgreSQL).
 
 use serde::Serialize;
 
@@ -42,12 +43,65 @@ pub fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
     Some((utime + stime) / 100.0)
 }
 
-/// CPU used by the server and by the load generator over one phase, as a share of one core.
+/// The fields of `/proc/<pid>/stat` after the command name (which may hold spaces), from
+/// field 3 (state) on: index 1 is the parent's pid, 11 and 12 user and system time, 13 and 14
+/// those of the children it has waited for.
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    Some(rest.split_whitespace().map(str::to_owned).collect())
+}
+
+/// CPU time (user + system, in seconds) of `root` and of every process under it: PostgreSQL
+/// serves each connection from a process of its own, forked by the postmaster `root`. The
+/// children's times are read while they live, and from `root`'s counts of children it has
+/// waited for once they have ended, so a backend that ends in the window is still counted.
+pub fn tree_cpu_seconds(root: u32) -> Option<f64> {
+    let ticks = |fields: &[String], at: &[usize]| -> f64 {
+        at.iter()
+            .filter_map(|&index| fields.get(index)?.parse::<f64>().ok())
+            .sum()
+    };
+    let own = stat_fields(root)?;
+    let mut total = ticks(&own, &[11, 12, 13, 14]);
+    // Every process whose ancestry leads to `root` (PostgreSQL's are its direct children).
+    let mut parents = vec![root];
+    let mut all: Vec<(u32, u32, f64)> = Vec::new();
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == root {
+            continue;
+        }
+        if let Some(fields) = stat_fields(pid)
+            && let Some(parent) = fields.get(1).and_then(|p| p.parse::<u32>().ok())
+        {
+            all.push((pid, parent, ticks(&fields, &[11, 12])));
+        }
+    }
+    while let Some(parent) = parents.pop() {
+        for &(pid, _, cpu) in all.iter().filter(|(_, p, _)| *p == parent) {
+            total += cpu;
+            parents.push(pid);
+        }
+    }
+    Some(total / 100.0)
+}
+
+/// CPU used by the server and by the load generator over one phase, as a share of one core;
+/// and by the database server's processes, when it runs apart (PostgreSQL).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct CpuUse {
     pub seconds: f64,
     pub server_cpu_s: Option<f64>,
     pub client_cpu_s: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_cpu_s: Option<f64>,
 }
 
 /// Starts measuring CPU use of `server` and of this process.
@@ -57,6 +111,8 @@ pub struct CpuMeter {
     server_pid: Option<u32>,
     server: Option<f64>,
     client: Option<f64>,
+    database_pid: Option<u32>,
+    database: Option<f64>,
 }
 
 impl CpuMeter {
@@ -66,7 +122,17 @@ impl CpuMeter {
             server_pid,
             server: server_pid.and_then(|pid| cpu_seconds(Some(pid))),
             client: cpu_seconds(None),
+            database_pid: None,
+            database: None,
         }
+    }
+
+    /// Also measures the database server whose postmaster (or only process) is `pid`, with
+    /// every process under it.
+    pub fn with_database(mut self, pid: Option<u32>) -> CpuMeter {
+        self.database_pid = pid;
+        self.database = pid.and_then(tree_cpu_seconds);
+        self
     }
 
     pub fn stop(&self) -> CpuUse {
@@ -78,8 +144,16 @@ impl CpuMeter {
                 self.server_pid.and_then(|pid| cpu_seconds(Some(pid))),
             ),
             client_cpu_s: since(self.client, cpu_seconds(None)),
+            database_cpu_s: since(self.database, self.database_pid.and_then(tree_cpu_seconds)),
         }
     }
+}
+
+/// `seconds` of CPU per operation, in µs (none without operations).
+pub fn per_operation(seconds: Option<f64>, operations: usize) -> Option<f64> {
+    seconds
+        .filter(|_| operations > 0)
+        .map(|s| s * 1e6 / operations as f64)
 }
 
 /// A server's memory and sockets at one moment.
@@ -112,5 +186,31 @@ mod tests {
         let _listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         assert!(sockets(me).is_some_and(|count| count >= 1));
         assert!(cpu_seconds(Some(me)).is_some() && cpu_seconds(None).is_some());
+    }
+
+    #[test]
+    fn a_process_tree_counts_its_children() {
+        let me = std::process::id();
+        let mut child = std::process::Command::new("sh")
+            .args([
+                "-c",
+                "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done; sleep 5",
+            ])
+            .spawn()
+            .expect("sh runs");
+        // The child burns a little CPU, then sleeps: the tree's time then holds the child's.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let own = cpu_seconds(Some(me)).unwrap_or(0.0);
+        let mut counted = false;
+        while std::time::Instant::now() < deadline && !counted {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            let tree = tree_cpu_seconds(me).unwrap_or(0.0);
+            counted = tree >= cpu_seconds(Some(child.id())).unwrap_or(0.0) + own
+                && cpu_seconds(Some(child.id())).unwrap_or(0.0) > 0.0;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(counted, "the child's CPU time is not in its parent's tree");
+        assert_eq!(tree_cpu_seconds(u32::MAX), None);
     }
 }

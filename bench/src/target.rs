@@ -39,6 +39,9 @@ pub struct Target {
     pub cities: Vec<String>,
     /// The server's pid, when it is a process whose `/proc` this one may read.
     pub pid: Option<u32>,
+    /// The pid of the database server it uses when that runs apart (PostgreSQL's postmaster),
+    /// whose process tree's CPU time is counted beside the server's.
+    pub database_pid: Option<u32>,
 }
 
 impl Target {
@@ -93,6 +96,7 @@ impl Target {
             token,
             cities,
             pid,
+            database_pid: None,
         })
     }
 
@@ -106,6 +110,7 @@ impl Target {
                 .map(|n| format!("00000000-0000-4000-8000-{n:012}"))
                 .collect(),
             pid,
+            database_pid: None,
         }
     }
 

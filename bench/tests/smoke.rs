@@ -75,15 +75,18 @@ async fn every_scenario(target: &Target) {
     assert!(result.messages > 0, "{result:?}");
     assert_eq!((result.errors, result.mismatched), (0, 0), "{result:?}");
 
-    // Spread over cities, then the burst (back to back).
-    for (cities, interval) in [(1, 10), (3, 10), (1, 0)] {
+    // Spread over cities, then the burst: back to back, four publishers in flight, each
+    // publisher's alerts checked in its order.
+    for (cities, interval, publishers, alerts) in [(1, 10, 1, 3), (3, 10, 1, 3), (1, 0, 4, 12)] {
         let result = fanout(
             target,
             &FanoutOptions {
                 subscribers: 30,
                 cities,
-                alerts: 3,
+                alerts,
                 interval: Duration::from_millis(interval),
+                publishers,
+                count_writes: false,
                 drain: Duration::from_secs(5),
                 transport: Transport::WebSocket,
             },
@@ -172,6 +175,7 @@ async fn every_scenario(target: &Target) {
     assert!(result.alerts > 0, "{result:?}");
     assert_eq!(result.publish_errors, 0, "{result:?}");
     assert_eq!((result.lost, result.duplicates), (0, 0), "{result:?}");
+    assert_eq!(result.out_of_order, 0, "{result:?}");
 }
 
 /// What only wfs has: the history (`since=`) and the SSE transport.
@@ -200,6 +204,8 @@ async fn wfs_only_scenarios(target: &Target) {
             cities: 1,
             alerts: 3,
             interval: Duration::from_millis(10),
+            publishers: 1,
+            count_writes: false,
             drain: Duration::from_secs(5),
             transport: Transport::Sse,
         },

@@ -11,6 +11,10 @@
 //! - `wfs`: `wfs serve` on a data directory of its own (SQLite), its defaults otherwise;
 //! - `wfs-redis`: the same with `--redis-url` (and, for `two-instances`, a second instance
 //!   on the same data directory and Redis); `wfs-tls`: the same with `--tls`;
+//! - `wfs-pg`: the same with `--database-url postgres://...` on a PostgreSQL cluster of the
+//!   run's own (Debian's `postgresql`: `initdb` into a temporary folder, loopback only, a free
+//!   port, pinned to core 0 beside the server, stopped at the end whatever happens; see
+//!   [`Postgres`]), on the scenarios whose path goes through the database;
 //! - (a) `ceiling`: `wfs-bench-ceiling`, tokio-tungstenite with nothing else;
 //! - (b) `websockets`: `bench/baselines/websockets_server.py` (Python `websockets`);
 //! - (c) `starlette`: `bench/baselines/starlette_replica.py` on uvicorn, with Redis (Debian's
@@ -33,14 +37,19 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde_json::Value;
 
+mod postgres;
+use postgres::Postgres;
+
 const USAGE: &str =
     "usage: cargo xtask bench [--smoke] [--runs N] [--scenario NAME]... [--server NAME]... [--out FILE] [--wfs-arg ARG]...
   scenarios: echo fanout fanout-spread idle churn slowloris login-burst handshake burst
              catch-up sse chat publish two-instances (default: all; slowloris, login-burst,
              catch-up and sse run against wfs only, chat against wfs and the ceiling,
              two-instances against wfs-redis: a second wfs on the same Redis and database)
-  servers:   wfs wfs-redis wfs-tls ceiling websockets starlette (default: all; --smoke: wfs
-             ceiling); wfs-tls runs echo, fanout, fanout-spread, idle, handshake and burst
+  servers:   wfs wfs-pg wfs-redis wfs-tls ceiling websockets starlette (default: all; --smoke:
+             wfs ceiling); wfs-tls runs echo, fanout, fanout-spread, idle, handshake and burst;
+             wfs-pg (wfs on PostgreSQL, needs Debian's postgresql) runs publish, catch-up and
+             handshake
   --runs:    how many times each scenario runs against each server, interleaved
              (A B C A B C ...); tables show the median and the min-max spread (default 3;
              --smoke: 1)
@@ -57,6 +66,8 @@ const ADMIN_PASSWORD: &str = "bench-admin-password";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Server {
     Wfs,
+    /// wfs with `--database-url postgres://...`: the store on PostgreSQL instead of SQLite.
+    WfsPg,
     /// wfs with `--redis-url`: alerts go through Redis, as with several instances.
     WfsRedis,
     /// wfs with `--tls`: wss and https, its own self-signed certificate.
@@ -67,8 +78,9 @@ enum Server {
 }
 
 impl Server {
-    const ALL: [Server; 6] = [
+    const ALL: [Server; 7] = [
         Server::Wfs,
+        Server::WfsPg,
         Server::WfsRedis,
         Server::WfsTls,
         Server::Ceiling,
@@ -79,6 +91,7 @@ impl Server {
     fn key(self) -> &'static str {
         match self {
             Server::Wfs => "wfs",
+            Server::WfsPg => "wfs-pg",
             Server::WfsRedis => "wfs-redis",
             Server::WfsTls => "wfs-tls",
             Server::Ceiling => "ceiling",
@@ -90,6 +103,7 @@ impl Server {
     fn label(self) -> &'static str {
         match self {
             Server::Wfs => "wfs (ours)",
+            Server::WfsPg => "wfs on PostgreSQL",
             Server::WfsRedis => "wfs with its Redis bus",
             Server::WfsTls => "wfs over TLS",
             Server::Ceiling => "(a) tokio-tungstenite ceiling",
@@ -101,6 +115,7 @@ impl Server {
     fn short(self) -> &'static str {
         match self {
             Server::Wfs => "wfs",
+            Server::WfsPg => "wfs + PostgreSQL",
             Server::WfsRedis => "wfs + Redis",
             Server::WfsTls => "wfs + TLS",
             Server::Ceiling => "(a) ceiling",
@@ -114,7 +129,10 @@ impl Server {
     }
 
     fn is_wfs(self) -> bool {
-        matches!(self, Server::Wfs | Server::WfsRedis | Server::WfsTls)
+        matches!(
+            self,
+            Server::Wfs | Server::WfsPg | Server::WfsRedis | Server::WfsTls
+        )
     }
 }
 
@@ -132,7 +150,7 @@ enum Scenario {
     /// Authenticated alert connections opened as fast as they are accepted, then held: rate,
     /// server CPU per handshake, and memory per subscriber (issue 15).
     Handshake,
-    /// 100 alerts back to back to 1,000 subscribers of one city (issue 15).
+    /// 100 alerts to 1,000 subscribers of one city, 16 publish requests in flight (issue 15).
     Burst,
     /// Reconnecting with `since=` after missing 1,000 alerts (wfs only; issue 15).
     CatchUp,
@@ -170,6 +188,14 @@ impl Scenario {
     /// history and SSE exist on wfs only; the ceiling has a chat room, the Python baselines
     /// have none.
     fn applies_to(self, server: Server) -> bool {
+        if server == Server::WfsPg {
+            // Where the database is on the path: storing each published alert, reading the
+            // history for `since=`, looking up the user and the city of each handshake.
+            return matches!(
+                self,
+                Scenario::Publish | Scenario::CatchUp | Scenario::Handshake
+            );
+        }
         if server == Server::WfsTls {
             // TLS is measured where it costs: echo, fan-out, handshakes and idle memory.
             return matches!(
@@ -246,10 +272,10 @@ impl Scenario {
                 "handshake --connections 60 --concurrency 8 --settle 0.2"
             }
             (Scenario::Burst, false) => {
-                "fanout --subscribers 1000 --cities 1 --alerts 100 --interval-ms 0 --drain 60"
+                "fanout --subscribers 1000 --cities 1 --alerts 100 --interval-ms 0 --publishers 16 --count-writes --drain 60"
             }
             (Scenario::Burst, true) => {
-                "fanout --subscribers 20 --cities 1 --alerts 10 --interval-ms 0 --drain 5"
+                "fanout --subscribers 20 --cities 1 --alerts 12 --interval-ms 0 --publishers 4 --count-writes --drain 5"
             }
             (Scenario::CatchUp, false) => "catch-up --missed 1000 --clients 10 --drain 60",
             (Scenario::CatchUp, true) => "catch-up --missed 20 --clients 2 --drain 5",
@@ -403,6 +429,7 @@ pub fn run(args: &[String], root: &Path) -> anyhow::Result<ExitCode> {
         pinned,
         python: None,
         redis: None,
+        postgres: None,
         wfs_data: None,
         wfs_args: options.wfs_args.clone(),
     };
@@ -444,8 +471,15 @@ pub fn run(args: &[String], root: &Path) -> anyhow::Result<ExitCode> {
         }
     }
     drop(bench.redis.take());
+    let postgres_version = bench.postgres.as_ref().map(|pg| pg.version().to_owned());
+    drop(bench.postgres.take());
     let after = Activity::sample();
-    let environment = Environment::read(root, bench.python.as_deref(), &before, &after);
+    let mut environment = Environment::read(root, bench.python.as_deref(), &before, &after);
+    if let Some(version) = postgres_version {
+        environment
+            .versions
+            .push(("PostgreSQL (wfs on PostgreSQL)".to_owned(), version));
+    }
     let command = command_line(args);
     let report = Report {
         options: &options,
@@ -494,6 +528,8 @@ struct Bench {
     /// The venv's python.
     python: Option<PathBuf>,
     redis: Option<Running>,
+    /// The PostgreSQL cluster of `wfs-pg`, started on first use; stopped when dropped.
+    postgres: Option<Postgres>,
     /// wfs's data directory, made on its first start (the admin is created then).
     wfs_data: Option<PathBuf>,
     wfs_args: Vec<String>,
@@ -566,6 +602,23 @@ impl Bench {
         Ok(format!("redis://{address}"))
     }
 
+    /// The URL of wfs's database in the run's PostgreSQL cluster, started on first use (pinned
+    /// to core 0 with the servers).
+    fn start_postgres(&mut self) -> anyhow::Result<String> {
+        if self.postgres.is_none() {
+            let log = self.work.join("logs/postgres.log");
+            let core = self.pinned.then_some("0");
+            let postgres = Postgres::start(Path::new(postgres::INSTALL_ROOT), core, &log)
+                .context("cannot start PostgreSQL for wfs-pg")?;
+            self.postgres = Some(postgres);
+        }
+        Ok(self
+            .postgres
+            .as_ref()
+            .map(|pg| pg.url().to_owned())
+            .unwrap_or_default())
+    }
+
     fn start(&mut self, server: Server, scenario: Scenario) -> anyhow::Result<Running> {
         self.start_instance(server, scenario, "")
     }
@@ -587,9 +640,14 @@ impl Bench {
         let release = release_dir(&self.root);
         let baselines = self.root.join("bench/baselines");
         let mut command = match server {
-            Server::Wfs | Server::WfsRedis | Server::WfsTls => {
+            Server::Wfs | Server::WfsPg | Server::WfsRedis | Server::WfsTls => {
                 let redis = if server == Server::WfsRedis {
                     Some(self.start_redis()?)
+                } else {
+                    None
+                };
+                let database = if server == Server::WfsPg {
+                    Some(self.start_postgres()?)
                 } else {
                     None
                 };
@@ -617,6 +675,10 @@ impl Bench {
                     .env("WFS_ADMIN_PASSWORD", ADMIN_PASSWORD);
                 if let Some(redis) = redis {
                     command.args(["--redis-url", &redis]);
+                }
+                if let Some(database) = database {
+                    // The JWT secret (and TLS certificate) stay in the data directory.
+                    command.args(["--database-url", &database]);
                 }
                 if server == Server::WfsTls {
                     // The first TLS start makes `tls/server.crt` in the data directory.
@@ -686,6 +748,9 @@ impl Bench {
         }
         if server.is_wfs() {
             command.args(["--login", &format!("admin:{ADMIN_PASSWORD}")]);
+        }
+        if let (Server::WfsPg, Some(postgres)) = (server, &self.postgres) {
+            command.args(["--database-pid", &postgres.pid().to_string()]);
         }
         if server == Server::WfsTls {
             let data = self.wfs_data.clone().context("no wfs data directory")?;
@@ -987,6 +1052,9 @@ struct Column {
     heading: &'static str,
     read: fn(&Value) -> Option<f64>,
     ratio: bool,
+    /// Left out of the table when no server has the figure (a database's CPU time where no
+    /// database ran apart, write calls where `perf` could not count them).
+    optional: bool,
 }
 
 /// A figure compared with the baselines.
@@ -995,6 +1063,7 @@ fn fig(heading: &'static str, read: fn(&Value) -> Option<f64>) -> Column {
         heading,
         read,
         ratio: true,
+        optional: false,
     }
 }
 
@@ -1004,6 +1073,18 @@ fn count(heading: &'static str, read: fn(&Value) -> Option<f64>) -> Column {
         heading,
         read,
         ratio: false,
+        optional: false,
+    }
+}
+
+/// The database server's CPU time per operation, where it runs apart (PostgreSQL); shown as
+/// it is, and only when measured.
+fn database(heading: &'static str, read: fn(&Value) -> Option<f64>) -> Column {
+    Column {
+        heading,
+        read,
+        ratio: false,
+        optional: true,
     }
 }
 
@@ -1032,6 +1113,12 @@ fn columns(scenario: Scenario) -> Vec<Column> {
             fig("server CPU µs / delivery", |v| {
                 num(v, "/server_us_per_delivery")
             }),
+            Column {
+                optional: true,
+                ..fig("server write calls / delivery", |v| {
+                    num(v, "/writes_per_delivery")
+                })
+            },
             count("delivered", |v| num(v, "/delivered")),
             count("lost", |v| num(v, "/lost")),
             fig("p50 (ms)", |v| ms(v, "/latency/p50_us")),
@@ -1107,6 +1194,9 @@ fn columns(scenario: Scenario) -> Vec<Column> {
             fig("server CPU µs / handshake", |v| {
                 num(v, "/server_us_per_handshake")
             }),
+            database("database CPU µs / handshake", |v| {
+                num(v, "/database_us_per_handshake")
+            }),
             fig("handshakes/s", |v| num(v, "/handshakes_per_s")),
             fig("handshake p50 (ms)", |v| ms(v, "/latency/p50_us")),
             fig("handshake p99 (ms)", |v| ms(v, "/latency/p99_us")),
@@ -1120,6 +1210,9 @@ fn columns(scenario: Scenario) -> Vec<Column> {
         Scenario::CatchUp => vec![
             fig("server CPU µs / replayed alert", |v| {
                 num(v, "/server_us_per_replayed")
+            }),
+            database("database CPU µs / replayed alert", |v| {
+                num(v, "/database_us_per_replayed")
             }),
             fig("catch-up p50 (ms)", |v| ms(v, "/catch_up/p50_us")),
             fig("catch-up max (ms)", |v| ms(v, "/catch_up/max_us")),
@@ -1161,6 +1254,9 @@ fn columns(scenario: Scenario) -> Vec<Column> {
         ],
         Scenario::Publish => vec![
             fig("server CPU µs / alert", |v| num(v, "/server_us_per_alert")),
+            database("database CPU µs / alert", |v| {
+                num(v, "/database_us_per_alert")
+            }),
             fig("alerts/s", |v| num(v, "/alerts_per_s")),
             fig("publish p50 (ms)", |v| ms(v, "/publish/p50_us")),
             fig("publish p99 (ms)", |v| ms(v, "/publish/p99_us")),
@@ -1182,7 +1278,7 @@ fn title(scenario: Scenario) -> &'static str {
         Scenario::Slowloris => "Slowloris: echo latency under thousands of half-sent requests",
         Scenario::LoginBurst => "Login burst: memory of many password checks at once",
         Scenario::Handshake => "Handshakes: authenticated alert connections opened at once",
-        Scenario::Burst => "Burst: alerts back to back",
+        Scenario::Burst => "Burst: alerts back to back, several publishers at once",
         Scenario::CatchUp => "Catch-up: reconnecting with `since=`",
         Scenario::Sse => "Fan-out over Server-Sent Events",
         Scenario::Chat => "Chat: one busy room",
@@ -1216,8 +1312,9 @@ fn describe(scenario: Scenario, result: Option<&Value>) -> String {
         ),
         Scenario::Fanout | Scenario::FanoutSpread => fanout("`/ws/v1/alert`"),
         Scenario::Burst => format!(
-            "{} The alerts go back to back: each publish request starts as soon as the previous one is answered, so several frames wait in each subscriber's queue at once.",
-            fanout("`/ws/v1/alert`")
+            "{} Here {} publishers run at once, each sending its next alert as soon as its previous one is answered, so several publications are in the server at a time and several frames wait in each subscriber's queue at once. Alerts of different publishers may arrive in either order; each publisher's must arrive in its order, and on wfs (whose frames carry the alert id, and which hands alerts on in id order) every subscriber must see ids only grow: out of order counts a break of either. Where `perf` can trace the server, its write system calls (`sendto`, `write`, `writev`, `sendmsg`) are counted over the same window as its CPU time: under 1 per delivery, one write carries several frames.",
+            fanout("`/ws/v1/alert`"),
+            get("/publishers")
         ),
         Scenario::Sse => format!(
             "{} Compare with the WebSocket fan-out of the same size above.",
@@ -1267,7 +1364,7 @@ fn describe(scenario: Scenario, result: Option<&Value>) -> String {
             get("/interval_ms")
         ),
         Scenario::Publish => format!(
-            "{} publishers post alerts as fast as they are answered (wfs: `POST /api/v1/cities/{{uuid}}/alerts`, stored in SQLite then fanned out; baselines: `GET /publish`) for {} s to one city with {} subscribers. Server CPU per alert covers the request, the store and the fan-out to every subscriber.",
+            "{} publishers post alerts as fast as they are answered (wfs: `POST /api/v1/cities/{{uuid}}/alerts`, stored in SQLite, or in PostgreSQL for wfs on PostgreSQL, then fanned out; baselines: `GET /publish`) for {} s to one city with {} subscribers. Server CPU per alert covers the request, the store and the fan-out to every subscriber. SQLite runs inside wfs, so its cost is in wfs's figure; PostgreSQL runs in processes of its own (its cluster made for the run, pinned to the server's core, `synchronous_commit=off` as SQLite's `synchronous=NORMAL` does not wait for the disk either), whose CPU time over the same window is the database column. Each publisher's alerts must arrive in its order, and on wfs in alert id order.",
             get("/publishers"),
             get("/duration_s"),
             get("/subscribers")
@@ -1276,6 +1373,32 @@ fn describe(scenario: Scenario, result: Option<&Value>) -> String {
 }
 
 impl Report<'_> {
+    /// Under the publish table: wfs on PostgreSQL against wfs on SQLite, when both ran.
+    fn postgres_beside_sqlite(&self, out: &mut String) {
+        let get = |server, pointer: &'static str| {
+            self.median(Scenario::Publish, server, |v| num(v, pointer))
+        };
+        let (Some(sqlite), Some(pg)) = (
+            get(Server::Wfs, "/server_us_per_alert"),
+            get(Server::WfsPg, "/server_us_per_alert"),
+        ) else {
+            return;
+        };
+        let database = get(Server::WfsPg, "/database_us_per_alert").unwrap_or(0.0);
+        let rates = get(Server::WfsPg, "/alerts_per_s").zip(get(Server::Wfs, "/alerts_per_s"));
+        // A list item: a plain line right after a table would be read as one of its rows.
+        let _ = writeln!(
+            out,
+            "- PostgreSQL ÷ SQLite, medians: server CPU per alert {} for wfs alone, {} counting PostgreSQL's processes too ({} + {} µs against {} µs); alerts/s {}",
+            fmt_ratio(pg, Some(sqlite)),
+            fmt_ratio(pg + database, Some(sqlite)),
+            fmt_num(pg),
+            fmt_num(database),
+            fmt_num(sqlite),
+            rates.map_or("–".to_owned(), |(pg, sqlite)| fmt_ratio(pg, Some(sqlite)))
+        );
+    }
+
     /// The median of `read` over the runs of `scenario` against `server`.
     fn median(
         &self,
@@ -1399,7 +1522,16 @@ impl Report<'_> {
             .and_then(|runs| runs.first());
         let _ = writeln!(out, "\n## {}\n", title(scenario));
         let _ = writeln!(out, "{}\n", describe(scenario, first));
-        let columns = columns(scenario);
+        let mut columns = columns(scenario);
+        columns.retain(|column| {
+            !column.optional
+                || servers.iter().any(|server| {
+                    self.results
+                        .get(&(scenario, *server))
+                        .and_then(|runs| spread(runs, column.read))
+                        .is_some()
+                })
+        });
         let _ = write!(out, "| server | runs |");
         for column in &columns {
             let _ = write!(out, " {} |", column.heading);
@@ -1467,6 +1599,9 @@ impl Report<'_> {
                 }
                 out.push('\n');
             }
+        }
+        if scenario == Scenario::Publish {
+            self.postgres_beside_sqlite(out);
         }
         // Details the table leaves out, run by run.
         for &server in servers {
@@ -1805,7 +1940,7 @@ fn note(scenario: Scenario, result: &Value) -> Option<String> {
             (errors > 0.0).then(|| format!("{errors} errors or mismatched replies"))
         }
         Scenario::Fanout | Scenario::FanoutSpread | Scenario::Burst | Scenario::Sse => {
-            Some(format!(
+            let mut note = format!(
                 "expected {}, ready {} of {} after the warm-up, {} duplicates, {} out of order, {} failed connections, connecting took {:.1} s",
                 fmt_num(n("/expected")),
                 fmt_num(n("/ready")),
@@ -1814,7 +1949,27 @@ fn note(scenario: Scenario, result: &Value) -> Option<String> {
                 n("/out_of_order"),
                 n("/failed_connections"),
                 n("/connect_s")
-            ))
+            );
+            if n("/publishers") > 1.0 {
+                let _ = write!(note, "; {} publishers in flight", fmt_num(n("/publishers")));
+            }
+            if let Some(total) = num(result, "/writes/total") {
+                let _ = write!(
+                    note,
+                    "; server write calls: {} (`sendto` {}, `write` {}, `writev` {}, `sendmsg` {}), {} deliveries per call",
+                    fmt_num(total),
+                    fmt_num(n("/writes/sendto")),
+                    fmt_num(n("/writes/write")),
+                    fmt_num(n("/writes/writev")),
+                    fmt_num(n("/writes/sendmsg")),
+                    if total > 0.0 {
+                        fmt_num(n("/delivered") / total)
+                    } else {
+                        "–".to_owned()
+                    }
+                );
+            }
+            Some(note)
         }
         Scenario::Idle => Some(format!(
             "{} failed connections, opening took {:.1} s, {} of {} answered afterwards",
@@ -1887,13 +2042,19 @@ fn note(scenario: Scenario, result: &Value) -> Option<String> {
             n("/publish_errors")
         )),
         Scenario::Publish => Some(format!(
-            "{} alerts accepted, {} deliveries expected, {} duplicates, {} of {} subscribers ready; server CPU {} µs per delivery",
+            "{} alerts accepted, {} deliveries expected, {} duplicates, {} out of order, {} of {} subscribers ready; server CPU {} µs per delivery{}",
             fmt_num(n("/alerts")),
             fmt_num(n("/expected")),
             n("/duplicates"),
+            n("/out_of_order"),
             n("/ready"),
             n("/subscribers"),
-            fmt_num(n("/server_us_per_delivery"))
+            fmt_num(n("/server_us_per_delivery")),
+            num(result, "/cpu/database_cpu_s").map_or(String::new(), |s| format!(
+                "; PostgreSQL's processes used {} s of CPU over the {} s measured",
+                fmt_num(s),
+                fmt_num(n("/cpu/seconds"))
+            ))
         )),
     }
 }
@@ -2050,6 +2211,46 @@ mod tests {
         assert!(Scenario::CatchUp.applies_to(Server::Wfs));
         assert!(!Scenario::CatchUp.applies_to(Server::Ceiling));
         assert!(Scenario::Chat.applies_to(Server::Ceiling));
+    }
+
+    #[test]
+    fn wfs_on_postgresql_runs_where_the_database_is_on_the_path() {
+        let root = Path::new("/repo");
+        let args = |line: &str| line.split(' ').map(str::to_owned).collect::<Vec<_>>();
+        let options = parse(
+            &args("--server wfs-pg --server wfs --scenario publish"),
+            root,
+        )
+        .unwrap();
+        // SQLite first, PostgreSQL beside it.
+        assert_eq!(options.servers, [Server::Wfs, Server::WfsPg]);
+        assert!(Server::WfsPg.is_wfs());
+        for scenario in [Scenario::Publish, Scenario::CatchUp, Scenario::Handshake] {
+            assert!(scenario.applies_to(Server::WfsPg), "{scenario:?}");
+        }
+        assert!(!Scenario::Echo.applies_to(Server::WfsPg));
+        assert!(!Scenario::Burst.applies_to(Server::WfsPg));
+        // The smoke run starts no PostgreSQL.
+        assert!(
+            !parse(&args("--smoke"), root)
+                .unwrap()
+                .servers
+                .contains(&Server::WfsPg)
+        );
+    }
+
+    #[test]
+    fn the_burst_publishes_with_several_requests_in_flight() {
+        for smoke in [false, true] {
+            let args = Scenario::Burst.args(smoke);
+            let publishers = args
+                .iter()
+                .position(|arg| *arg == "--publishers")
+                .and_then(|at| args.get(at + 1))
+                .and_then(|count| count.parse::<usize>().ok());
+            assert!(publishers.is_some_and(|p| p > 1), "{args:?}");
+            assert!(args.contains(&"--count-writes"), "{args:?}");
+        }
     }
 
     #[test]

@@ -53,6 +53,9 @@ pub struct CatchUpResult {
     /// CPU used by each side during the catch-up.
     pub cpu: CpuUse,
     pub server_us_per_replayed: Option<f64>,
+    /// The database server's CPU time per replayed alert, when it runs apart (PostgreSQL).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_us_per_replayed: Option<f64>,
     /// Publication to receipt of the live alert after the catch-up, per client.
     pub live: Summary,
     pub live_received: usize,
@@ -93,7 +96,7 @@ async fn client(
             result.truncated = true;
             continue;
         }
-        let Some((seq, _)) = parse_alert(text.as_str()) else {
+        let Some((seq, _, _)) = parse_alert(text.as_str()) else {
             continue;
         };
         if seq == next {
@@ -116,7 +119,7 @@ async fn client(
         let Ok(Some(Ok(frame))) = frame else { break };
         let Message::Text(text) = frame else { continue };
         let at = now_nanos();
-        if let Some((seq, published)) = parse_alert(text.as_str())
+        if let Some((seq, published, _)) = parse_alert(text.as_str())
             && seq == missed + 1
         {
             result.live = Some((at.saturating_sub(published) / 1000) as u64);
@@ -142,7 +145,7 @@ pub async fn catch_up(target: &Target, options: &CatchUpOptions) -> anyhow::Resu
     let url = format!("{}&since={since}", target.alert_url(city));
     let (caught_up, mut caught) = mpsc::unbounded_channel();
     let (go_live, live) = watch::channel(false);
-    let meter = CpuMeter::start(target.pid);
+    let meter = CpuMeter::start(target.pid).with_database(target.database_pid);
     let began = Instant::now();
     let mut clients = tokio::task::JoinSet::new();
     for _ in 0..options.clients {
@@ -208,6 +211,7 @@ pub async fn catch_up(target: &Target, options: &CatchUpOptions) -> anyhow::Resu
             .server_cpu_s
             .filter(|_| replayed > 0)
             .map(|s| s * 1e6 / replayed as f64),
+        database_us_per_replayed: crate::procfs::per_operation(cpu.database_cpu_s, replayed),
         cpu,
         live_received: lives.len(),
         live: Summary::of(&mut lives),

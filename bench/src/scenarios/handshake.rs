@@ -43,6 +43,9 @@ pub struct HandshakeResult {
     pub cpu: CpuUse,
     pub server_us_per_handshake: Option<f64>,
     pub client_us_per_handshake: Option<f64>,
+    /// The database server's CPU time per handshake, when it runs apart (PostgreSQL).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_us_per_handshake: Option<f64>,
     pub before: Snapshot,
     pub after: Snapshot,
     /// (after - before) / opened, in bytes.
@@ -58,7 +61,7 @@ pub async fn handshake(
     let cities = target.cities.clone();
     anyhow::ensure!(!cities.is_empty(), "the target has no cities");
     let before = Snapshot::of(target.pid);
-    let meter = CpuMeter::start(target.pid);
+    let meter = CpuMeter::start(target.pid).with_database(target.database_pid);
     let started = Instant::now();
     let (sockets, failed_connections) =
         open_all(options.connections, options.concurrency, |index| {
@@ -136,6 +139,7 @@ pub async fn handshake(
         latency: Summary::of(&mut latencies),
         server_us_per_handshake: per_handshake(cpu.server_cpu_s),
         client_us_per_handshake: per_handshake(cpu.client_cpu_s),
+        database_us_per_handshake: crate::procfs::per_operation(cpu.database_cpu_s, opened),
         cpu,
         before,
         after,

@@ -1,7 +1,10 @@
 //! publish: P publishers post alerts through the server's publish path as fast as they are
 //! answered, for a bounded time and count, to one city with S subscribers. Measures alerts
 //! accepted per second, each request's latency, and the server's CPU time per alert (the
-//! request, the store, and the fan-out to every subscriber); every delivery is counted.
+//! request, the store, and the fan-out to every subscriber), with the database server's when
+//! it runs apart (PostgreSQL); every delivery is counted and checked for order: publisher `p`
+//! of `P` publishes alerts `p + 1`, `p + 1 + P`, ..., each after the previous one is answered,
+//! so its alerts must arrive in its order (and, on wfs, in alert id order).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,7 +17,7 @@ use tokio::time::Instant;
 use super::fanout::{Subscriber, Tally, Transport, alert_text, listen};
 use super::{now_nanos, open_all};
 use crate::Target;
-use crate::procfs::{CpuMeter, CpuUse};
+use crate::procfs::{CpuMeter, CpuUse, per_operation};
 use crate::stats::Summary;
 
 #[derive(Debug, Clone)]
@@ -49,12 +52,18 @@ pub struct PublishResult {
     pub delivered: usize,
     pub lost: usize,
     pub duplicates: usize,
+    /// Deliveries after a later alert of the same publisher, or after a higher alert id.
+    pub out_of_order: usize,
     /// Publication to receipt, every delivery.
     pub latency: Summary,
     /// CPU used by each side from the first publication to the last delivery.
     pub cpu: CpuUse,
     pub server_us_per_alert: Option<f64>,
     pub server_us_per_delivery: Option<f64>,
+    /// The database server's CPU time per alert, when it runs apart (PostgreSQL); SQLite's
+    /// is in the server's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_us_per_alert: Option<f64>,
 }
 
 pub async fn publish(target: &Target, options: &PublishOptions) -> anyhow::Result<PublishResult> {
@@ -90,19 +99,20 @@ pub async fn publish(target: &Target, options: &PublishOptions) -> anyhow::Resul
     }
     let ready = warm.load(Ordering::Relaxed);
 
-    let meter = CpuMeter::start(target.pid);
+    let meter = CpuMeter::start(target.pid).with_database(target.database_pid);
     let started = Instant::now();
     let end = started + options.duration;
-    let next_seq = Arc::new(AtomicUsize::new(1));
+    let count = options.publishers.max(1);
     let mut publishers = tokio::task::JoinSet::new();
-    for _ in 0..options.publishers.max(1) {
-        let (target, city, next_seq) = (target.clone(), city.clone(), next_seq.clone());
+    for publisher in 0..count {
+        let (target, city) = (target.clone(), city.clone());
         let max = options.max_alerts;
         publishers.spawn(async move {
-            let (mut ok, mut errors, mut times) = (0usize, 0usize, Vec::new());
-            while Instant::now() < end {
-                let seq = next_seq.fetch_add(1, Ordering::Relaxed);
-                if seq > max {
+            let (mut ok, mut errors, mut times, mut last) = (0usize, 0usize, Vec::new(), 0);
+            // Publisher `p`'s alerts are p + 1, p + 1 + count, ...: the tally knows whose is
+            // which, and checks each publisher's order.
+            for seq in (publisher + 1..=max).step_by(count) {
+                if Instant::now() >= end {
                     break;
                 }
                 let began = Instant::now();
@@ -111,16 +121,19 @@ pub async fn publish(target: &Target, options: &PublishOptions) -> anyhow::Resul
                     Err(_) => errors += 1,
                 }
                 times.push(began.elapsed().as_micros() as u64);
+                last = seq;
             }
-            (ok, errors, times)
+            (ok, errors, times, last)
         });
     }
     let (mut alerts, mut publish_errors, mut publish_times) = (0, 0, Vec::new());
+    let mut sequences = 0;
     while let Some(joined) = publishers.join_next().await {
-        if let Ok((ok, errors, mut times)) = joined {
+        if let Ok((ok, errors, mut times, last)) = joined {
             alerts += ok;
             publish_errors += errors;
             publish_times.append(&mut times);
+            sequences = sequences.max(last);
         }
     }
     let publishing_s = started.elapsed().as_secs_f64();
@@ -132,25 +145,19 @@ pub async fn publish(target: &Target, options: &PublishOptions) -> anyhow::Resul
     let cpu = meter.stop();
     stop.send_replace(true);
 
-    let sequences = next_seq.load(Ordering::Relaxed);
     let mut tally = Tally::new(expected);
     while let Some(joined) = listeners.join_next().await {
         if let Ok(seen) = joined {
-            // Publishers race, so alerts may be stored (and delivered) in another order than
-            // their sequence numbers: only losses and duplicates count here.
-            tally.add(seen, sequences, false);
+            // Publishers race, so alerts are stored (and delivered) in no set order across
+            // publishers; each publisher's own must keep theirs.
+            tally.add(seen, sequences, count);
         }
     }
     let delivered = tally.latencies.len();
-    let per = |count: usize| {
-        cpu.server_cpu_s
-            .filter(|_| count > 0)
-            .map(|s| s * 1e6 / count as f64)
-    };
     Ok(PublishResult {
         scenario: "publish",
         subscribers: options.subscribers,
-        publishers: options.publishers.max(1),
+        publishers: count,
         duration_s: options.duration.as_secs_f64(),
         failed_connections,
         ready,
@@ -166,9 +173,11 @@ pub async fn publish(target: &Target, options: &PublishOptions) -> anyhow::Resul
         delivered,
         lost: expected.saturating_sub(delivered),
         duplicates: tally.duplicates,
+        out_of_order: tally.out_of_order,
         latency: Summary::of(&mut tally.latencies),
-        server_us_per_alert: per(alerts),
-        server_us_per_delivery: per(delivered),
+        server_us_per_alert: per_operation(cpu.server_cpu_s, alerts),
+        server_us_per_delivery: per_operation(cpu.server_cpu_s, delivered),
+        database_us_per_alert: per_operation(cpu.database_cpu_s, alerts),
         cpu,
     })
 }

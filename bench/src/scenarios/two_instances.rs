@@ -183,7 +183,7 @@ async fn instance(
     let mut tally = Tally::new(expected);
     while let Some(joined) = side.listeners.join_next().await {
         if let Ok(seen) = joined {
-            tally.add(seen, alerts, true);
+            tally.add(seen, alerts, 1);
         }
     }
     let delivered = tally.latencies.len();
