@@ -2,7 +2,8 @@
 //!
 //! 1. installs what the tests run for real and a fresh machine may lack ([`TOOLS`]: Node.js
 //!    and npm for the official AsyncAPI parser and the browser tests, redis-server for the
-//!    fan-out tests, Debian's Chromium for the browser tests);
+//!    fan-out tests, Debian's Chromium for the browser tests, PostgreSQL for the contract suite
+//!    on PostgreSQL);
 //! 2. `cargo fmt --check`, `cargo clippy --all-targets -D warnings`;
 //! 3. `cargo xtask docs --check` (the committed docs match the contract);
 //! 4. every test of the workspace with `INSTA_UPDATE=no`, then the contract suite again on
@@ -143,6 +144,16 @@ const TOOLS: &[(&str, &[&str], &str, &str)] = &[
     // Debian's Chromium, driven by playwright-core from npm (which the browser tests install
     // under target/ themselves); a browser is never downloaded.
     ("chromium", &["--version"], "chromium", "the browser tests"),
+    // Debian keeps the server's binaries off PATH, under /usr/lib/postgresql/<version>/bin.
+    (
+        "sh",
+        &[
+            "-c",
+            "for server in /usr/lib/postgresql/*/bin/postgres; do [ -x \"$server\" ] && exit 0; done; exit 1",
+        ],
+        "postgresql",
+        "the contract suite on PostgreSQL",
+    ),
 ];
 
 fn ensure_tools() -> anyhow::Result<()> {
