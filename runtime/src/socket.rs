@@ -130,21 +130,6 @@ impl Config {
         self.open.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Counts `connection` as open until the returned guard drops; one that opens while a
-    /// shutdown runs is asked to close at once (the shutdown may have listed the open ones
-    /// before it was added).
-    fn enter(&self, connection: &Connection) -> Entered<'_> {
-        self.open_connections()
-            .insert(connection.id(), connection.clone());
-        if self.is_shutting_down() {
-            connection.close(1001, SHUTTING_DOWN);
-        }
-        Entered {
-            config: self,
-            id: connection.id(),
-        }
-    }
-
     /// Resolves once [`Config::shut_down`] was called: streams that are not WebSockets (SSE)
     /// end on it too.
     pub async fn shutting_down(&self) {
@@ -182,15 +167,36 @@ impl Config {
 /// The close reason of every connection a shutdown closes.
 const SHUTTING_DOWN: &str = "Server is shutting down.";
 
-/// A connection listed in [`Config`]'s open ones, until dropped (however its task ends).
-struct Entered<'a> {
-    config: &'a Config,
+/// A connection counted in its [`Config`]'s active ones and listed in its open ones from its
+/// accepted handshake until dropped: when its socket task ends, however it ends, or when the
+/// upgrade never completes.
+struct Admitted {
+    config: Arc<Config>,
     id: u64,
 }
 
-impl Drop for Entered<'_> {
+impl Admitted {
+    /// One that opens while a shutdown runs is asked to close at once: the shutdown may have
+    /// gone through the open ones before it was listed.
+    fn new(config: Arc<Config>, connection: &Connection) -> Admitted {
+        config.active.fetch_add(1, Ordering::Relaxed);
+        config
+            .open_connections()
+            .insert(connection.id(), connection.clone());
+        if config.is_shutting_down() {
+            connection.close(1001, SHUTTING_DOWN);
+        }
+        Admitted {
+            config,
+            id: connection.id(),
+        }
+    }
+}
+
+impl Drop for Admitted {
     fn drop(&mut self) {
         self.config.open_connections().remove(&self.id);
+        self.config.active.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -301,7 +307,9 @@ pub trait SocketHandler: Send + Sync + 'static {
     /// inbound enums of the channels that share the address).
     type Inbound: Decode + Send;
 
-    /// The connection is open: before any frame is read.
+    /// The handshake is accepted: runs before the `101` answer is sent, so a subscription made
+    /// here is live by the time the client knows it is connected. Frames sent here wait in the
+    /// queue and go out first. Must not wait for the client, which has no answer yet.
     fn on_open(&self, connection: &Connection) -> impl Future<Output = ()> + Send;
 
     /// A text frame that decoded as one of the address's messages.
@@ -421,17 +429,21 @@ impl Handshake {
     }
 
     /// Runs `serve` on the WebSocket once the `101` is sent, in a task of its own, and returns
-    /// the `101` to send. A client gone before the upgrade completes runs nothing.
+    /// the `101` to send. `serve` gets `None` when the upgrade never completes (the client went
+    /// away first).
     fn then<F, Fut>(self, config: WebSocketConfig, serve: F) -> Response
     where
-        F: FnOnce(Socket) -> Fut + Send + 'static,
+        F: FnOnce(Option<Socket>) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send,
     {
         let Handshake { response, upgrade } = self;
         tokio::spawn(async move {
-            let Ok(upgraded) = upgrade.await else { return };
-            let socket =
-                WebSocketStream::from_raw_socket(upgraded, Role::Server, Some(config)).await;
+            let socket = match upgrade.await {
+                Ok(upgraded) => Some(
+                    WebSocketStream::from_raw_socket(upgraded, Role::Server, Some(config)).await,
+                ),
+                Err(_) => None,
+            };
             serve(socket).await;
         });
         response
@@ -467,7 +479,8 @@ pub async fn refuse(request: &Request, config: Arc<Config>, reject: Reject) -> R
                 Ok(handshake) => handshake,
                 Err(refusal) => return refusal.response(),
             };
-            handshake.then(config.websocket(), move |mut socket| async move {
+            handshake.then(config.websocket(), move |socket| async move {
+                let Some(mut socket) = socket else { return };
                 let _ = socket.send(close_message(code, reason)).await;
                 // Wait (bounded) for the client's close so it reads ours cleanly.
                 let _ = tokio::time::timeout(config.close_timeout, async {
@@ -515,32 +528,50 @@ pub async fn upgrade<H: SocketHandler>(
             return refusal.response();
         }
     };
-    config.active.fetch_add(1, Ordering::Relaxed);
-    let guard = ActiveGuard(config.clone());
-    let watch = config
-        .observer
-        .get()
-        .map(|observer| (observer.clone(), observer.opened(request)));
-    handshake.then(config.websocket(), move |socket| async move {
-        run(socket, &guard.0, handler, Tally::new(watch)).await;
-        drop(guard);
+    let connection = Connection::new(config.outbound_queue);
+    let admitted = Admitted::new(config.clone(), &connection);
+    let tally = Tally::new(
+        config
+            .observer
+            .get()
+            .map(|observer| (observer.clone(), observer.opened(request))),
+    );
+    // Opened before the `101` is sent: a client whose handshake is answered is subscribed (or
+    // in its room) already, so nothing published after it knows it is connected passes it by.
+    handler.on_open(&connection).await;
+    handshake.then(config.websocket(), move |socket| {
+        serve(socket, connection, admitted, handler, tally)
     })
 }
 
-/// Counts an upgraded connection until dropped, whether or not the upgrade completes.
-struct ActiveGuard(Arc<Config>);
-
-impl Drop for ActiveGuard {
-    fn drop(&mut self) {
-        self.0.active.fetch_sub(1, Ordering::Relaxed);
+/// The connection's task: the socket (when the upgrade completed), then the end. It owns what
+/// the connection needs, once: the size of this future is most of an idle connection's memory.
+async fn serve<H: SocketHandler>(
+    socket: Option<Socket>,
+    connection: Connection,
+    admitted: Admitted,
+    handler: H,
+    mut tally: Tally,
+) {
+    if let Some(socket) = socket {
+        run(socket, &connection, &admitted.config, &handler, &mut tally).await;
     }
+    connection.mark_ended();
+    // Boxed: rarely run, so its state is not carried in every connection's task.
+    Box::pin(handler.on_close(&connection)).await;
+    drop(tally); // reports the close, after the handler let go of the connection
+    drop(admitted);
 }
 
-async fn run<H: SocketHandler>(mut stream: Socket, config: &Config, handler: H, mut tally: Tally) {
-    let connection = Connection::new(config.outbound_queue);
+/// Serves one WebSocket until it closes: reads, queued frames, keepalive, then the close.
+async fn run<H: SocketHandler>(
+    mut stream: Socket,
+    connection: &Connection,
+    config: &Config,
+    handler: &H,
+    tally: &mut Tally,
+) {
     let queue = connection.queue();
-    let entered = config.enter(&connection);
-    handler.on_open(&connection).await;
     let mut keepalive =
         tokio::time::interval_at(Instant::now() + config.ping_interval, config.ping_interval);
     let mut last_seen = Instant::now();
@@ -554,7 +585,7 @@ async fn run<H: SocketHandler>(mut stream: Socket, config: &Config, handler: H, 
             biased;
             // Frames queued by others (fan-out, replay), or a close asked for.
             () = std::future::poll_fn(|cx| connection.poll_attention(cx)) => {
-                if write_queued(&mut stream, queue, &mut tally).await.is_err() {
+                if write_queued(&mut stream, queue, tally).await.is_err() {
                     break 'serving None;
                 }
                 if connection.close_requested() {
@@ -572,13 +603,13 @@ async fn run<H: SocketHandler>(mut stream: Socket, config: &Config, handler: H, 
                         queue.replying(true);
                         match message {
                             Message::Text(text) => match H::Inbound::from_text(text.as_str()) {
-                                Ok(message) => handler.on_message(&connection, message).await,
-                                Err(error) => handler.on_invalid(&connection, error).await,
+                                Ok(message) => handler.on_message(connection, message).await,
+                                Err(error) => handler.on_invalid(connection, error).await,
                             },
-                            _ => handler.on_invalid(&connection, FrameError::Binary).await,
+                            _ => handler.on_invalid(connection, FrameError::Binary).await,
                         }
                         queue.replying(false);
-                        if write_queued(&mut stream, queue, &mut tally).await.is_err() {
+                        if write_queued(&mut stream, queue, tally).await.is_err() {
                             break None;
                         }
                     }
@@ -612,12 +643,28 @@ async fn run<H: SocketHandler>(mut stream: Socket, config: &Config, handler: H, 
         }
     };
 
+    // Boxed: run once per connection, so its state is not carried in every connection's task.
+    Box::pin(close_socket(stream, close, connection, config, tally)).await;
+}
+
+/// Ends the socket: with `close`'s code and reason after the frames already queued, waiting
+/// (bounded) for the client's close; or, when the client closed or went away, by answering.
+async fn close_socket(
+    mut stream: Socket,
+    close: Option<(u16, String)>,
+    connection: &Connection,
+    config: &Config,
+    tally: &mut Tally,
+) {
     match close {
         Some((code, reason)) => {
             tally.code = code;
             let _ = tokio::time::timeout(config.close_timeout, async {
                 // Frames accepted before the close are still delivered.
-                if write_queued(&mut stream, queue, &mut tally).await.is_err() {
+                if write_queued(&mut stream, connection.queue(), tally)
+                    .await
+                    .is_err()
+                {
                     return;
                 }
                 if stream.send(close_message(code, reason)).await.is_err() {
@@ -638,10 +685,6 @@ async fn run<H: SocketHandler>(mut stream: Socket, config: &Config, handler: H, 
             let _ = tokio::time::timeout(config.close_timeout, SinkExt::close(&mut stream)).await;
         }
     }
-    connection.mark_ended();
-    drop(entered);
-    handler.on_close(&connection).await;
-    drop(tally); // reports the close, after the handler let go of the connection
 }
 
 /// The close code and reason for an error tungstenite met while reading, as RFC 6455 and the

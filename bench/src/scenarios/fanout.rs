@@ -306,11 +306,18 @@ pub async fn fanout(target: &Target, options: &FanoutOptions) -> anyhow::Result<
     let connected: usize = per_city.iter().sum();
 
     // Warm-up: one alert per city, until every subscriber has one (subscriptions are live).
-    for city in &cities {
-        target.publish(city, &alert_text(0, now_nanos())).await?;
-    }
+    // Repeated every 2 s (longer than one alert takes to reach 10,000 subscribers on the
+    // slowest server, so normally never): a server that subscribes a connection only after
+    // answering its handshake (the ceiling does) can let the first pass a subscriber by.
     let deadline = Instant::now() + Duration::from_secs(20);
+    let mut next_round = Instant::now();
     while warm.load(Ordering::Relaxed) < connected && Instant::now() < deadline {
+        if Instant::now() >= next_round {
+            for city in &cities {
+                target.publish(city, &alert_text(0, now_nanos())).await?;
+            }
+            next_round = Instant::now() + Duration::from_secs(2);
+        }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let ready = warm.load(Ordering::Relaxed);

@@ -635,7 +635,9 @@ pub(crate) fn channel_module(
                 fn on_connect(&self, handshake: &Handshake, params: Result<#params, ParamsError>)
                     -> impl Future<Output = Result<Self::State, Reject>> + Send;
 
-                /// The connection is open (the place to greet or subscribe). Default: nothing.
+                /// The handshake is accepted; runs before the client is answered, so what it subscribes
+                /// to is live once the client knows it is connected. The place to greet or subscribe:
+                /// frames sent here go out first. Default: nothing.
                 fn on_open(&self, connection: &#connection, state: &Self::State) -> impl Future<Output = ()> + Send {
                     let _ = (connection, state);
                     async {}

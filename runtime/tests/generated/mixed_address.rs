@@ -340,7 +340,9 @@ pub mod trades {
             params: Result<TradesParams, ParamsError>,
         ) -> impl Future<Output = Result<Self::State, Reject>> + Send;
 
-        /// The connection is open (the place to greet or subscribe). Default: nothing.
+        /// The handshake is accepted; runs before the client is answered, so what it subscribes
+        /// to is live once the client knows it is connected. The place to greet or subscribe:
+        /// frames sent here go out first. Default: nothing.
         fn on_open(
             &self,
             connection: &TradesConnection,
@@ -591,7 +593,9 @@ pub mod spot {
             params: Result<SpotParams, ParamsError>,
         ) -> impl Future<Output = Result<Self::State, Reject>> + Send;
 
-        /// The connection is open (the place to greet or subscribe). Default: nothing.
+        /// The handshake is accepted; runs before the client is answered, so what it subscribes
+        /// to is live once the client knows it is connected. The place to greet or subscribe:
+        /// frames sent here go out first. Default: nothing.
         fn on_open(
             &self,
             connection: &SpotConnection,
@@ -840,7 +844,9 @@ pub mod kinds {
             params: Result<KindsParams, ParamsError>,
         ) -> impl Future<Output = Result<Self::State, Reject>> + Send;
 
-        /// The connection is open (the place to greet or subscribe). Default: nothing.
+        /// The handshake is accepted; runs before the client is answered, so what it subscribes
+        /// to is live once the client knows it is connected. The place to greet or subscribe:
+        /// frames sent here go out first. Default: nothing.
         fn on_open(
             &self,
             connection: &KindsConnection,
@@ -1098,7 +1104,9 @@ pub mod measured {
             params: Result<MeasuredParams, ParamsError>,
         ) -> impl Future<Output = Result<Self::State, Reject>> + Send;
 
-        /// The connection is open (the place to greet or subscribe). Default: nothing.
+        /// The handshake is accepted; runs before the client is answered, so what it subscribes
+        /// to is live once the client knows it is connected. The place to greet or subscribe:
+        /// frames sent here go out first. Default: nothing.
         fn on_open(
             &self,
             connection: &MeasuredConnection,

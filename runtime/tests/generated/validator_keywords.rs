@@ -423,7 +423,9 @@ pub mod orders {
             params: Result<OrdersParams, ParamsError>,
         ) -> impl Future<Output = Result<Self::State, Reject>> + Send;
 
-        /// The connection is open (the place to greet or subscribe). Default: nothing.
+        /// The handshake is accepted; runs before the client is answered, so what it subscribes
+        /// to is live once the client knows it is connected. The place to greet or subscribe:
+        /// frames sent here go out first. Default: nothing.
         fn on_open(
             &self,
             connection: &OrdersConnection,
@@ -640,7 +642,9 @@ pub mod cards {
             params: Result<CardsParams, ParamsError>,
         ) -> impl Future<Output = Result<Self::State, Reject>> + Send;
 
-        /// The connection is open (the place to greet or subscribe). Default: nothing.
+        /// The handshake is accepted; runs before the client is answered, so what it subscribes
+        /// to is live once the client knows it is connected. The place to greet or subscribe:
+        /// frames sent here go out first. Default: nothing.
         fn on_open(
             &self,
             connection: &CardsConnection,
