@@ -10,7 +10,8 @@
 //!   remove`, on any instance sharing the database. A removal made through this process's
 //!   [`Store`] forgets the user here at once; one made by another process (the command line,
 //!   another instance) cannot reach this memory, so a removed user can still *open channels*
-//!   on this instance for [`LookupTtl::users`] at most (5 s by default). The REST API does not
+//!   on this instance for [`LookupTtl::users`] at most (5 s by default, `wfs serve
+//!   --user-cache-ttl`; 0 turns the cache off for users). The REST API does not
 //!   use this cache: it always asks the database, so an administrator who was removed loses
 //!   administrator rights at once. Open connections are not closed by a removal, cached or not.
 //! - Only rows that exist are kept: an unknown city or user is asked again every time, so
