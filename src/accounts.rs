@@ -50,7 +50,8 @@ pub enum UserCommand {
         #[command(flatten)]
         data: DataArgs,
     },
-    /// Remove a user; their tokens stop working at once. Not the last administrator.
+    /// Remove a user; their tokens stop working at once (running servers refuse new channel
+    /// connections within 5 s). Not the last administrator.
     Remove {
         name: String,
         #[command(flatten)]

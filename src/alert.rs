@@ -20,13 +20,14 @@ use crate::app::{App, alert_payload};
 use crate::contract::alert::{AlertChannel, AlertConnection, AlertParams};
 use crate::contract::types::{Alert, Error as ErrorMessage, ErrorCode};
 use crate::hub::{Hub, Outlet, Publication};
-use crate::store::{City, Store, User};
+use crate::store::Store;
 
-/// Who is listening, to which city, from which alert on.
+/// Which city a connection listens to, from which alert on. Only the ids: this lives as long
+/// as the connection, 10,000 times over, and nothing after the handshake needs the user or the
+/// city's other fields (the handshake checked both).
 #[derive(Debug)]
 pub struct AlertSession {
-    pub user: User,
-    pub city: City,
+    pub city: Uuid,
     /// The last alert the client saw, when it reconnects.
     pub since: Option<i64>,
 }
@@ -68,12 +69,15 @@ impl AlertChannel for App {
         params: Result<AlertParams, ParamsError>,
     ) -> Result<AlertSession, Reject> {
         let since = params.as_ref().ok().and_then(|params| params.since);
-        let (user, city) = self.admit(handshake, params.map(|p| p.city_uuid)).await?;
-        Ok(AlertSession { user, city, since })
+        let (_user, city) = self.admit(handshake, params.map(|p| p.city_uuid)).await?;
+        Ok(AlertSession {
+            city: city.uuid,
+            since,
+        })
     }
 
     async fn on_open(&self, connection: &AlertConnection, session: &AlertSession) {
-        let city = session.city.uuid;
+        let city = session.city;
         let outlet = Arc::new(connection.clone());
         match session.since {
             None => self.hub.alert.subscribe(city, outlet),
@@ -117,7 +121,7 @@ impl AlertChannel for App {
     async fn on_close(&self, connection: &AlertConnection, session: &AlertSession) {
         self.hub
             .alert
-            .unsubscribe(session.city.uuid, connection.connection().id());
+            .unsubscribe(session.city, connection.connection().id());
     }
 }
 

@@ -179,12 +179,13 @@ impl App {
     }
 
     /// The handshake of the alert and chat channels, in WIRE.md's order: the token (HTTP 403),
-    /// then `city_uuid` (accepted, then closed with 1008), then the city itself (1008).
+    /// then `city_uuid` (accepted, then closed with 1008), then the city itself (1008). The user
+    /// and the city come from the store's short-lived cache, shared with other connections.
     pub async fn admit(
         &self,
         handshake: &Handshake,
         city: Result<Uuid, ParamsError>,
-    ) -> Result<(User, City), Reject> {
+    ) -> Result<(Arc<User>, Arc<City>), Reject> {
         self.admit_uncounted(handshake, city)
             .await
             .map_err(|(reason, reject)| {
@@ -205,19 +206,25 @@ impl App {
         &self,
         handshake: &Handshake,
         city: Result<Uuid, ParamsError>,
-    ) -> Result<(User, City), (&'static str, Reject)> {
-        let user = auth::authenticate(&self.jwt, &self.store, handshake.query("access_token"))
-            .await
-            .map_err(|error| {
-                if error.is_server_error() {
-                    // The store is down: not the client's fault, and worth retrying.
-                    tracing::error!(%error, "token check failed");
-                    let body = "The user store is unavailable; try again later.".to_owned();
-                    ("unavailable", Reject::Http { status: 503, body })
-                } else {
-                    ("token", Reject::forbidden(error.to_string()))
-                }
-            })?;
+    ) -> Result<(Arc<User>, Arc<City>), (&'static str, Reject)> {
+        // Both look-ups go through the store's short-lived cache (`store::lookups`, where
+        // the staleness each allows is written down).
+        let user = auth::authenticate_for_handshake(
+            &self.jwt,
+            &self.store,
+            handshake.query("access_token"),
+        )
+        .await
+        .map_err(|error| {
+            if error.is_server_error() {
+                // The store is down: not the client's fault, and worth retrying.
+                tracing::error!(%error, "token check failed");
+                let body = "The user store is unavailable; try again later.".to_owned();
+                ("unavailable", Reject::Http { status: 503, body })
+            } else {
+                ("token", Reject::forbidden(error.to_string()))
+            }
+        })?;
         let city_uuid = match city {
             Ok(city_uuid) => city_uuid,
             Err(error) if error.concerns("city_uuid") => {
@@ -238,7 +245,7 @@ impl App {
                 ));
             }
         };
-        match self.store.city(city_uuid).await {
+        match self.store.city_for_handshake(city_uuid).await {
             Ok(Some(city)) => Ok((user, city)),
             Ok(None) => Err((
                 "unknown_city",

@@ -30,8 +30,10 @@ const ABUSE_REASON: &str = "Too many messages: slow down.";
 /// A member of one city's room.
 #[derive(Debug)]
 pub struct ChatSession {
-    pub user: User,
-    pub city: City,
+    /// Shared with the handshake cache and the other members: the name goes in every message.
+    pub user: Arc<User>,
+    /// Shared with every member of the room.
+    pub city: Arc<City>,
     /// This connection's rate limit.
     pub bucket: Bucket,
 }

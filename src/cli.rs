@@ -277,6 +277,11 @@ pub struct ServeArgs {
     /// closed with 1008; 0 never closes.
     #[arg(long, env = "WFS_CHAT_ABUSE_LIMIT", default_value_t = 50)]
     pub chat_abuse_limit: u32,
+    /// Seconds a channel handshake trusts a user it read from the database: a user removed by
+    /// another process (`wfs user remove`, another instance) may open channels here that long
+    /// (src/store/lookups.rs); 0 asks the database at every handshake.
+    #[arg(long, env = "WFS_USER_CACHE_TTL", default_value_t = 5)]
+    pub user_cache_ttl: u64,
 }
 
 #[derive(Debug, Args)]
@@ -454,6 +459,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         keep: args.history_size,
         max_age: Duration::from_secs(args.history_hours.saturating_mul(3600)),
     };
+    let store = store.with_lookup_ttl(crate::store::LookupTtl {
+        users: Duration::from_secs(args.user_cache_ttl),
+        ..crate::store::LookupTtl::default()
+    });
     let mut app = crate::app::App::new(store, jwt)
         .with_history(history)
         .with_trusted_proxies(trusted_proxies)

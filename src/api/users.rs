@@ -189,7 +189,8 @@ from_problem!(PasswordResponse {
 #[derive(ApiResponse)]
 #[oai(bad_request_handler = "problem")]
 pub enum RemoveUserResponse {
-    /// Removed; the user's tokens stop working at once.
+    /// Removed; the user's tokens stop working at once here (new channel connections on other
+    /// instances within 5 s: see `store::lookups`).
     #[oai(status = 204)]
     Removed,
     #[oai(status = 400)]
@@ -391,7 +392,9 @@ impl UsersApi {
 
     /// Remove a user
     ///
-    /// Their tokens stop working at once. The last administrator cannot be removed.
+    /// Their tokens stop working at once for the REST API and for new channel connections
+    /// on this server; other instances refuse new channel connections within 5 seconds
+    /// (they cache users that briefly). The last administrator cannot be removed.
     #[oai(path = "/users/:username", method = "delete", tag = "Tag::Users")]
     async fn remove(
         &self,

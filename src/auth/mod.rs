@@ -92,6 +92,25 @@ pub async fn authenticate(
     }
 }
 
+/// [`authenticate`] for a channel handshake: the user is looked up through the store's
+/// short-lived cache ([`Store::user_for_handshake`]), so a user removed by another process
+/// (`wfs user remove`, another instance) may still open channels here for
+/// [`crate::store::LookupTtl::users`] (5 s by default); removed through this process, at once.
+/// That is the price of a handshake that does not wait on the database during a reconnect
+/// storm. The REST API keeps the exact check ([`authenticate`]).
+pub async fn authenticate_for_handshake(
+    jwt: &Jwt,
+    store: &Store,
+    token: Option<&str>,
+) -> Result<std::sync::Arc<User>, AuthError> {
+    let claims = jwt.verify(token.ok_or(AuthError::Missing)?, TokenKind::Access)?;
+    match store.user_for_handshake(claims.id).await {
+        Ok(Some(user)) => Ok(user),
+        Ok(None) => Err(AuthError::UnknownUser),
+        Err(error) => Err(AuthError::Store(error_chain(&error))),
+    }
+}
+
 /// An error and its sources, joined by `: `.
 fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();

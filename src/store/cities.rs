@@ -1,6 +1,8 @@
 //! The cities table: the six cities the service ships with (seeded at every start, with UUIDs
 //! every machine agrees on) and the look-ups alerts, chat and `wfs cities` make.
 
+use std::sync::Arc;
+
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use uuid::Uuid;
@@ -137,6 +139,21 @@ impl Store {
         .await
         .map_err(query_error("looking up a city"))?;
         row.as_ref().map(city_from_row).transpose()
+    }
+
+    /// [`Store::city`] for a channel handshake: read from the database at most once per
+    /// [`super::LookupTtl::cities`], and shared (`Arc`) by every connection to the city.
+    pub async fn city_for_handshake(&self, uuid: Uuid) -> Result<Option<Arc<City>>> {
+        let ticket = match self.lookups.cities.get(&uuid) {
+            Ok(city) => return Ok(Some(city)),
+            Err(ticket) => ticket,
+        };
+        let Some(city) = self.city(uuid).await? else {
+            return Ok(None);
+        };
+        let city = Arc::new(city);
+        self.lookups.cities.keep(ticket, uuid, city.clone());
+        Ok(Some(city))
     }
 
     /// The first city, in name order, whose name contains `fragment` ignoring case (Unicode

@@ -14,6 +14,7 @@
 pub mod alerts;
 pub mod cities;
 pub mod database;
+pub mod lookups;
 pub mod tokens;
 pub mod users;
 
@@ -25,6 +26,7 @@ use uuid::Uuid;
 pub use alerts::StoredAlert;
 pub use cities::{City, city_uuid};
 pub use database::Backend;
+pub use lookups::LookupTtl;
 pub use users::{AdminOnStart, User};
 
 /// The result of every store operation.
@@ -91,6 +93,8 @@ pub enum StoreError {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// The rows handshakes read, kept for a few seconds ([`lookups`]).
+    lookups: std::sync::Arc<lookups::Lookups>,
 }
 
 impl Store {
@@ -101,9 +105,20 @@ impl Store {
     /// the file; its directory must exist.
     pub async fn open(database_url: &str) -> Result<Store> {
         let (pool, backend) = database::connect(database_url).await?;
-        let store = Store { pool, backend };
+        let store = Store {
+            pool,
+            backend,
+            lookups: std::sync::Arc::new(lookups::Lookups::new(LookupTtl::default())),
+        };
         store.seed_cities().await?;
         Ok(store)
+    }
+
+    /// This store trusting the rows handshakes read for `ttl` (see [`lookups`]); clones made
+    /// before keep the old cache.
+    pub fn with_lookup_ttl(mut self, ttl: LookupTtl) -> Store {
+        self.lookups = std::sync::Arc::new(lookups::Lookups::new(ttl));
+        self
     }
 
     /// Closes every connection (and, for a file, checkpoints the WAL). Later calls fail.

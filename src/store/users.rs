@@ -2,6 +2,8 @@
 //! checked by [`crate::auth::passwords`]; a hash never leaves this file), and the administrator
 //! the first start creates.
 
+use std::sync::Arc;
+
 use chrono::Utc;
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -53,6 +55,22 @@ impl Store {
         .await
         .map_err(query_error("looking up a user"))?;
         row.as_ref().map(user_from_row).transpose()
+    }
+
+    /// [`Store::user`] for a channel handshake: read from the database at most once per
+    /// [`super::LookupTtl::users`]. A user removed through this store is forgotten at once; one
+    /// removed by another process may still pass for that long (see [`super::lookups`]).
+    pub async fn user_for_handshake(&self, id: i64) -> Result<Option<Arc<User>>> {
+        let ticket = match self.lookups.users.get(&id) {
+            Ok(user) => return Ok(Some(user)),
+            Err(ticket) => ticket,
+        };
+        let Some(user) = self.user(id).await? else {
+            return Ok(None);
+        };
+        let user = Arc::new(user);
+        self.lookups.users.keep(ticket, id, user.clone());
+        Ok(Some(user))
     }
 
     /// The oldest administrator, whose identity `wfs alert` signs its token with.
@@ -229,8 +247,9 @@ impl Store {
         }
     }
 
-    /// Removes `username`; their tokens stop working at once (every check looks the user up,
-    /// and ids are never reused). [`StoreError::UnknownUser`] when there is no such user,
+    /// Removes `username`; their tokens stop working at once on this process (every check looks
+    /// the user up, and ids are never reused), and within [`super::LookupTtl::users`] for
+    /// channel handshakes on other processes sharing the database. [`StoreError::UnknownUser`] when there is no such user,
     /// [`StoreError::LastAdmin`] for the only administrator.
     pub async fn remove_user(&self, username: &str) -> Result<User> {
         let row = sqlx::query(concat!(
@@ -243,7 +262,11 @@ impl Store {
         .await
         .map_err(query_error("removing a user"))?;
         match row {
-            Some(row) => user_from_row(&row),
+            Some(row) => {
+                let user = user_from_row(&row)?;
+                self.lookups.users.forget(&user.id);
+                Ok(user)
+            }
             None => match self.user_by_name(username).await? {
                 Some(_) => Err(StoreError::LastAdmin(username.to_owned())),
                 None => Err(StoreError::UnknownUser(username.to_owned())),

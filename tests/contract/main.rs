@@ -18,6 +18,7 @@ mod history;
 mod limits;
 mod login_limits;
 mod logs;
+mod lookups;
 mod metrics;
 mod observability;
 mod official_parser;

@@ -54,6 +54,8 @@ pub struct Options {
     pub policy: Option<AccessPolicy>,
     /// A chat rate limit other than the default.
     pub chat_limit: Option<wfs::rate::ChatLimit>,
+    /// How long handshakes trust a cached user or city, when not the default.
+    pub lookup_ttl: Option<wfs::store::LookupTtl>,
 }
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -99,6 +101,7 @@ impl TestServer {
             database_url,
             policy,
             chat_limit,
+            lookup_ttl,
         } = options;
         let owns_data_dir = shared_data_dir.is_none();
         let data_dir = shared_data_dir.unwrap_or_else(|| {
@@ -117,9 +120,12 @@ impl TestServer {
                 data_dir.join("wfs.sqlite3").display()
             ),
         };
-        let store = within("open the store", Store::open(&url))
+        let mut store = within("open the store", Store::open(&url))
             .await
             .expect("store opens");
+        if let Some(ttl) = lookup_ttl {
+            store = store.with_lookup_ttl(ttl);
+        }
         if owns_data_dir {
             within("admin", store.ensure_admin(Some(ADMIN_PASSWORD)))
                 .await

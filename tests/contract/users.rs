@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::server::{TestServer, http, within};
 
 /// `wfs user ARGS` on `server`'s database, with `stdin` piped in.
-async fn user(server: &TestServer, args: &[&str], stdin: &str) -> Output {
+pub(crate) async fn user(server: &TestServer, args: &[&str], stdin: &str) -> Output {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_wfs"));
     command
         .arg("user")
@@ -34,7 +34,7 @@ async fn user(server: &TestServer, args: &[&str], stdin: &str) -> Output {
         .expect("wfs finishes")
 }
 
-fn text(bytes: &[u8]) -> String {
+pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
@@ -94,7 +94,8 @@ async fn user_add_list_passwd_remove_on_the_servers_database() {
     assert_eq!(login(&server, "carol", "carol-password").await, 401);
     assert_eq!(login(&server, "carol", "new carol pw").await, 200);
 
-    // Tokens of a removed user stop working at once, on the running server.
+    // Tokens of a removed user stop working at once for the running server's REST API (its
+    // channel handshakes, within the user TTL: see lookups.rs).
     let token = server.jwt.issue(
         server
             .app
