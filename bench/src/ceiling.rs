@@ -54,7 +54,7 @@ pub async fn serve(listener: TcpListener) -> std::io::Result<()> {
 
 /// The request line and headers of an HTTP request (the client sends nothing more before
 /// our answer: a handshake or a `GET /publish`).
-async fn read_head(stream: &mut TcpStream) -> Option<String> {
+pub(crate) async fn read_head(stream: &mut TcpStream) -> Option<String> {
     let mut head = Vec::with_capacity(512);
     let mut chunk = [0u8; 1024];
     tokio::time::timeout(Duration::from_secs(10), async {
@@ -72,7 +72,7 @@ async fn read_head(stream: &mut TcpStream) -> Option<String> {
     .flatten()
 }
 
-fn query_value(query: &str, name: &str) -> Option<String> {
+pub(crate) fn query_value(query: &str, name: &str) -> Option<String> {
     query.split('&').find_map(|pair| {
         let (key, value) = pair.split_once('=')?;
         (key == name).then(|| percent_decode(value))
@@ -108,7 +108,7 @@ fn percent_decode(value: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-async fn answer(stream: &mut TcpStream, status: &str, body: &str) {
+pub(crate) async fn answer(stream: &mut TcpStream, status: &str, body: &str) {
     let response = format!(
         "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()

@@ -11,6 +11,10 @@
 //! - [`tls`]: the client side of TLS, trusting only the server's own certificate.
 //! - [`ceiling`]: baseline (a), the minimal tokio-tungstenite echo and broadcast server, with
 //!   no framework and no validation (binary `wfs-bench-ceiling`).
+//! - [`axum_server`]: baseline (d), the same echo and fan-out written as axum's WebSocket
+//!   examples are (binary `wfs-bench-axum`).
+//! - [`fastws`]: baseline (e), the ceiling's shape on `fastwebsockets` (binary
+//!   `wfs-bench-fastws`).
 //! - [`http`]: the few HTTP/1.1 requests the load generator makes (log in, publish), written
 //!   by hand so that every server pays the same, visible, cost for a publication.
 //! - [`procfs`]: a server's resident memory, open sockets and CPU time (and its database's,
@@ -21,7 +25,9 @@
 //! Every wait is bounded by a timeout and every load loop by a count and a time, so a run
 //! against a server that stops answering ends with an error instead of hanging.
 
+pub mod axum_server;
 pub mod ceiling;
+pub mod fastws;
 pub mod http;
 pub mod procfs;
 pub mod scenarios;

@@ -1,5 +1,6 @@
 //! Smoke test of the benchmark harness: every scenario of the load generator, at tiny sizes,
-//! against a real wfs server (in process, on 127.0.0.1:0) and against the ceiling server, so
+//! against a real wfs server (in process, on 127.0.0.1:0) and against the Rust baselines (the
+//! ceiling, axum, fastwebsockets), so
 //! that `cargo test --workspace` keeps the harness working. The figures are not checked, only
 //! that each scenario runs to the end and sees what it should (no alert lost, every
 //! connection open). Every wait is bounded.
@@ -51,12 +52,16 @@ async fn start_wfs() -> std::net::SocketAddr {
     address
 }
 
-async fn start_ceiling() -> std::net::SocketAddr {
+/// A baseline server (`serve` of `wfs_bench::ceiling`, `axum_server` or `fastws`), in process.
+async fn start_baseline<F>(serve: fn(tokio::net::TcpListener) -> F) -> std::net::SocketAddr
+where
+    F: Future<Output = std::io::Result<()>> + Send + 'static,
+{
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let address = listener.local_addr().expect("address");
-    tokio::spawn(wfs_bench::ceiling::serve(listener));
+    tokio::spawn(serve(listener));
     address
 }
 
@@ -256,7 +261,7 @@ async fn hostile_scenarios(target: &Target) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_scenario_runs_against_wfs_and_the_ceiling() {
+async fn every_scenario_runs_against_wfs_and_the_rust_baselines() {
     tokio::time::timeout(LIMIT, async {
         let me = Some(std::process::id());
         let wfs = Target::wfs(start_wfs().await, "admin", PASSWORD, me)
@@ -266,8 +271,13 @@ async fn every_scenario_runs_against_wfs_and_the_ceiling() {
         every_scenario(&wfs).await;
         wfs_only_scenarios(&wfs).await;
         hostile_scenarios(&wfs).await;
-        let ceiling = Target::baseline(start_ceiling().await, me);
+        let ceiling = Target::baseline(start_baseline(wfs_bench::ceiling::serve).await, me);
         every_scenario(&ceiling).await;
+        // (d) and (e) serve what the ceiling serves.
+        let axum = Target::baseline(start_baseline(wfs_bench::axum_server::serve).await, me);
+        every_scenario(&axum).await;
+        let fastws = Target::baseline(start_baseline(wfs_bench::fastws::serve).await, me);
+        every_scenario(&fastws).await;
     })
     .await
     .expect("the smoke test ends within its limit");

@@ -1,7 +1,7 @@
 //! `cargo xtask bench [--smoke] [--runs N] [--scenario NAME] [--out FILE]`: the benchmarks of
 //! issues 6 and 15.
 //!
-//! Builds the release binaries (`wfs`, `wfs-bench`, `wfs-bench-ceiling`, found in
+//! Builds the release binaries (`wfs`, `wfs-bench`, `wfs-bench-{ceiling,axum,fastws}`, found in
 //! `$CARGO_TARGET_DIR/release` when that is set), then for every scenario runs it N times
 //! against every server, interleaved (A B C A B C ...), each time on a fresh server pinned to
 //! core 0 (`taskset -c 0`) with the load generator pinned to core 1, so both sides of every
@@ -18,10 +18,13 @@
 //! - (a) `ceiling`: `wfs-bench-ceiling`, tokio-tungstenite with nothing else;
 //! - (b) `websockets`: `bench/baselines/websockets_server.py` (Python `websockets`);
 //! - (c) `starlette`: `bench/baselines/starlette_replica.py` on uvicorn, with Redis (Debian's
-//!   `redis-server` on a free loopback port, also pinned to core 0): the old service's shape.
+//!   `redis-server` on a free loopback port, also pinned to core 0): the old service's shape;
+//! - (d) `axum`: `wfs-bench-axum`, the same echo and fan-out written as axum's examples are;
+//! - (e) `fastwebsockets`: `wfs-bench-fastws`, the ceiling's shape on `fastwebsockets`.
 //!
 //! Python packages go into `target/bench-venv` (from `bench/baselines/requirements.txt`).
-//! `--smoke` runs tiny sizes against wfs and (a) only, once, in a few seconds, with no Python.
+//! `--smoke` runs tiny sizes against wfs and the Rust baselines only, once, in a few seconds,
+//! with no Python.
 //! The results go between the markers of `docs/benchmarks.md` (text outside them is kept),
 //! the charts into `docs/bench/*.svg` and every run's raw figures into
 //! `docs/bench/results.json`.
@@ -44,12 +47,12 @@ const USAGE: &str =
     "usage: cargo xtask bench [--smoke] [--runs N] [--scenario NAME]... [--server NAME]... [--out FILE] [--wfs-arg ARG]...
   scenarios: echo fanout fanout-spread idle churn slowloris login-burst handshake burst
              catch-up sse chat publish two-instances (default: all; slowloris, login-burst,
-             catch-up and sse run against wfs only, chat against wfs and the ceiling,
+             catch-up and sse run against wfs only, chat against wfs and the Rust baselines,
              two-instances against wfs-redis: a second wfs on the same Redis and database)
-  servers:   wfs wfs-pg wfs-redis wfs-tls ceiling websockets starlette (default: all; --smoke:
-             wfs ceiling); wfs-tls runs echo, fanout, fanout-spread, idle, handshake and burst;
-             wfs-pg (wfs on PostgreSQL, needs Debian's postgresql) runs publish, catch-up and
-             handshake
+  servers:   wfs wfs-pg wfs-redis wfs-tls ceiling websockets starlette axum fastwebsockets
+             (default: all; --smoke: wfs ceiling axum fastwebsockets); wfs-tls runs echo,
+             fanout, fanout-spread, idle, handshake and burst; wfs-pg (wfs on PostgreSQL,
+             needs Debian's postgresql) runs publish, catch-up and handshake
   --runs:    how many times each scenario runs against each server, interleaved
              (A B C A B C ...); tables show the median and the min-max spread (default 3;
              --smoke: 1)
@@ -75,10 +78,14 @@ enum Server {
     Ceiling,
     Websockets,
     Starlette,
+    /// `wfs-bench-axum`: what a framework user writes, the way axum's examples do it.
+    Axum,
+    /// `wfs-bench-fastws`: the ceiling's shape on another WebSocket library.
+    Fastwebsockets,
 }
 
 impl Server {
-    const ALL: [Server; 7] = [
+    const ALL: [Server; 9] = [
         Server::Wfs,
         Server::WfsPg,
         Server::WfsRedis,
@@ -86,6 +93,8 @@ impl Server {
         Server::Ceiling,
         Server::Websockets,
         Server::Starlette,
+        Server::Axum,
+        Server::Fastwebsockets,
     ];
 
     fn key(self) -> &'static str {
@@ -97,6 +106,8 @@ impl Server {
             Server::Ceiling => "ceiling",
             Server::Websockets => "websockets",
             Server::Starlette => "starlette",
+            Server::Axum => "axum",
+            Server::Fastwebsockets => "fastwebsockets",
         }
     }
 
@@ -109,6 +120,8 @@ impl Server {
             Server::Ceiling => "(a) tokio-tungstenite ceiling",
             Server::Websockets => "(b) Python websockets",
             Server::Starlette => "(c) old stack: Starlette + Redis",
+            Server::Axum => "(d) axum",
+            Server::Fastwebsockets => "(e) fastwebsockets ceiling",
         }
     }
 
@@ -121,6 +134,8 @@ impl Server {
             Server::Ceiling => "(a) ceiling",
             Server::Websockets => "(b) websockets",
             Server::Starlette => "(c) Starlette+Redis",
+            Server::Axum => "(d) axum",
+            Server::Fastwebsockets => "(e) fastwebsockets",
         }
     }
 
@@ -185,8 +200,8 @@ impl Scenario {
 
     /// Whether the scenario means anything for `server`: the hostile-client scenarios test
     /// wfs's own defences (header timeout, login bounds), which the baselines do not have;
-    /// history and SSE exist on wfs only; the ceiling has a chat room, the Python baselines
-    /// have none.
+    /// history and SSE exist on wfs only; the Rust baselines ((a), (d), (e)) have a chat room,
+    /// the Python ones have none.
     fn applies_to(self, server: Server) -> bool {
         if server == Server::WfsPg {
             // Where the database is on the path: storing each published alert, reading the
@@ -211,7 +226,14 @@ impl Scenario {
         match self {
             Scenario::Slowloris | Scenario::LoginBurst => server == Server::Wfs,
             Scenario::CatchUp | Scenario::Sse => matches!(server, Server::Wfs | Server::WfsRedis),
-            Scenario::Chat => matches!(server, Server::Wfs | Server::WfsRedis | Server::Ceiling),
+            Scenario::Chat => matches!(
+                server,
+                Server::Wfs
+                    | Server::WfsRedis
+                    | Server::Ceiling
+                    | Server::Axum
+                    | Server::Fastwebsockets
+            ),
             Scenario::TwoInstances => server == Server::WfsRedis,
             _ => true,
         }
@@ -366,7 +388,12 @@ fn parse(args: &[String], root: &Path) -> anyhow::Result<Options> {
     }
     if servers.is_empty() {
         servers = if smoke {
-            vec![Server::Wfs, Server::Ceiling]
+            vec![
+                Server::Wfs,
+                Server::Ceiling,
+                Server::Axum,
+                Server::Fastwebsockets,
+            ]
         } else {
             Server::ALL.to_vec()
         };
@@ -686,9 +713,13 @@ impl Bench {
                 }
                 command
             }
-            Server::Ceiling => {
-                let mut command =
-                    self.command("0", &release.join("wfs-bench-ceiling"), Some(&log))?;
+            Server::Ceiling | Server::Axum | Server::Fastwebsockets => {
+                let binary = match server {
+                    Server::Axum => "wfs-bench-axum",
+                    Server::Fastwebsockets => "wfs-bench-fastws",
+                    _ => "wfs-bench-ceiling",
+                };
+                let mut command = self.command("0", &release.join(binary), Some(&log))?;
                 command.args(["--listen", &address.to_string()]);
                 command
             }
@@ -902,6 +933,12 @@ impl Environment {
             "tokio-tungstenite (load generator, ceiling)".to_owned(),
             lock_version(root, "tokio-tungstenite"),
         ));
+        for (what, package) in [
+            ("axum (d)", "axum"),
+            ("fastwebsockets (e)", "fastwebsockets"),
+        ] {
+            versions.push((what.to_owned(), lock_version(root, package)));
+        }
         if let Some(python) = python {
             let python = python.to_string_lossy();
             versions.push((
@@ -1831,6 +1868,9 @@ impl Report<'_> {
                 verdict(ratio.zip(clean).map(|(r, c)| r <= 1.0 && c))
             );
         }
+        if let Some(row) = alternatives_row(self.results, judged) {
+            let _ = writeln!(out, "{row}");
+        }
         let subscribers = get(Scenario::Fanout, Server::Wfs, "/subscribers");
         let lost = get(Scenario::Fanout, Server::Wfs, "/lost");
         let p99 = get(Scenario::Fanout, Server::Wfs, "/latency/p99_us");
@@ -1929,6 +1969,46 @@ impl Report<'_> {
             verdict(growth.zip(back).map(|(g, b)| g < 64.0 && b <= 10.0))
         );
     }
+}
+
+/// Not a goal, a row of the targets table: where (d), a framework user, lands from the
+/// library limit (a), and whether (e), another WebSocket library, moves it; the server CPU per
+/// echo and per delivery of each, divided by (a)'s. `None` when (a) or both others are missing.
+fn alternatives_row(results: &Results, judged: bool) -> Option<String> {
+    let cpu = |scenario, server| {
+        let runs = results.get(&(scenario, server))?;
+        spread(runs, |v| match scenario {
+            Scenario::Echo => Some(num(v, "/cpu/server_cpu_s")? * 1e6 / num(v, "/messages")?),
+            _ => num(v, "/server_us_per_delivery"),
+        })
+        .map(|s| s.median)
+    };
+    let mut cells = Vec::new();
+    for (scenario, what) in [
+        (Scenario::Echo, "echo"),
+        (Scenario::Fanout, "fan-out, one city"),
+        (Scenario::FanoutSpread, "fan-out, six cities"),
+    ] {
+        let Some(ceiling) = cpu(scenario, Server::Ceiling).filter(|c| *c > 0.0 && judged) else {
+            continue;
+        };
+        let ratios: Vec<String> = [(Server::Axum, "(d)"), (Server::Fastwebsockets, "(e)")]
+            .into_iter()
+            .filter_map(|(server, name)| {
+                let ratio = cpu(scenario, server)? / ceiling;
+                Some(format!("{name}/(a) {ratio:.2}×"))
+            })
+            .collect();
+        if !ratios.is_empty() {
+            cells.push(format!("{what}: {}", ratios.join(", ")));
+        }
+    }
+    (!cells.is_empty()).then(|| {
+        format!(
+            "| server CPU per operation of (d) axum and (e) fastwebsockets ÷ (a)'s (no goal: where a framework user and another library land) | {} | – |",
+            cells.join("; ")
+        )
+    })
 }
 
 /// What one run saw beyond the table's figures (failures, duplicates, order).
@@ -2251,6 +2331,65 @@ mod tests {
             assert!(publishers.is_some_and(|p| p > 1), "{args:?}");
             assert!(args.contains(&"--count-writes"), "{args:?}");
         }
+    }
+
+    #[test]
+    fn axum_and_fastwebsockets_are_servers_of_their_own() {
+        let root = Path::new("/repo");
+        let args = |line: &str| line.split(' ').map(str::to_owned).collect::<Vec<_>>();
+        let options = parse(&args("--server fastwebsockets --server axum"), root).unwrap();
+        assert_eq!(options.servers, [Server::Axum, Server::Fastwebsockets]);
+        for line in ["--scenario echo", "--smoke"] {
+            let servers = parse(&args(line), root).unwrap().servers;
+            assert!(servers.contains(&Server::Axum), "{line}: {servers:?}");
+            assert!(
+                servers.contains(&Server::Fastwebsockets),
+                "{line}: {servers:?}"
+            );
+        }
+        for server in [Server::Axum, Server::Fastwebsockets] {
+            // What the ceiling serves, they serve.
+            for scenario in Scenario::ALL {
+                assert_eq!(
+                    scenario.applies_to(server),
+                    scenario.applies_to(Server::Ceiling),
+                    "{scenario:?} on {server:?}"
+                );
+            }
+            assert!(Scenario::Chat.applies_to(server));
+            assert!(!Scenario::CatchUp.applies_to(server));
+        }
+        assert_eq!(Server::Fastwebsockets.label(), "(e) fastwebsockets ceiling");
+    }
+
+    #[test]
+    fn the_alternatives_are_shown_against_the_ceiling() {
+        let run = |cpu_s: f64, messages: f64, per_delivery: f64| {
+            vec![serde_json::json!({
+                "cpu": { "server_cpu_s": cpu_s },
+                "messages": messages,
+                "server_us_per_delivery": per_delivery,
+            })]
+        };
+        let mut results: Results = BTreeMap::new();
+        for (server, cpu_s, per_delivery) in [
+            (Server::Ceiling, 1.0, 2.0),
+            (Server::Axum, 2.0, 5.0),
+            (Server::Fastwebsockets, 0.5, 1.0),
+        ] {
+            results.insert((Scenario::Echo, server), run(cpu_s, 1e6, per_delivery));
+            results.insert((Scenario::Fanout, server), run(cpu_s, 1e6, per_delivery));
+        }
+        let row = alternatives_row(&results, true).unwrap();
+        assert!(
+            row.contains("echo: (d)/(a) 2.00×, (e)/(a) 0.50×; fan-out, one city: (d)/(a) 2.50×, (e)/(a) 0.50×"),
+            "{row}"
+        );
+        assert!(!row.contains("six cities"), "{row}");
+        // Smoke sizes judge nothing; without the ceiling there is nothing to divide by.
+        assert_eq!(alternatives_row(&results, false), None);
+        results.retain(|(_, server), _| *server != Server::Ceiling);
+        assert_eq!(alternatives_row(&results, true), None);
     }
 
     #[test]
