@@ -43,6 +43,37 @@ impl State {
     }
 }
 
+/// One connection's place in a topic: its id there and its bounded queue (256 frames, as wfs).
+struct Subscription {
+    topic: String,
+    id: u64,
+    queue: mpsc::Receiver<Utf8Bytes>,
+}
+
+impl State {
+    fn subscribe(&self, topic: String) -> Subscription {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (sender, queue) = mpsc::channel(256);
+        self.topics
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(topic.clone())
+            .or_default()
+            .insert(id, sender);
+        Subscription { topic, id, queue }
+    }
+
+    fn unsubscribe(&self, subscription: &Subscription) {
+        let mut topics = self.topics.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(senders) = topics.get_mut(&subscription.topic) {
+            senders.remove(&subscription.id);
+            if senders.is_empty() {
+                topics.remove(&subscription.topic);
+            }
+        }
+    }
+}
+
 /// Serves on `listener` until the process ends.
 pub async fn serve(listener: TcpListener) -> std::io::Result<()> {
     let state = Arc::new(State::default());
@@ -148,12 +179,22 @@ async fn connection(mut stream: TcpStream, state: Arc<State>) {
     let Some(key) = key else {
         return answer(&mut stream, "404 Not Found", "not found\n").await;
     };
-    let city = query_value(query, "city_uuid");
+    // Subscribed before the 101 is written, as wfs does: a client that is connected misses
+    // nothing published after. Rooms are topics of their own, apart from the alert topics of
+    // the same city.
+    let subscription = match (path, query_value(query, "city_uuid")) {
+        ("/ws/v1/alert", Some(city)) => Some((state.subscribe(city), false)),
+        ("/ws/v1/chat", Some(city)) => Some((state.subscribe(format!("chat:{city}")), true)),
+        _ => None,
+    };
     let accept = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
         derive_accept_key(key.as_bytes())
     );
     if stream.write_all(accept.as_bytes()).await.is_err() {
+        if let Some((subscription, _)) = subscription {
+            state.unsubscribe(&subscription);
+        }
         return;
     }
     let mut config = WebSocketConfig::default();
@@ -162,12 +203,10 @@ async fn connection(mut stream: TcpStream, state: Arc<State>) {
     config.max_message_size = Some(64 * 1024);
     config.max_frame_size = Some(64 * 1024);
     let socket = WebSocketStream::from_raw_socket(stream, Role::Server, Some(config)).await;
-    match (path, city) {
+    match (path, subscription) {
         ("/ws/v1/echo", _) => echo(socket).await,
-        ("/ws/v1/alert", Some(city)) => subscriber(socket, &state, city, false).await,
-        // Rooms are topics of their own, apart from the alert topics of the same city.
-        ("/ws/v1/chat", Some(city)) => {
-            subscriber(socket, &state, format!("chat:{city}"), true).await
+        (_, Some((subscription, forward))) => {
+            subscriber(socket, &state, subscription, forward).await
         }
         _ => {
             let mut socket = socket;
@@ -184,46 +223,31 @@ async fn echo(mut socket: WebSocketStream<TcpStream>) {
     }
 }
 
-/// A subscriber of `city` (a topic); a chat member (`forward`) also publishes every text frame
-/// it sends to the topic.
+/// A subscriber of `subscription`'s topic; a chat member (`forward`) also publishes every text
+/// frame it sends to the topic.
 async fn subscriber(
     socket: WebSocketStream<TcpStream>,
     state: &State,
-    city: String,
+    mut subscription: Subscription,
     forward: bool,
 ) {
-    let id = state.next_id.fetch_add(1, Ordering::Relaxed);
-    let (sender, mut queue) = mpsc::channel(256);
-    state
-        .topics
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .entry(city.clone())
-        .or_default()
-        .insert(id, sender);
     let (mut sink, mut source) = socket.split();
     loop {
         tokio::select! {
-            frame = queue.recv() => match frame {
+            frame = subscription.queue.recv() => match frame {
                 Some(frame) => if sink.send(Message::Text(frame)).await.is_err() { break },
                 None => break,
             },
             message = source.next() => match message {
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
                 Some(Ok(Message::Text(text))) if forward => {
-                    state.publish(&city, text);
+                    state.publish(&subscription.topic, text);
                 }
                 Some(Ok(_)) => {}
             },
         }
     }
-    let mut topics = state.topics.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(senders) = topics.get_mut(&city) {
-        senders.remove(&id);
-        if senders.is_empty() {
-            topics.remove(&city);
-        }
-    }
+    state.unsubscribe(&subscription);
 }
 
 #[cfg(test)]
