@@ -194,8 +194,8 @@ pub struct ServeArgs {
     /// Frames queued per connection before it counts as too slow (close 1013).
     #[arg(long, env = "WFS_OUTBOUND_QUEUE", default_value_t = 256)]
     pub outbound_queue: usize,
-    /// Read buffer per connection, in bytes.
-    #[arg(long, env = "WFS_READ_BUFFER", default_value_t = 2 * 1024)]
+    /// Read buffer per connection, in bytes: a frame larger than this takes more than one read.
+    #[arg(long, env = "WFS_READ_BUFFER", default_value_t = 1024)]
     pub read_buffer: usize,
     /// Seconds between keepalive pings.
     #[arg(long, env = "WFS_PING_INTERVAL", default_value_t = 30)]

@@ -157,7 +157,11 @@ pub enum SendError {
 pub(crate) struct Queue {
     frames: Mutex<VecDeque<Utf8Bytes>>,
     capacity: usize,
-    /// Whether `frames` holds any, readable without the lock. Set and cleared under it.
+    /// Whether `frames` holds any, readable without the lock. Set and cleared under it. With
+    /// `replying`, it is one side of a two-flag handshake (each side stores its flag, then
+    /// loads the other's), so both are accessed `SeqCst`: at least one side sees the other's
+    /// store, and a frame pushed while the task stops replying is either drained by it or
+    /// wakes it.
     pending: AtomicBool,
     /// Set once the socket has ended: nothing more is queued.
     ended: AtomicBool,
@@ -167,9 +171,9 @@ pub(crate) struct Queue {
     attention: AtomicWaker,
     /// Set while the socket task runs a handler on an inbound frame: it writes the queue out
     /// itself when the handler returns, so a frame queued meanwhile (the reply) need not wake
-    /// it. A push that still reads it set pushed before the task's drain took the lock (the
-    /// task clears it before draining), so its frame is drained; one that reads it stale only
-    /// wakes the task for nothing.
+    /// it. A push that still reads it set stored `pending` before the task cleared it and read
+    /// `pending` (the task clears it before draining), so its frame is drained; one that reads
+    /// it stale only wakes the task for nothing.
     replying: AtomicBool,
     /// Wakes a sender waiting for room ([`Connection::send_frame_waiting`]).
     room: Notify,
@@ -206,8 +210,8 @@ impl Queue {
                 return Err(Refused::Full);
             }
             frames.push_back(frame);
-            self.pending.store(true, Ordering::Release);
-            !self.replying.load(Ordering::Acquire)
+            self.pending.store(true, Ordering::SeqCst);
+            !self.replying.load(Ordering::SeqCst)
         };
         if wake {
             self.attention.wake();
@@ -218,18 +222,22 @@ impl Queue {
     /// The socket task is about to run a handler on an inbound frame (`true`), or it has
     /// returned and the task now writes the queue out itself (`false`).
     pub(crate) fn replying(&self, replying: bool) {
-        self.replying.store(replying, Ordering::Release);
+        self.replying.store(replying, Ordering::SeqCst);
     }
 
-    /// The next frame, if any.
+    /// The next frame, if any. An empty queue answers without its lock: draining ends with
+    /// that answer, once per wake-up.
     pub(crate) fn pop(&self) -> Option<Utf8Bytes> {
+        if !self.pending.load(Ordering::SeqCst) {
+            return None;
+        }
         let mut frames = self
             .frames
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let frame = frames.pop_front();
         if frames.is_empty() {
-            self.pending.store(false, Ordering::Release);
+            self.pending.store(false, Ordering::SeqCst);
             if frames.capacity() > 16 {
                 // A burst is over: give its memory back rather than keep it per connection.
                 frames.shrink_to_fit();

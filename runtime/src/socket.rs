@@ -41,9 +41,11 @@ pub struct Config {
     /// Largest single frame accepted, in bytes.
     pub max_frame_size: usize,
     /// Read buffer per connection. tungstenite's default (128 KiB) would cost over 1 GiB at
-    /// 10,000 connections. 2 KiB holds this contract's frames (a few hundred bytes) in one read;
-    /// larger ones take more reads. Measured: 9.2 KiB per idle connection with 4 KiB, 7.1 with
-    /// 2 KiB (docs/benchmarks.md).
+    /// 10,000 connections. 1 KiB holds this contract's frames (a few hundred bytes) in one read;
+    /// a larger frame takes one read per KiB. tungstenite allocates it up front and zero-fills
+    /// it each time the socket is polled for reading (every wake-up, a queued frame's too), so
+    /// it costs memory and time per connection. Measured per authenticated subscriber at 10,000:
+    /// 6.67 KiB with 2 KiB, 5.63 with 1 KiB (docs/benchmarks.md).
     pub read_buffer_size: usize,
     /// Bytes of outgoing frames gathered before they are written to the socket; a flush
     /// writes what is gathered in any case, and the socket task flushes after every reply and
@@ -89,7 +91,7 @@ impl Default for Config {
         Config {
             max_message_size: 64 * 1024,
             max_frame_size: 64 * 1024,
-            read_buffer_size: 2 * 1024,
+            read_buffer_size: 1024,
             write_buffer_size: 2 * 1024,
             outbound_queue: 256,
             ping_interval: Duration::from_secs(30),
