@@ -148,27 +148,34 @@ pub(crate) async fn answer(stream: &mut TcpStream, status: &str, body: &str) {
     let _ = stream.shutdown().await;
 }
 
-async fn connection(mut stream: TcpStream, state: Arc<State>) {
-    let _ = stream.set_nodelay(true);
-    let Some(head) = read_head(&mut stream).await else {
-        return;
-    };
+/// What a client of a raw-TCP baseline (this ceiling, and (e) on fastwebsockets) asks for.
+pub(crate) enum Asked {
+    /// `GET /publish?city=&message=`: `{"message":M}`, serialised once, for `city`'s topic.
+    Publish { city: String, frame: String },
+    /// A WebSocket handshake: the `101` to answer it with, its path, and the topic it joins
+    /// (`/ws/v1/alert`: its city's; `/ws/v1/chat`: its room, whose members also forward).
+    Upgrade {
+        accept: String,
+        path: String,
+        topic: Option<(String, bool)>,
+    },
+}
+
+/// Reads a request head and says what it asks for. A request that is neither a publication
+/// nor a handshake is answered here (400, 404), and so is `None`, like a client that went away.
+pub(crate) async fn read_request(stream: &mut TcpStream) -> Option<Asked> {
+    let head = read_head(stream).await?;
     let target = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
     let (path, query) = target.split_once('?').unwrap_or((&target, ""));
     if path == "/publish" {
         let (Some(city), Some(message)) =
             (query_value(query, "city"), query_value(query, "message"))
         else {
-            return answer(
-                &mut stream,
-                "400 Bad Request",
-                "city and message are needed\n",
-            )
-            .await;
+            answer(stream, "400 Bad Request", "city and message are needed\n").await;
+            return None;
         };
         let frame = serde_json::json!({ "message": message }).to_string();
-        let delivered = state.publish(&city, Utf8Bytes::from(frame));
-        return answer(&mut stream, "200 OK", &format!("{delivered}\n")).await;
+        return Some(Asked::Publish { city, frame });
     }
     let key = head.lines().find_map(|line| {
         let (name, value) = line.split_once(':')?;
@@ -177,20 +184,43 @@ async fn connection(mut stream: TcpStream, state: Arc<State>) {
             .then(|| value.trim().to_owned())
     });
     let Some(key) = key else {
-        return answer(&mut stream, "404 Not Found", "not found\n").await;
+        answer(stream, "404 Not Found", "not found\n").await;
+        return None;
     };
-    // Subscribed before the 101 is written, as wfs does: a client that is connected misses
-    // nothing published after. Rooms are topics of their own, apart from the alert topics of
-    // the same city.
-    let subscription = match (path, query_value(query, "city_uuid")) {
-        ("/ws/v1/alert", Some(city)) => Some((state.subscribe(city), false)),
-        ("/ws/v1/chat", Some(city)) => Some((state.subscribe(format!("chat:{city}")), true)),
+    // Rooms are topics of their own, apart from the alert topics of the same city.
+    let topic = match (path, query_value(query, "city_uuid")) {
+        ("/ws/v1/alert", Some(city)) => Some((city, false)),
+        ("/ws/v1/chat", Some(city)) => Some((format!("chat:{city}"), true)),
         _ => None,
     };
     let accept = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
         derive_accept_key(key.as_bytes())
     );
+    Some(Asked::Upgrade {
+        accept,
+        path: path.to_owned(),
+        topic,
+    })
+}
+
+async fn connection(mut stream: TcpStream, state: Arc<State>) {
+    let _ = stream.set_nodelay(true);
+    let (accept, path, topic) = match read_request(&mut stream).await {
+        None => return,
+        Some(Asked::Publish { city, frame }) => {
+            let delivered = state.publish(&city, Utf8Bytes::from(frame));
+            return answer(&mut stream, "200 OK", &format!("{delivered}\n")).await;
+        }
+        Some(Asked::Upgrade {
+            accept,
+            path,
+            topic,
+        }) => (accept, path, topic),
+    };
+    // Subscribed before the 101 is written, as wfs does: a client that is connected misses
+    // nothing published after.
+    let subscription = topic.map(|(topic, forward)| (state.subscribe(topic), forward));
     if stream.write_all(accept.as_bytes()).await.is_err() {
         if let Some((subscription, _)) = subscription {
             state.unsubscribe(&subscription);
@@ -203,7 +233,7 @@ async fn connection(mut stream: TcpStream, state: Arc<State>) {
     config.max_message_size = Some(64 * 1024);
     config.max_frame_size = Some(64 * 1024);
     let socket = WebSocketStream::from_raw_socket(stream, Role::Server, Some(config)).await;
-    match (path, subscription) {
+    match (path.as_str(), subscription) {
         ("/ws/v1/echo", _) => echo(socket).await,
         (_, Some((subscription, forward))) => {
             subscriber(socket, &state, subscription, forward).await

@@ -30,9 +30,8 @@ use fastwebsockets::{
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
-use crate::ceiling::{answer, query_value, read_head};
+use crate::ceiling::{Asked, answer, read_request};
 
 /// The largest message accepted, as the ceiling's.
 const MAX_MESSAGE: usize = 64 * 1024;
@@ -91,47 +90,20 @@ pub async fn serve(listener: TcpListener) -> std::io::Result<()> {
 
 async fn connection(mut stream: TcpStream, state: Arc<State>) {
     let _ = stream.set_nodelay(true);
-    let Some(head) = read_head(&mut stream).await else {
-        return;
-    };
-    let target = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
-    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
-    if path == "/publish" {
-        let (Some(city), Some(message)) =
-            (query_value(query, "city"), query_value(query, "message"))
-        else {
-            return answer(
-                &mut stream,
-                "400 Bad Request",
-                "city and message are needed\n",
-            )
-            .await;
-        };
-        let frame = serde_json::json!({ "message": message }).to_string();
-        let delivered = state.publish(&city, Bytes::from(frame));
-        return answer(&mut stream, "200 OK", &format!("{delivered}\n")).await;
-    }
-    let key = head.lines().find_map(|line| {
-        let (name, value) = line.split_once(':')?;
-        name.trim()
-            .eq_ignore_ascii_case("sec-websocket-key")
-            .then(|| value.trim().to_owned())
-    });
-    let Some(key) = key else {
-        return answer(&mut stream, "404 Not Found", "not found\n").await;
-    };
-    // Rooms are topics of their own, apart from the alert topics of the same city.
-    let topic = match (path, query_value(query, "city_uuid")) {
-        ("/ws/v1/alert", Some(city)) => Some((city, false)),
-        ("/ws/v1/chat", Some(city)) => Some((format!("chat:{city}"), true)),
-        _ => None,
+    let (accept, path, topic) = match read_request(&mut stream).await {
+        None => return,
+        Some(Asked::Publish { city, frame }) => {
+            let delivered = state.publish(&city, Bytes::from(frame));
+            return answer(&mut stream, "200 OK", &format!("{delivered}\n")).await;
+        }
+        Some(Asked::Upgrade {
+            accept,
+            path,
+            topic,
+        }) => (accept, path, topic),
     };
     // Subscribed before the 101 goes out: once a client is in, it misses nothing.
     let subscription = topic.as_ref().map(|(topic, _)| state.subscribe(topic));
-    let accept = format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
-        derive_accept_key(key.as_bytes())
-    );
     let upgraded = stream.write_all(accept.as_bytes()).await.is_ok();
     let mut socket = WebSocket::after_handshake(stream, Role::Server);
     socket.set_max_message_size(MAX_MESSAGE);

@@ -49,3 +49,34 @@ pub fn raise_open_files_limit() -> u64 {
             .unwrap_or(1024),
     }
 }
+
+/// The `main` of a baseline server binary (`wfs-bench-ceiling`, `-axum`, `-fastws`): reads
+/// `[--listen ADDR]` (default `127.0.0.1:0`), binds, prints `listening on ADDR` once bound (what
+/// `cargo xtask bench` waits for), and runs `serve` on a multi-threaded runtime.
+pub fn run_baseline<F, Fut>(name: &str, serve: F) -> anyhow::Result<()>
+where
+    F: FnOnce(tokio::net::TcpListener) -> Fut,
+    Fut: std::future::Future<Output = std::io::Result<()>>,
+{
+    use anyhow::Context;
+    let mut args = std::env::args().skip(1);
+    let mut listen = "127.0.0.1:0".to_owned();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--listen" => listen = args.next().context("--listen needs an address")?,
+            other => anyhow::bail!("unknown argument {other}; usage: {name} [--listen ADDR]"),
+        }
+    }
+    raise_open_files_limit();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("tokio runtime")?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(&listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        println!("listening on {}", listener.local_addr()?);
+        serve(listener).await.context("accept failed")
+    })
+}

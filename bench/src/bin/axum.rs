@@ -1,31 +1,6 @@
-//! `wfs-bench-axum [--listen ADDR]`: baseline (d), an axum server written as axum's WebSocket examples are
-//! (see `wfs_bench::axum_server`). Prints `listening on ADDR` once bound.
-
-use anyhow::Context;
+//! `wfs-bench-axum [--listen ADDR]`: baseline (d), an axum server written as axum's WebSocket
+//! examples are (see `wfs_bench::axum_server`). Prints `listening on ADDR` once bound.
 
 fn main() -> anyhow::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let mut listen = "127.0.0.1:0".to_owned();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--listen" => listen = args.next().context("--listen needs an address")?,
-            other => {
-                anyhow::bail!("unknown argument {other}; usage: wfs-bench-axum [--listen ADDR]")
-            }
-        }
-    }
-    wfs_bench::raise_open_files_limit();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("tokio runtime")?;
-    runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(&listen)
-            .await
-            .with_context(|| format!("cannot listen on {listen}"))?;
-        println!("listening on {}", listener.local_addr()?);
-        wfs_bench::axum_server::serve(listener)
-            .await
-            .context("accept failed")
-    })
+    wfs_bench::run_baseline("wfs-bench-axum", wfs_bench::axum_server::serve)
 }
