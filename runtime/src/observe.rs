@@ -128,11 +128,13 @@ impl Tally {
         }
     }
 
+    /// `count` frames went out in one flush: one increment of the shared counter per batch.
     #[inline]
-    pub(crate) fn frame_out(&mut self) {
-        self.frames_out += 1;
+    pub(crate) fn frames_out(&mut self, count: usize) {
+        let count = count as u64;
+        self.frames_out += count;
         if let Some((_, watch)) = &self.watch {
-            watch.counters.frames_out.fetch_add(1, Ordering::Relaxed);
+            watch.counters.frames_out.fetch_add(count, Ordering::Relaxed);
         }
     }
 }

@@ -10,7 +10,6 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
@@ -74,13 +73,13 @@ pub struct Config {
     /// Connections that have not yet sent a complete request head; when full, the oldest of
     /// them is closed to make room. 0: half the process's file-descriptor limit.
     pub max_pending_connections: usize,
-    active: AtomicUsize,
     /// Set once by [`Config::shut_down`]: new connections and streams are refused, SSE
     /// streams end.
     shutdown: watch::Sender<bool>,
-    /// The WebSocket connections running now, so that a shutdown asks each to close (1001) as
-    /// the application would: behind the frames already queued, through the connection's own
-    /// waker. Nothing of the shutdown is polled by the socket loop on every frame.
+    /// The WebSocket connections open now (from their accepted handshake to the end of their
+    /// task): their count is [`Config::active_connections`], and a shutdown asks each to close
+    /// (1001) as the application would, behind the frames already queued, through the
+    /// connection's own waker. Nothing of the shutdown is polled by the socket loop per frame.
     open: Mutex<HashMap<u64, Connection>>,
     /// Told of every connection and refusal, when a server set one ([`Config::observe`]).
     observer: OnceLock<Arc<dyn Observer>>,
@@ -101,7 +100,6 @@ impl Default for Config {
             header_timeout: Duration::from_secs(10),
             max_connections_per_ip: 256,
             max_pending_connections: 0,
-            active: AtomicUsize::new(0),
             shutdown: watch::channel(false).0,
             open: Mutex::new(HashMap::new()),
             observer: OnceLock::new(),
@@ -112,7 +110,7 @@ impl Default for Config {
 impl Config {
     /// Connections open right now.
     pub fn active_connections(&self) -> usize {
-        self.active.load(Ordering::Relaxed)
+        self.open_connections().len()
     }
 
     /// Closes every connection with 1001 (after the frames already queued) and refuses new
@@ -169,9 +167,8 @@ impl Config {
 /// The close reason of every connection a shutdown closes.
 const SHUTTING_DOWN: &str = "Server is shutting down.";
 
-/// A connection counted in its [`Config`]'s active ones and listed in its open ones from its
-/// accepted handshake until dropped: when its socket task ends, however it ends, or when the
-/// upgrade never completes.
+/// A connection listed in its [`Config`]'s open ones from its accepted handshake until
+/// dropped: when its socket task ends, however it ends, or when the upgrade never completes.
 struct Admitted {
     config: Arc<Config>,
     id: u64,
@@ -181,7 +178,6 @@ impl Admitted {
     /// One that opens while a shutdown runs is asked to close at once: the shutdown may have
     /// gone through the open ones before it was listed.
     fn new(config: Arc<Config>, connection: &Connection) -> Admitted {
-        config.active.fetch_add(1, Ordering::Relaxed);
         config
             .open_connections()
             .insert(connection.id(), connection.clone());
@@ -198,7 +194,6 @@ impl Admitted {
 impl Drop for Admitted {
     fn drop(&mut self) {
         self.config.open_connections().remove(&self.id);
-        self.config.active.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -516,7 +511,7 @@ pub async fn upgrade<H: SocketHandler>(
         config.refused(request, Refusal::ShuttingDown);
         return plain_response(503, "Server is shutting down.".to_owned());
     }
-    if config.active.load(Ordering::Relaxed) >= config.max_connections {
+    if config.active_connections() >= config.max_connections {
         config.refused(request, Refusal::AtCapacity);
         return plain_response(
             503,
@@ -743,9 +738,7 @@ async fn write_queued(
             return Ok(());
         }
         stream.flush().await?;
-        for _ in 0..fed {
-            tally.frame_out();
-        }
+        tally.frames_out(fed);
     }
 }
 
