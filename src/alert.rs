@@ -53,10 +53,7 @@ impl Outlet<Alert> for AlertConnection {
     }
 
     fn overflow(&self) {
-        self.close(
-            wfs_runtime::connection::CLOSE_TOO_SLOW,
-            "Client is not reading fast enough.",
-        );
+        self.connection().close_too_slow();
     }
 }
 

@@ -80,10 +80,7 @@ impl Outlet<ChatBroadcast> for ChatConnection {
     }
 
     fn overflow(&self) {
-        self.close(
-            wfs_runtime::connection::CLOSE_TOO_SLOW,
-            "Client is not reading fast enough.",
-        );
+        self.connection().close_too_slow();
     }
 }
 

@@ -116,7 +116,8 @@ impl<T> Frame<T> {
     }
 
     /// The wire bytes, shared (cloning is a reference count, not a copy).
-    pub fn bytes(&self) -> Bytes {
+    #[cfg(test)]
+    fn bytes(&self) -> Bytes {
         Bytes::from(self.text.clone())
     }
 }
@@ -343,11 +344,18 @@ impl Connection {
         match self.shared.queue.push(text) {
             Ok(()) => Ok(()),
             Err(Refused::Full) => {
-                self.close(CLOSE_TOO_SLOW, "Client is not reading fast enough.");
+                self.close_too_slow();
                 Err(SendError::TooSlow)
             }
             Err(Refused::Ended) => Err(SendError::Closed),
         }
+    }
+
+    /// Closes the connection with 1013 because its client does not read fast enough: what a
+    /// full queue does, and what a server does for a client that fell behind elsewhere (a
+    /// backlog held during a replay).
+    pub fn close_too_slow(&self) {
+        self.close(CLOSE_TOO_SLOW, "Client is not reading fast enough.");
     }
 
     /// Asks for the connection to close with `code` and `reason` once the frames already

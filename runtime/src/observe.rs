@@ -134,7 +134,10 @@ impl Tally {
         let count = count as u64;
         self.frames_out += count;
         if let Some((_, watch)) = &self.watch {
-            watch.counters.frames_out.fetch_add(count, Ordering::Relaxed);
+            watch
+                .counters
+                .frames_out
+                .fetch_add(count, Ordering::Relaxed);
         }
     }
 }

@@ -339,7 +339,7 @@ type Socket = WebSocketStream<Upgraded>;
 
 /// A handshake this server answers: the `101` response, and the connection it becomes once
 /// that response is sent.
-struct Handshake {
+struct Upgrade {
     response: Response,
     upgrade: OnUpgrade,
 }
@@ -390,9 +390,9 @@ impl NotAHandshake {
     }
 }
 
-impl Handshake {
+impl Upgrade {
     /// Checks `request` is a WebSocket handshake (RFC 6455 4.2.1) and takes its connection.
-    fn accept(request: &Request) -> Result<Handshake, NotAHandshake> {
+    fn accept(request: &Request) -> Result<Upgrade, NotAHandshake> {
         if request.version() < Version::HTTP_11 {
             return Err(NotAHandshake::OldHttp);
         }
@@ -422,7 +422,7 @@ impl Handshake {
                 derive_accept_key(key.trim().as_bytes()),
             )
             .body(Body::empty());
-        Ok(Handshake { response, upgrade })
+        Ok(Upgrade { response, upgrade })
     }
 
     /// Runs `serve` on the WebSocket once the `101` is sent, in a task of its own, and returns
@@ -433,7 +433,7 @@ impl Handshake {
         F: FnOnce(Option<Socket>) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send,
     {
-        let Handshake { response, upgrade } = self;
+        let Upgrade { response, upgrade } = self;
         tokio::spawn(async move {
             let socket = match upgrade.await {
                 Ok(upgraded) => Some(
@@ -459,6 +459,19 @@ fn has_token(request: &Request, name: header::HeaderName, token: &str) -> bool {
     })
 }
 
+/// Sends a close frame with `code` and `reason`, then reads until the client's close, so that
+/// it reads ours cleanly (callers bound it with `close_timeout`).
+async fn close_and_wait(stream: &mut Socket, code: u16, reason: String) {
+    if stream.send(close_message(code, reason)).await.is_err() {
+        return;
+    }
+    while let Some(Ok(message)) = stream.next().await {
+        if message.is_close() {
+            break;
+        }
+    }
+}
+
 /// A close frame with `code` and `reason` (cut to what a close frame carries).
 fn close_message(code: u16, reason: String) -> Message {
     Message::Close(Some(CloseFrame {
@@ -472,29 +485,29 @@ pub async fn refuse(request: &Request, config: Arc<Config>, reject: Reject) -> R
     match reject {
         Reject::Http { status, body } => plain_response(status, body),
         Reject::Close { code, reason } => {
-            let handshake = match Handshake::accept(request) {
-                Ok(handshake) => handshake,
+            let upgrade = match Upgrade::accept(request) {
+                Ok(upgrade) => upgrade,
                 Err(refusal) => return refusal.response(),
             };
-            handshake.then(config.websocket(), move |socket| async move {
+            upgrade.then(config.websocket(), move |socket| async move {
                 let Some(mut socket) = socket else { return };
-                let _ = socket.send(close_message(code, reason)).await;
-                // Wait (bounded) for the client's close so it reads ours cleanly.
-                let _ = tokio::time::timeout(config.close_timeout, async {
-                    while let Some(Ok(message)) = socket.next().await {
-                        if message.is_close() {
-                            break;
-                        }
-                    }
-                })
-                .await;
+                let closing = close_and_wait(&mut socket, code, reason);
+                let _ = tokio::time::timeout(config.close_timeout, closing).await;
             })
         }
     }
 }
 
 fn plain_response(status: u16, body: String) -> Response {
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);
+    let status = StatusCode::from_u16(status).unwrap_or_else(|_| {
+        // A `Reject::Http` with a number that is no HTTP status: the server's bug, not the
+        // client's, so it is logged and answered as one.
+        tracing::error!(
+            status,
+            "a handshake was refused with an invalid HTTP status"
+        );
+        StatusCode::INTERNAL_SERVER_ERROR
+    });
     Response::builder()
         .status(status)
         .content_type("text/plain; charset=utf-8")
@@ -518,8 +531,8 @@ pub async fn upgrade<H: SocketHandler>(
             "Server is at its connection limit; try again later.".to_owned(),
         );
     }
-    let handshake = match Handshake::accept(request) {
-        Ok(handshake) => handshake,
+    let upgrade = match Upgrade::accept(request) {
+        Ok(upgrade) => upgrade,
         Err(refusal) => {
             config.refused(request, Refusal::NotWebSocket);
             return refusal.response();
@@ -536,7 +549,7 @@ pub async fn upgrade<H: SocketHandler>(
     // Opened before the `101` is sent: a client whose handshake is answered is subscribed (or
     // in its room) already, so nothing published after it knows it is connected passes it by.
     handler.on_open(&connection).await;
-    handshake.then(config.websocket(), move |socket| {
+    upgrade.then(config.websocket(), move |socket| {
         serve(socket, connection, admitted, handler, tally)
     })
 }
@@ -660,17 +673,9 @@ async fn close_socket(
                 // Frames accepted before the close are still delivered.
                 if write_queued(&mut stream, connection.queue(), tally)
                     .await
-                    .is_err()
+                    .is_ok()
                 {
-                    return;
-                }
-                if stream.send(close_message(code, reason)).await.is_err() {
-                    return;
-                }
-                while let Some(Ok(message)) = stream.next().await {
-                    if message.is_close() {
-                        break;
-                    }
+                    close_and_wait(&mut stream, code, reason).await;
                 }
             })
             .await;
