@@ -86,8 +86,8 @@ enum Scenario {
         #[arg(long, default_value_t = 30.0)]
         drain: f64,
         /// `websocket` (`/ws/v1/alert`) or `sse` (`/sse/v1/alert`, wfs only).
-        #[arg(long, default_value = "websocket")]
-        transport: String,
+        #[arg(long, value_enum, default_value = "websocket")]
+        transport: Transport,
     },
     /// C authenticated alert connections opened as fast as accepted, and held.
     Handshake {
@@ -251,11 +251,7 @@ async fn run(cli: Cli) -> anyhow::Result<String> {
                     publishers,
                     count_writes,
                     drain: seconds(drain),
-                    transport: match transport.as_str() {
-                        "websocket" => Transport::WebSocket,
-                        "sse" => Transport::Sse,
-                        other => anyhow::bail!("--transport is websocket or sse, not `{other}`"),
-                    },
+                    transport,
                 },
             )
             .await?,

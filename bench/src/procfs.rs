@@ -156,6 +156,15 @@ pub fn per_operation(seconds: Option<f64>, operations: usize) -> Option<f64> {
         .map(|s| s * 1e6 / operations as f64)
 }
 
+/// Operations per second over `seconds` (0 for an empty window).
+pub fn per_second(operations: usize, seconds: f64) -> f64 {
+    if seconds > 0.0 {
+        operations as f64 / seconds
+    } else {
+        0.0
+    }
+}
+
 /// A server's memory and sockets at one moment.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Snapshot {

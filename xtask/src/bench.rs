@@ -34,7 +34,7 @@ use std::fmt::Write as _;
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -402,7 +402,10 @@ fn parse(args: &[String], root: &Path) -> anyhow::Result<Options> {
             flag if flag.starts_with("--wfs-arg=") => {
                 wfs_args.push(flag["--wfs-arg=".len()..].to_owned());
             }
-            "-h" | "--help" => bail!("{USAGE}"),
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
             other => bail!("unknown argument `{other}`\n{USAGE}"),
         }
     }
@@ -588,6 +591,22 @@ struct Bench {
 fn free_port() -> anyhow::Result<u16> {
     let listener = TcpListener::bind("127.0.0.1:0").context("no free loopback port")?;
     Ok(listener.local_addr()?.port())
+}
+
+/// Waits for `child` to end, for at most `limit` (then kills it): `what` names it in the error.
+fn wait_bounded(child: &mut Child, limit: Duration, what: &str) -> anyhow::Result<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("{what} did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Waits until `address` accepts connections, for at most `limit`.
@@ -816,18 +835,8 @@ impl Bench {
             .stderr(Stdio::inherit());
         let mut child = command.spawn().context("cannot start wfs-bench")?;
         // The generator bounds every wait itself; this is the last resort.
-        let deadline = Instant::now() + Duration::from_secs(if smoke { 60 } else { 600 });
-        let status = loop {
-            if let Some(status) = child.try_wait()? {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                bail!("the load generator did not finish in time");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
+        let limit = Duration::from_secs(if smoke { 60 } else { 600 });
+        let status = wait_bounded(&mut child, limit, "the load generator")?;
         let mut output = String::new();
         if let Some(mut stdout) = child.stdout.take() {
             stdout.read_to_string(&mut output)?;

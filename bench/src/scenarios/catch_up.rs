@@ -202,15 +202,8 @@ pub async fn catch_up(target: &Target, options: &CatchUpOptions) -> anyhow::Resu
         truncated,
         failed_connections,
         catch_up: Summary::of(&mut times),
-        replayed_per_s: if catch_up_s > 0.0 {
-            replayed as f64 / catch_up_s
-        } else {
-            0.0
-        },
-        server_us_per_replayed: cpu
-            .server_cpu_s
-            .filter(|_| replayed > 0)
-            .map(|s| s * 1e6 / replayed as f64),
+        replayed_per_s: crate::procfs::per_second(replayed, catch_up_s),
+        server_us_per_replayed: crate::procfs::per_operation(cpu.server_cpu_s, replayed),
         database_us_per_replayed: crate::procfs::per_operation(cpu.database_cpu_s, replayed),
         cpu,
         live_received: lives.len(),

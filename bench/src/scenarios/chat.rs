@@ -218,10 +218,7 @@ pub async fn chat(target: &Target, options: &ChatOptions) -> anyhow::Result<Chat
             shared.clone(),
         ));
     }
-    let deadline = Instant::now() + WAIT * 2;
-    while shared.warm.load(Ordering::Relaxed) < joined && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    super::wait_until(WAIT * 2, || shared.warm.load(Ordering::Relaxed) >= joined).await;
     let ready = shared.warm.load(Ordering::Relaxed);
     // Let the warm-up's last repeats arrive before anything is counted or timed.
     tokio::time::sleep(Duration::from_millis(250)).await;
@@ -232,12 +229,10 @@ pub async fn chat(target: &Target, options: &ChatOptions) -> anyhow::Result<Chat
     tokio::time::sleep(options.duration).await;
     // The last ticks: a sender stops at its own end, a moment after this one.
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let deadline = Instant::now() + options.drain;
-    while shared.received.load(Ordering::Relaxed) < shared.sent.load(Ordering::Relaxed) * joined
-        && Instant::now() < deadline
-    {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    super::wait_until(options.drain, || {
+        shared.received.load(Ordering::Relaxed) >= shared.sent.load(Ordering::Relaxed) * joined
+    })
+    .await;
     let cpu = meter.stop();
     phase.send_replace(Phase::Stop);
 
@@ -264,20 +259,18 @@ pub async fn chat(target: &Target, options: &ChatOptions) -> anyhow::Result<Chat
                 duplicates += 1;
                 continue;
             }
+            // Behind the highest seen from that sender, as `fanout::Tally` counts it: 1, 5, 2,
+            // 3, 4 is three deliveries out of order, not one.
             if seq < last[from] {
                 out_of_order += 1;
             }
-            last[from] = seq;
+            last[from] = last[from].max(seq);
             latencies.push(latency);
             last_receipt = last_receipt.max(at);
         }
     }
     let delivered = latencies.len();
-    let per_delivery = |seconds: Option<f64>| {
-        seconds
-            .filter(|_| delivered > 0)
-            .map(|s| s * 1e6 / delivered as f64)
-    };
+    let per_delivery = |seconds: Option<f64>| crate::procfs::per_operation(seconds, delivered);
     let span_s = last_receipt.saturating_sub(first_send) as f64 / 1e9;
     Ok(ChatResult {
         scenario: "chat",
@@ -296,11 +289,7 @@ pub async fn chat(target: &Target, options: &ChatOptions) -> anyhow::Result<Chat
         duplicates,
         out_of_order,
         latency: Summary::of(&mut latencies),
-        deliveries_per_s: if span_s > 0.0 {
-            delivered as f64 / span_s
-        } else {
-            0.0
-        },
+        deliveries_per_s: crate::procfs::per_second(delivered, span_s),
         server_us_per_delivery: per_delivery(cpu.server_cpu_s),
         client_us_per_delivery: per_delivery(cpu.client_cpu_s),
         cpu,

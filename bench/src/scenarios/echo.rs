@@ -118,10 +118,7 @@ pub async fn echo(target: &Target, options: &EchoOptions) -> anyhow::Result<Echo
         rtt: Summary::of(&mut rtts),
         mismatched,
         errors,
-        server_us_per_message: cpu
-            .server_cpu_s
-            .filter(|_| messages > 0)
-            .map(|s| s * 1e6 / messages as f64),
+        server_us_per_message: crate::procfs::per_operation(cpu.server_cpu_s, messages),
         cpu,
     })
 }

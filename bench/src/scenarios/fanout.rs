@@ -31,10 +31,11 @@ use crate::stats::Summary;
 use crate::syscalls::{WriteCalls, WriteCounter};
 
 /// How subscribers are connected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Transport {
     /// `/ws/v1/alert`.
+    #[value(name = "websocket")]
     WebSocket,
     /// `/sse/v1/alert` (wfs only).
     Sse,
@@ -372,10 +373,10 @@ pub async fn fanout(target: &Target, options: &FanoutOptions) -> anyhow::Result<
             Err(_) => publish_errors += 1,
         }
     }
-    let deadline = Instant::now() + options.drain;
-    while received.load(Ordering::Relaxed) < expected && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    super::wait_until(options.drain, || {
+        received.load(Ordering::Relaxed) >= expected
+    })
+    .await;
     let cpu = meter.stop();
     let writes = match counter {
         Some(counter) => counter.stop().await,
@@ -391,11 +392,7 @@ pub async fn fanout(target: &Target, options: &FanoutOptions) -> anyhow::Result<
         }
     }
     let delivered = tally.latencies.len();
-    let per_delivery = |seconds: Option<f64>| {
-        seconds
-            .filter(|_| delivered > 0)
-            .map(|s| s * 1e6 / delivered as f64)
-    };
+    let per_delivery = |seconds: Option<f64>| crate::procfs::per_operation(seconds, delivered);
     let span_s = (tally.last_receipt.saturating_sub(first_publish)) as f64 / 1e9;
     Ok(FanoutResult {
         scenario: "fanout",
@@ -414,11 +411,7 @@ pub async fn fanout(target: &Target, options: &FanoutOptions) -> anyhow::Result<
         duplicates: tally.duplicates,
         out_of_order: tally.out_of_order,
         latency: Summary::of(&mut tally.latencies),
-        deliveries_per_s: if span_s > 0.0 {
-            delivered as f64 / span_s
-        } else {
-            0.0
-        },
+        deliveries_per_s: crate::procfs::per_second(delivered, span_s),
         publish: Summary::of(&mut publish_times),
         publish_errors,
         server_us_per_delivery: per_delivery(cpu.server_cpu_s),

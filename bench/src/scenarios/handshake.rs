@@ -110,20 +110,14 @@ pub async fn handshake(
     }
     .await;
     if published.is_ok() {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while warm.load(Ordering::Relaxed) < opened && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        let all_warm = || warm.load(Ordering::Relaxed) >= opened;
+        super::wait_until(Duration::from_secs(20), all_warm).await;
     }
     let alive = warm.load(Ordering::Relaxed);
     stop.send_replace(true);
     while listeners.join_next().await.is_some() {}
 
-    let per_handshake = |seconds: Option<f64>| {
-        seconds
-            .filter(|_| opened > 0)
-            .map(|s| s * 1e6 / opened as f64)
-    };
+    let per_handshake = |seconds: Option<f64>| crate::procfs::per_operation(seconds, opened);
     Ok(HandshakeResult {
         scenario: "handshake",
         connections: options.connections,
@@ -131,11 +125,7 @@ pub async fn handshake(
         opened,
         failed_connections,
         open_s,
-        handshakes_per_s: if open_s > 0.0 {
-            opened as f64 / open_s
-        } else {
-            0.0
-        },
+        handshakes_per_s: crate::procfs::per_second(opened, open_s),
         latency: Summary::of(&mut latencies),
         server_us_per_handshake: per_handshake(cpu.server_cpu_s),
         client_us_per_handshake: per_handshake(cpu.client_cpu_s),

@@ -38,6 +38,19 @@ pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// A connection attempt, a handshake or a reply that takes longer than this has failed.
 pub const WAIT: Duration = Duration::from_secs(10);
 
+/// Polls `done` every 5 ms until it holds or `limit` has passed; whether it held. For the
+/// counters the listeners bump (warm subscribers, deliveries received).
+pub(crate) async fn wait_until(limit: Duration, done: impl Fn() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    while !done() {
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    true
+}
+
 /// Opens a WebSocket to `url`, bounded by [`WAIT`]. The client's buffers are small (4 KiB
 /// read buffer), so that 10,000 connections fit the load generator's memory comfortably.
 pub async fn connect(url: &str) -> anyhow::Result<Socket> {

@@ -93,10 +93,10 @@ pub async fn publish(target: &Target, options: &PublishOptions) -> anyhow::Resul
         ));
     }
     target.publish(&city, &alert_text(0, now_nanos())).await?;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while warm.load(Ordering::Relaxed) < connected && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    super::wait_until(Duration::from_secs(20), || {
+        warm.load(Ordering::Relaxed) >= connected
+    })
+    .await;
     let ready = warm.load(Ordering::Relaxed);
 
     let meter = CpuMeter::start(target.pid).with_database(target.database_pid);
@@ -138,10 +138,10 @@ pub async fn publish(target: &Target, options: &PublishOptions) -> anyhow::Resul
     }
     let publishing_s = started.elapsed().as_secs_f64();
     let expected = alerts * connected;
-    let deadline = Instant::now() + options.drain;
-    while received.load(Ordering::Relaxed) < expected && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    super::wait_until(options.drain, || {
+        received.load(Ordering::Relaxed) >= expected
+    })
+    .await;
     let cpu = meter.stop();
     stop.send_replace(true);
 
@@ -163,11 +163,7 @@ pub async fn publish(target: &Target, options: &PublishOptions) -> anyhow::Resul
         ready,
         alerts,
         publish_errors,
-        alerts_per_s: if publishing_s > 0.0 {
-            alerts as f64 / publishing_s
-        } else {
-            0.0
-        },
+        alerts_per_s: crate::procfs::per_second(alerts, publishing_s),
         publish: Summary::of(&mut publish_times),
         expected,
         delivered,

@@ -146,14 +146,12 @@ pub async fn two_instances(
             Err(_) => publish_errors += 1,
         }
     }
-    let deadline = Instant::now() + options.drain;
-    while sides
-        .iter()
-        .any(|side| side.received.load(Ordering::Relaxed) < published * side.connected)
-        && Instant::now() < deadline
-    {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    super::wait_until(options.drain, || {
+        sides
+            .iter()
+            .all(|side| side.received.load(Ordering::Relaxed) >= published * side.connected)
+    })
+    .await;
     let cpu = [meters[0].stop(), meters[1].stop()];
     stop.send_replace(true);
 
@@ -198,9 +196,6 @@ async fn instance(
         out_of_order: tally.out_of_order,
         latency: Summary::of(&mut tally.latencies),
         cpu,
-        server_us_per_delivery: cpu
-            .server_cpu_s
-            .filter(|_| delivered > 0)
-            .map(|s| s * 1e6 / delivered as f64),
+        server_us_per_delivery: crate::procfs::per_operation(cpu.server_cpu_s, delivered),
     }
 }

@@ -99,20 +99,10 @@ fn run_bounded(mut command: Command, limit: Duration, what: &str) -> anyhow::Res
         .stderr(Stdio::piped())
         .spawn()
         .with_context(|| format!("cannot run {what}"))?;
-    let deadline = Instant::now() + limit;
-    loop {
-        if child.try_wait()?.is_some() {
-            return child
-                .wait_with_output()
-                .with_context(|| format!("{what}: no output"));
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!("{what} did not finish within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    super::wait_bounded(&mut child, limit, what)?;
+    child
+        .wait_with_output()
+        .with_context(|| format!("{what}: no output"))
 }
 
 /// Sends SIGINT to `pid` (PostgreSQL's fast shutdown: sessions are ended, then a checkpoint).
