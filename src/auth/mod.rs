@@ -85,11 +85,7 @@ pub async fn authenticate(
     token: Option<&str>,
 ) -> Result<User, AuthError> {
     let claims = jwt.verify(token.ok_or(AuthError::Missing)?, TokenKind::Access)?;
-    match store.user(claims.id).await {
-        Ok(Some(user)) => Ok(user),
-        Ok(None) => Err(AuthError::UnknownUser),
-        Err(error) => Err(AuthError::Store(error_chain(&error))),
-    }
+    found(store.user(claims.id).await)
 }
 
 /// [`authenticate`] for a channel handshake: the user is looked up through the store's
@@ -104,7 +100,13 @@ pub async fn authenticate_for_handshake(
     token: Option<&str>,
 ) -> Result<std::sync::Arc<User>, AuthError> {
     let claims = jwt.verify(token.ok_or(AuthError::Missing)?, TokenKind::Access)?;
-    match store.user_for_handshake(claims.id).await {
+    found(store.user_for_handshake(claims.id).await)
+}
+
+/// The token's user as the store answered: missing is [`AuthError::UnknownUser`], a store
+/// failure [`AuthError::Store`].
+fn found<U>(looked_up: Result<Option<U>, crate::store::StoreError>) -> Result<U, AuthError> {
+    match looked_up {
         Ok(Some(user)) => Ok(user),
         Ok(None) => Err(AuthError::UnknownUser),
         Err(error) => Err(AuthError::Store(error_chain(&error))),

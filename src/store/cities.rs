@@ -144,16 +144,7 @@ impl Store {
     /// [`Store::city`] for a channel handshake: read from the database at most once per
     /// [`super::LookupTtl::cities`], and shared (`Arc`) by every connection to the city.
     pub async fn city_for_handshake(&self, uuid: Uuid) -> Result<Option<Arc<City>>> {
-        let ticket = match self.lookups.cities.get(&uuid) {
-            Ok(city) => return Ok(Some(city)),
-            Err(ticket) => ticket,
-        };
-        let Some(city) = self.city(uuid).await? else {
-            return Ok(None);
-        };
-        let city = Arc::new(city);
-        self.lookups.cities.keep(ticket, uuid, city.clone());
-        Ok(Some(city))
+        self.lookups.cities.get_or_load(uuid, self.city(uuid)).await
     }
 
     /// The first city, in name order, whose name contains `fragment` ignoring case (Unicode

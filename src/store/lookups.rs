@@ -89,7 +89,7 @@ impl<K, V> std::fmt::Debug for Expiring<K, V> {
 
 /// Where a look-up started, to keep its answer only if nothing was invalidated meanwhile.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Ticket(u64);
+struct Ticket(u64);
 
 impl<K: Eq + Hash + Clone, V> Expiring<K, V> {
     fn new(ttl: Duration) -> Expiring<K, V> {
@@ -108,7 +108,7 @@ impl<K: Eq + Hash + Clone, V> Expiring<K, V> {
     }
 
     /// The fresh row for `key`, or a ticket to [`Expiring::keep`] the one read instead.
-    pub(super) fn get(&self, key: &K) -> Result<Arc<V>, Ticket> {
+    fn get(&self, key: &K) -> Result<Arc<V>, Ticket> {
         let entries = self.entries();
         match entries.map.get(key) {
             Some((read_at, value)) if read_at.elapsed() < self.ttl => Ok(value.clone()),
@@ -118,7 +118,7 @@ impl<K: Eq + Hash + Clone, V> Expiring<K, V> {
 
     /// Keeps `value`, read from the database after `ticket` was drawn, unless `key` was
     /// invalidated since.
-    pub(super) fn keep(&self, ticket: Ticket, key: K, value: Arc<V>) {
+    fn keep(&self, ticket: Ticket, key: K, value: Arc<V>) {
         if self.ttl.is_zero() {
             return;
         }
@@ -136,6 +136,25 @@ impl<K: Eq + Hash + Clone, V> Expiring<K, V> {
             }
         }
         entries.map.insert(key, (Instant::now(), value));
+    }
+
+    /// The fresh row for `key`, or the one `load` reads, kept unless `key` was invalidated
+    /// while it was read. No row is not kept: a row created later is found at once.
+    pub(super) async fn get_or_load<E>(
+        &self,
+        key: K,
+        load: impl std::future::Future<Output = Result<Option<V>, E>>,
+    ) -> Result<Option<Arc<V>>, E> {
+        let ticket = match self.get(&key) {
+            Ok(value) => return Ok(Some(value)),
+            Err(ticket) => ticket,
+        };
+        let Some(value) = load.await? else {
+            return Ok(None);
+        };
+        let value = Arc::new(value);
+        self.keep(ticket, key, value.clone());
+        Ok(Some(value))
     }
 
     /// Forgets `key`: the next look-up reads the database.

@@ -61,16 +61,7 @@ impl Store {
     /// [`super::LookupTtl::users`]. A user removed through this store is forgotten at once; one
     /// removed by another process may still pass for that long (see [`super::lookups`]).
     pub async fn user_for_handshake(&self, id: i64) -> Result<Option<Arc<User>>> {
-        let ticket = match self.lookups.users.get(&id) {
-            Ok(user) => return Ok(Some(user)),
-            Err(ticket) => ticket,
-        };
-        let Some(user) = self.user(id).await? else {
-            return Ok(None);
-        };
-        let user = Arc::new(user);
-        self.lookups.users.keep(ticket, id, user.clone());
-        Ok(Some(user))
+        self.lookups.users.get_or_load(id, self.user(id)).await
     }
 
     /// The oldest administrator, whose identity `wfs alert` signs its token with.
