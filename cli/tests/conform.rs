@@ -2,31 +2,34 @@
 //! started as a process, conform against it (exit 0, the JUnit file), conform of another
 //! document against it (exit 1), usage errors (exit 2), and Ctrl-C ending the mock (exit 0).
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 mod common;
-use common::run;
-use std::time::{Duration, Instant};
+use common::{run, wait_within};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// `asyncapi-rs mock FILE` on a free port, once it accepts connections; killed when dropped.
+/// `asyncapi-rs mock FILE` on a port of its own choosing (`--listen 127.0.0.1:0`), once it
+/// says where it listens; killed when dropped. Its stderr is read line by line from the start.
 struct Mock {
     child: Child,
     port: u16,
+    /// Every stderr line, as the mock writes them (the reader ends with the mock).
+    stderr: mpsc::Receiver<String>,
+    /// The lines read before the address was found.
+    early: Vec<String>,
 }
 
 impl Mock {
     fn start(file: &str) -> Mock {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("a free port")
-            .port();
-        let child = Command::new(env!("CARGO_BIN_EXE_asyncapi-rs"))
-            .args(["mock", file, "--listen", &format!("127.0.0.1:{port}")])
+        let mut child = Command::new(env!("CARGO_BIN_EXE_asyncapi-rs"))
+            .args(["mock", file, "--listen", "127.0.0.1:0"])
             .args(["--interval", "300ms"])
             .current_dir(root())
             .env_remove("RUST_LOG")
@@ -35,12 +38,38 @@ impl Mock {
             .stderr(Stdio::piped())
             .spawn()
             .expect("the mock starts");
+        let pipe = child.stderr.take().expect("piped stderr");
+        let (lines, stderr) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                if lines.send(line).is_err() {
+                    return;
+                }
+            }
+        });
         let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "the mock does not listen");
-            std::thread::sleep(Duration::from_millis(20));
+        let mut early = Vec::new();
+        let port = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = stderr
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("the mock said nowhere where it listens: {early:?}"));
+            // "mock of FILE on ws://127.0.0.1:PORT (Ctrl-C stops it)"
+            let port = line
+                .split_once(" on ws://127.0.0.1:")
+                .and_then(|(_, rest)| rest.split(' ').next())
+                .and_then(|port| port.parse().ok());
+            early.push(line);
+            if let Some(port) = port {
+                break port;
+            }
+        };
+        Mock {
+            child,
+            port,
+            stderr,
+            early,
         }
-        Mock { child, port }
     }
 }
 
@@ -164,18 +193,15 @@ fn the_mock_logs_its_frames_and_ends_on_ctrl_c() {
         .status()
         .expect("kill runs");
     assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = mock.child.try_wait().expect("waiting") {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "the mock ignores Ctrl-C");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status =
+        wait_within(&mut mock.child, Duration::from_secs(10)).expect("the mock ignores Ctrl-C");
     assert_eq!(status.code(), Some(0));
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut mock.child.stderr.take().expect("stderr"), &mut stderr)
-        .expect("stderr");
+    // The reader has the rest: the mock has ended, so its pipe is closed.
+    let mut lines = std::mem::take(&mut mock.early);
+    while let Ok(line) = mock.stderr.recv_timeout(Duration::from_secs(5)) {
+        lines.push(line);
+    }
+    let stderr = lines.join("\n");
     assert!(stderr.contains("serving ws://127.0.0.1:"), "{stderr}");
     assert!(stderr.contains("/ws/v1/chat (chat)"), "{stderr}");
     assert!(

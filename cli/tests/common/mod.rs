@@ -3,7 +3,7 @@
 
 use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// What a run printed, and how it ended.
@@ -36,17 +36,8 @@ pub fn run(args: &[&str]) -> Run {
         let mut text = String::new();
         stderr.read_to_string(&mut text).map(|_| text)
     });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("waiting for the binary") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("asyncapi-rs {args:?} did not end within a minute");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let status = wait_within(&mut child, Duration::from_secs(60))
+        .unwrap_or_else(|| panic!("asyncapi-rs {args:?} did not end within a minute"));
     let run = Run {
         code: status.code().expect("the binary exited (no signal)"),
         stdout: out.join().expect("stdout reader").expect("stdout is UTF-8"),
@@ -58,4 +49,20 @@ pub fn run(args: &[&str]) -> Run {
         run.stderr
     );
     run
+}
+
+/// Waits for `child` to end, for at most `limit`; `None` (and the child killed) if it did not.
+pub fn wait_within(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("waiting for the binary") {
+            return Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
