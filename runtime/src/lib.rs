@@ -30,6 +30,7 @@ mod handshake;
 pub mod observe;
 pub mod serve;
 pub mod socket;
+mod stream;
 mod validate;
 
 pub use connection::{Connection, Frame, Outgoing, SendError};

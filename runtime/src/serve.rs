@@ -43,7 +43,8 @@ pub type Decoder<T> = fn(&Value) -> Result<T, Violations>;
 /// The first of `decoders` that accepts `value`, or every one's violations: for messages that
 /// share no discriminator, each schema is tried in turn, in the contract's order.
 pub fn first_match<T>(value: &Value, decoders: &[Decoder<T>]) -> Result<T, Vec<Violations>> {
-    let mut violations = Vec::with_capacity(decoders.len());
+    // Allocated on the first refusal only: most frames are the first decoder's message.
+    let mut violations = Vec::new();
     for decode in decoders {
         match decode(value) {
             Ok(message) => return Ok(message),

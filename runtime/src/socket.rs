@@ -20,16 +20,16 @@ use poem::{Body, OnUpgrade, Request, Response, Upgraded};
 use serde_json::Value;
 use tokio::sync::watch;
 use tokio::time::Instant;
-use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use crate::connection::{Connection, Queue};
 use crate::observe::{Observer, Refusal, Tally};
 use crate::serve::Decode;
+use crate::stream::SocketStream;
 use crate::{Reject, Violations};
 
 /// Limits and timings of every connection of a server.
@@ -57,7 +57,8 @@ pub struct Config {
     pub outbound_queue: usize,
     /// How often an idle connection is pinged.
     pub ping_interval: Duration,
-    /// A connection that sent nothing (not even a pong) for this long is closed (1001).
+    /// A connection that sent nothing (not even a pong) for this long is closed (1001), at the
+    /// ping interval's next tick.
     pub idle_timeout: Duration,
     /// Open connections allowed; more are refused with HTTP 503.
     pub max_connections: usize,
@@ -327,15 +328,15 @@ pub trait SocketHandler: Send + Sync + 'static {
     fn on_close(&self, connection: &Connection) -> impl Future<Output = ()> + Send;
 }
 
-/// A connection upgraded to a WebSocket: tungstenite's stream straight on poem's upgraded
-/// connection.
+/// A connection upgraded to a WebSocket: tungstenite's protocol straight on poem's upgraded
+/// connection, driven by the connection's own task ([`SocketStream`]).
 ///
 /// The handshake is answered here rather than by poem's `WebSocket` extractor, whose stream
 /// converts every message to and from a `String` (a copy of each frame read and of each frame
-/// written, per connection) and hands errors on as text. tungstenite's own stream reads text
-/// as `Utf8Bytes` slices of its read buffer, writes the one serialised copy of a frame that
-/// every subscriber shares, and keeps its errors typed.
-type Socket = WebSocketStream<Upgraded>;
+/// written, per connection) and hands errors on as text. tungstenite reads text as `Utf8Bytes`
+/// slices of its read buffer, writes the one serialised copy of a frame that every subscriber
+/// shares, and keeps its errors typed.
+type Socket = SocketStream<Upgraded>;
 
 /// A handshake this server answers: the `101` response, and the connection it becomes once
 /// that response is sent.
@@ -436,9 +437,7 @@ impl Upgrade {
         let Upgrade { response, upgrade } = self;
         tokio::spawn(async move {
             let socket = match upgrade.await {
-                Ok(upgraded) => Some(
-                    WebSocketStream::from_raw_socket(upgraded, Role::Server, Some(config)).await,
-                ),
+                Ok(upgraded) => Some(SocketStream::new(upgraded, config)),
                 Err(_) => None,
             };
             serve(socket).await;
@@ -584,7 +583,13 @@ async fn run<H: SocketHandler>(
     let queue = connection.queue();
     let mut keepalive =
         tokio::time::interval_at(Instant::now() + config.ping_interval, config.ping_interval);
+    // When the client was last heard, to the ping interval: a frame read only sets `heard`,
+    // and the next tick moves `last_seen` to its own time. Reading the clock once per tick
+    // instead of once per frame keeps a clock read off every frame. The check runs at ticks
+    // either way, so a silent client is still closed between `idle_timeout` and
+    // `idle_timeout` plus one interval after it was last heard.
     let mut last_seen = Instant::now();
+    let mut heard = false;
 
     // One stream, not split: a branch's future is dropped before its body runs, so a body may
     // write to the stream that another branch reads from. Every branch is polled each time
@@ -603,7 +608,7 @@ async fn run<H: SocketHandler>(
                 }
             }
             inbound = stream.next() => {
-                last_seen = Instant::now();
+                heard = true;
                 match inbound {
                     Some(Ok(message @ (Message::Text(_) | Message::Binary(_)))) => {
                         tally.frame_in();
@@ -642,8 +647,11 @@ async fn run<H: SocketHandler>(
                     }
                 }
             }
-            _ = keepalive.tick() => {
-                if last_seen.elapsed() >= config.idle_timeout {
+            tick = keepalive.tick() => {
+                if std::mem::take(&mut heard) {
+                    last_seen = tick;
+                }
+                if tick.duration_since(last_seen) >= config.idle_timeout {
                     break Some((1001, "Idle timeout.".to_owned()));
                 }
                 if stream.send(Message::Ping(Bytes::new())).await.is_err() {
@@ -681,9 +689,9 @@ async fn close_socket(
             .await;
         }
         None => {
-            // The sink's close, not tokio-tungstenite's `close(None)`: after the peer's close
-            // that one refuses to send and so never flushes the close frame tungstenite queued
-            // in answer; this one flushes it.
+            // The sink's close, not a `Message::Close` sent: after the peer's close tungstenite
+            // refuses to send one, and so the close frame it queued in answer would never be
+            // flushed; closing the sink flushes it.
             let _ = tokio::time::timeout(config.close_timeout, SinkExt::close(&mut stream)).await;
         }
     }

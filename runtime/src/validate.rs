@@ -112,6 +112,9 @@ impl Validator {
                 .map_err(|error| error.to_string())
         });
         match compiled {
+            // A valid value (nearly every frame) is answered by the fast check, which builds
+            // no error; the errors are collected only for a value that has some.
+            Ok(validator) if validator.is_valid(value) => Ok(()),
             Ok(validator) => {
                 let problems: Vec<Violation> = validator
                     .iter_errors(value)
