@@ -258,6 +258,8 @@ struct Shared {
     /// The first close requested wins; the socket task reads it after draining the queue.
     close_request: Mutex<Option<(u16, String)>>,
     close_requested: AtomicBool,
+    /// Set by the server's keepalive round ([`Connection::ask_ping`]), taken by the socket task.
+    ping_due: AtomicBool,
     closed: watch::Sender<bool>,
 }
 
@@ -286,6 +288,7 @@ impl Connection {
             queue,
             close_request: Mutex::new(None),
             close_requested: AtomicBool::new(false),
+            ping_due: AtomicBool::new(false),
             closed,
         };
         Connection {
@@ -390,13 +393,27 @@ impl Connection {
             .and_then(|mut r| r.take())
     }
 
-    /// Ready when the socket task has something to do besides reading: frames are queued, or
-    /// a close was asked for. Registers the task's waker first, so nothing set in between is
-    /// missed.
+    /// Asks the socket task to check the client was heard lately and to ping it: the server's
+    /// keepalive round does, every ping interval, for every open connection.
+    pub(crate) fn ask_ping(&self) {
+        self.shared.ping_due.store(true, Ordering::Release);
+        self.shared.queue.attention.wake();
+    }
+
+    /// Whether a ping was asked for since the last call.
+    pub(crate) fn take_ping_due(&self) -> bool {
+        self.shared.ping_due.load(Ordering::Acquire)
+            && self.shared.ping_due.swap(false, Ordering::AcqRel)
+    }
+
+    /// Ready when the socket task has something to do besides reading: frames are queued, a
+    /// close or a ping was asked for. Registers the task's waker first, so nothing set in
+    /// between is missed.
     pub(crate) fn poll_attention(&self, cx: &mut Context<'_>) -> Poll<()> {
         self.shared.queue.attention.register(cx.waker());
         if self.shared.queue.pending.load(Ordering::Acquire)
             || self.shared.close_requested.load(Ordering::Acquire)
+            || self.shared.ping_due.load(Ordering::Acquire)
         {
             Poll::Ready(())
         } else {

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -55,10 +55,11 @@ pub struct Config {
     pub write_buffer_size: usize,
     /// Frames queued per connection before it counts as too slow (close 1013).
     pub outbound_queue: usize,
-    /// How often an idle connection is pinged.
+    /// How often every connection is pinged: one keepalive round for the whole server
+    /// ([`keepalive_rounds`]), so a connection's first ping comes within one interval.
     pub ping_interval: Duration,
     /// A connection that sent nothing (not even a pong) for this long is closed (1001), at the
-    /// ping interval's next tick.
+    /// next keepalive round.
     pub idle_timeout: Duration,
     /// Open connections allowed; more are refused with HTTP 503.
     pub max_connections: usize,
@@ -84,6 +85,8 @@ pub struct Config {
     open: Mutex<HashMap<u64, Connection>>,
     /// Told of every connection and refusal, when a server set one ([`Config::observe`]).
     observer: OnceLock<Arc<dyn Observer>>,
+    /// Set once the keepalive rounds run (from the first upgrade, on its runtime).
+    keepalive: OnceLock<()>,
 }
 
 impl Default for Config {
@@ -104,6 +107,7 @@ impl Default for Config {
             shutdown: watch::channel(false).0,
             open: Mutex::new(HashMap::new()),
             observer: OnceLock::new(),
+            keepalive: OnceLock::new(),
         }
     }
 }
@@ -162,6 +166,32 @@ impl Config {
         config.max_message_size = Some(self.max_message_size);
         config.max_frame_size = Some(self.max_frame_size);
         config
+    }
+}
+
+/// Every `ping_interval`, asks each open connection to ping its client and to close if it was
+/// not heard for `idle_timeout`, until the server's `Config` is dropped. One task and one timer
+/// for the server rather than one per connection: a connection's task then polls no timer on
+/// each frame it reads or writes, and carries none (its memory is most of an idle
+/// connection's). The round wakes each task through the connection's attention, as a queued
+/// frame does; the connections are listed first and woken after, so new ones are not held up.
+async fn keepalive_rounds(config: Weak<Config>) {
+    let Some(interval) = config.upgrade().map(|config| config.ping_interval) else {
+        return;
+    };
+    let mut rounds = tokio::time::interval_at(Instant::now() + interval, interval);
+    // A round that falls behind (a busy runtime) is not made up for with a burst of rounds.
+    rounds.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        rounds.tick().await;
+        let Some(config) = config.upgrade() else {
+            return;
+        };
+        let open: Vec<Connection> = config.open_connections().values().cloned().collect();
+        drop(config);
+        for connection in open {
+            connection.ask_ping();
+        }
     }
 }
 
@@ -537,6 +567,9 @@ pub async fn upgrade<H: SocketHandler>(
             return refusal.response();
         }
     };
+    config
+        .keepalive
+        .get_or_init(|| drop(tokio::spawn(keepalive_rounds(Arc::downgrade(&config)))));
     let connection = Connection::new(config.outbound_queue);
     let admitted = Admitted::new(config.clone(), &connection);
     let tally = Tally::new(
@@ -581,30 +614,40 @@ async fn run<H: SocketHandler>(
     tally: &mut Tally,
 ) {
     let queue = connection.queue();
-    let mut keepalive =
-        tokio::time::interval_at(Instant::now() + config.ping_interval, config.ping_interval);
-    // When the client was last heard, to the ping interval: a frame read only sets `heard`,
-    // and the next tick moves `last_seen` to its own time. Reading the clock once per tick
-    // instead of once per frame keeps a clock read off every frame. The check runs at ticks
-    // either way, so a silent client is still closed between `idle_timeout` and
-    // `idle_timeout` plus one interval after it was last heard.
+    // When the client was last heard, to the keepalive round: a frame read only sets `heard`,
+    // and the next round moves `last_seen` to its own time. The clock is read once per round
+    // rather than once per frame, and the check runs at rounds either way, so a silent client
+    // is closed between `idle_timeout` and `idle_timeout` plus one interval after it was heard.
     let mut last_seen = Instant::now();
     let mut heard = false;
 
     // One stream, not split: a branch's future is dropped before its body runs, so a body may
-    // write to the stream that another branch reads from. Every branch is polled each time
+    // write to the stream that another branch reads from. Both branches are polled each time
     // the task wakes (for each frame read, each frame queued), so each is cheap to poll: no
-    // lock is taken.
+    // lock and no timer. Pings come through the connection's attention too
+    // ([`keepalive_rounds`]), so an echo or a delivery polls no timer of its own.
     let close = 'serving: loop {
         tokio::select! {
             biased;
-            // Frames queued by others (fan-out, replay), or a close asked for.
+            // Frames queued by others (fan-out, replay), a close or a ping asked for.
             () = std::future::poll_fn(|cx| connection.poll_attention(cx)) => {
                 if write_queued(&mut stream, queue, tally).await.is_err() {
                     break 'serving None;
                 }
                 if connection.close_requested() {
                     break connection.take_close_request();
+                }
+                if connection.take_ping_due() {
+                    let now = Instant::now();
+                    if std::mem::take(&mut heard) {
+                        last_seen = now;
+                    }
+                    if now.duration_since(last_seen) >= config.idle_timeout {
+                        break Some((1001, "Idle timeout.".to_owned()));
+                    }
+                    if stream.send(Message::Ping(Bytes::new())).await.is_err() {
+                        break None;
+                    }
                 }
             }
             inbound = stream.next() => {
@@ -645,17 +688,6 @@ async fn run<H: SocketHandler>(
                         break read_error_close(&error)
                             .map(|(code, reason)| (code, reason.to_owned()));
                     }
-                }
-            }
-            tick = keepalive.tick() => {
-                if std::mem::take(&mut heard) {
-                    last_seen = tick;
-                }
-                if tick.duration_since(last_seen) >= config.idle_timeout {
-                    break Some((1001, "Idle timeout.".to_owned()));
-                }
-                if stream.send(Message::Ping(Bytes::new())).await.is_err() {
-                    break None;
                 }
             }
         }
