@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::Violations;
-use crate::serve::Decode;
+use crate::serve::{Candidate, Decode};
 
 /// What went wrong on the client side.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -184,7 +184,8 @@ impl Client {
         let text = self.recv_text().await?;
         let value: serde_json::Value =
             serde_json::from_str(&text).map_err(|error| ClientError::NotJson(error.to_string()))?;
-        T::decode(&value).map_err(|violations| ClientError::Unexpected { text, violations })
+        T::decode(Candidate::Owned(value))
+            .map_err(|violations| ClientError::Unexpected { text, violations })
     }
 
     /// Sends any frame (for tests of what the server does with frames the contract forbids).

@@ -19,34 +19,132 @@ use serde_json::Value;
 use crate::address::Template;
 use crate::connection::Outgoing;
 use crate::socket::{self, Config, SocketHandler};
-use crate::{ChannelError, Connection, Frame, FrameError, Handshake, Reject, Violations};
+use crate::{
+    ChannelError, Connection, Frame, FrameError, Handshake, Reject, Validator, Violations,
+};
 
 /// A type the frames of a channel decode into: its inbound or outbound message enum, or the
 /// messages of an address several channels share.
 pub trait Decode: Sized {
     /// Decodes a JSON value into the message it is, checked against the contract's schemas;
-    /// when it is none of them, why not for each.
-    fn decode(value: &Value) -> Result<Self, Vec<Violations>>;
+    /// when it is none of them, why not for each. An owned value is moved into the message
+    /// (its strings, arrays and objects are kept, not copied); a shared one is copied.
+    fn decode(value: Candidate<'_>) -> Result<Self, Vec<Violations>>;
 
     /// Parses a text frame as JSON and decodes it: what the socket loop does with every text
     /// frame, and the client with every frame it receives.
     fn from_text(text: &str) -> Result<Self, FrameError> {
         let value = socket::parse_json(text)?;
-        Self::decode(&value).map_err(FrameError::Contract)
+        Self::decode(Candidate::Owned(value)).map_err(FrameError::Contract)
     }
 }
 
-/// How one message of an enum is decoded from a JSON value (a validator's `decode`, wrapped in
-/// the enum's variant).
-pub type Decoder<T> = fn(&Value) -> Result<T, Violations>;
+/// A JSON value on its way to a message: owned when the message may keep it (a frame just
+/// parsed), shared when the caller still needs it (an outgoing message being checked, or a
+/// frame that another channel at the same address may still be given).
+#[derive(Debug)]
+pub enum Candidate<'a> {
+    /// The value is the decoder's to keep.
+    Owned(Value),
+    /// The value stays the caller's; a decoder copies what it keeps.
+    Shared(&'a Value),
+}
+
+impl Candidate<'_> {
+    /// The value, to check against a schema.
+    pub fn value(&self) -> &Value {
+        match self {
+            Candidate::Owned(value) => value,
+            Candidate::Shared(value) => value,
+        }
+    }
+
+    /// The same value, lent: for a try that may fail and leave it to the next.
+    pub fn share(&self) -> Candidate<'_> {
+        Candidate::Shared(self.value())
+    }
+
+    /// The value as the message type `T`: an owned value's strings and arrays are moved into
+    /// it, a shared one's copied.
+    pub fn deserialize<T: serde::de::DeserializeOwned>(self) -> Result<T, serde_json::Error> {
+        match self {
+            Candidate::Owned(value) => T::deserialize(value),
+            Candidate::Shared(value) => T::deserialize(value),
+        }
+    }
+
+    /// The value itself (copied when shared): for a payload kept as JSON, a schemaless
+    /// message's or a type that wraps any JSON value, which needs no deserialising at all.
+    pub fn into_value(self) -> Value {
+        match self {
+            Candidate::Owned(value) => value,
+            Candidate::Shared(value) => value.clone(),
+        }
+    }
+}
+
+/// How one message of an enum is decoded: the schema that tells it (none for a message whose
+/// payload may be any JSON), and how a value it accepts becomes the enum's variant.
+pub struct Decoder<T> {
+    schema: Option<&'static Validator>,
+    build: fn(Candidate<'_>) -> Result<T, serde_json::Error>,
+}
+
+impl<T> Decoder<T> {
+    /// A message whose payload `schema` checks, built by `build` once it passed.
+    pub const fn checked(
+        schema: &'static Validator,
+        build: fn(Candidate<'_>) -> Result<T, serde_json::Error>,
+    ) -> Decoder<T> {
+        Decoder {
+            schema: Some(schema),
+            build,
+        }
+    }
+
+    /// A message without a payload schema: any JSON value is one.
+    pub const fn any(build: fn(Candidate<'_>) -> Result<T, serde_json::Error>) -> Decoder<T> {
+        Decoder {
+            schema: None,
+            build,
+        }
+    }
+
+    fn check(&self, value: &Value) -> Result<(), Violations> {
+        self.schema.map_or(Ok(()), |schema| schema.check(value))
+    }
+
+    /// Builds the message from a value its schema accepted. typify's types may be stricter
+    /// than the schema, so a value the type refuses is a violation of the schema's message too.
+    fn build(&self, value: Candidate<'_>) -> Result<T, Violations> {
+        (self.build)(value).map_err(|error| {
+            let name = self.schema.map_or("payload", |schema| schema.name());
+            Violations::single(name, error.to_string())
+        })
+    }
+}
 
 /// The first of `decoders` that accepts `value`, or every one's violations: for messages that
-/// share no discriminator, each schema is tried in turn, in the contract's order.
-pub fn first_match<T>(value: &Value, decoders: &[Decoder<T>]) -> Result<T, Vec<Violations>> {
+/// share no discriminator, each schema is tried in turn, in the contract's order. The schemas
+/// are checked on the value as it is; only the message it turns out to be takes it, moved when
+/// it is the last to try and the value is owned (a single-message channel's every frame), and
+/// copied otherwise, so that the next message can still be tried if the type refuses it.
+pub fn first_match<T>(value: Candidate<'_>, decoders: &[Decoder<T>]) -> Result<T, Vec<Violations>> {
     // Allocated on the first refusal only: most frames are the first decoder's message.
     let mut violations = Vec::new();
-    for decode in decoders {
-        match decode(value) {
+    let last = decoders.len().saturating_sub(1);
+    for (index, decoder) in decoders.iter().enumerate() {
+        if let Err(found) = decoder.check(value.value()) {
+            violations.push(found);
+            continue;
+        }
+        if index == last {
+            return decoder.build(value).map_err(|found| {
+                violations.push(found);
+                violations
+            });
+        }
+        match decoder.build(value.share()) {
             Ok(message) => return Ok(message),
             Err(found) => violations.push(found),
         }
@@ -56,16 +154,20 @@ pub fn first_match<T>(value: &Value, decoders: &[Decoder<T>]) -> Result<T, Vec<V
 
 /// The decoder named by the string constant at `property` (a discriminator every message of
 /// the enum carries, with a different value in each): a direct match instead of a trial of each
-/// schema. A value without one of `decoders`' names is a violation of `label`.
+/// schema, which takes the value as it is. A value without one of `decoders`' names is a
+/// violation of `label`.
 pub fn by_discriminator<T>(
-    value: &Value,
+    value: Candidate<'_>,
     label: &'static str,
     property: &str,
     decoders: &[(&str, Decoder<T>)],
 ) -> Result<T, Vec<Violations>> {
-    let name = value.get(property).and_then(Value::as_str);
+    let name = value.value().get(property).and_then(Value::as_str);
     match decoders.iter().find(|(known, _)| Some(*known) == name) {
-        Some((_, decode)) => decode(value).map_err(|violations| vec![violations]),
+        Some((_, decoder)) => decoder
+            .check(value.value())
+            .and_then(|()| decoder.build(value))
+            .map_err(|violations| vec![violations]),
         None => {
             let names: Vec<String> = decoders
                 .iter()
@@ -227,13 +329,10 @@ mod tests {
         Text(Value),
     }
 
-    fn number(value: &Value) -> Result<Message, Violations> {
-        NUMBER.check(value).map(|()| Message::Number(value.clone()))
-    }
-
-    fn text(value: &Value) -> Result<Message, Violations> {
-        TEXT.check(value).map(|()| Message::Text(value.clone()))
-    }
+    const NUMBER_MESSAGE: Decoder<Message> =
+        Decoder::checked(&NUMBER, |value| Ok(Message::Number(value.into_value())));
+    const TEXT_MESSAGE: Decoder<Message> =
+        Decoder::checked(&TEXT, |value| Ok(Message::Text(value.into_value())));
 
     // Correlation ids are checked in debug builds only (`Correlation::of` is `None` in release).
     #[test]
@@ -274,21 +373,65 @@ mod tests {
 
     #[test]
     fn the_first_schema_that_matches_wins_and_otherwise_every_violation_is_kept() {
+        let decoders = [NUMBER_MESSAGE, TEXT_MESSAGE];
         let frame = json!({"kind": "text", "text": "hi"});
         assert_eq!(
-            first_match(&frame, &[number, text]),
+            first_match(Candidate::Shared(&frame), &decoders),
             Ok(Message::Text(frame.clone()))
         );
-        let neither = first_match(&json!({"kind": "text"}), &[number, text]).unwrap_err();
+        assert_eq!(
+            first_match(Candidate::Owned(frame.clone()), &decoders),
+            Ok(Message::Text(frame))
+        );
+        let neither =
+            first_match(Candidate::Owned(json!({"kind": "text"})), &decoders).unwrap_err();
         let schemas: Vec<&str> = neither.iter().map(|found| found.schema).collect();
         assert_eq!(schemas, ["Number", "Text"]);
     }
 
+    /// A type stricter than its schema: the schema of `Lenient` takes any object, its type
+    /// only objects with a string `text`.
+    #[derive(Debug, PartialEq, serde::Deserialize)]
+    struct Strict {
+        text: String,
+    }
+
+    static LENIENT: crate::Validator = crate::Validator::new("Lenient", r#"{"type":"object"}"#);
+
+    #[derive(Debug, PartialEq)]
+    enum Either {
+        Strict(Strict),
+        Any(Value),
+    }
+
+    #[test]
+    fn a_value_the_first_type_refuses_is_still_tried_as_the_next_message() {
+        let decoders = [
+            Decoder::checked(&LENIENT, |value| value.deserialize().map(Either::Strict)),
+            Decoder::any(|value| Ok(Either::Any(value.into_value()))),
+        ];
+        let frame = json!({"text": 1});
+        assert_eq!(
+            first_match(Candidate::Owned(frame.clone()), &decoders),
+            Ok(Either::Any(frame))
+        );
+        assert_eq!(
+            first_match(Candidate::Owned(json!({"text": "hi"})), &decoders),
+            Ok(Either::Strict(Strict {
+                text: "hi".to_owned()
+            }))
+        );
+        // The last one to try takes the value, and its type's refusal is reported with the rest.
+        let refused =
+            first_match(Candidate::Owned(json!({"text": 1})), &decoders[..1]).unwrap_err();
+        assert_eq!(refused[0].schema, "Lenient");
+    }
+
     #[test]
     fn a_discriminator_picks_one_schema_and_names_the_values_it_takes() {
-        let decoders: [(&str, Decoder<Message>); 2] = [("number", number), ("text", text)];
+        let decoders = [("number", NUMBER_MESSAGE), ("text", TEXT_MESSAGE)];
         let wrong = by_discriminator(
-            &json!({"kind": "text", "text": 1}),
+            Candidate::Owned(json!({"kind": "text", "text": 1})),
             "Message",
             "kind",
             &decoders,
@@ -296,8 +439,13 @@ mod tests {
         .unwrap_err();
         assert_eq!(wrong.len(), 1);
         assert_eq!(wrong[0].schema, "Text");
-        let unknown =
-            by_discriminator(&json!({"kind": "other"}), "Message", "kind", &decoders).unwrap_err();
+        let unknown = by_discriminator(
+            Candidate::Owned(json!({"kind": "other"})),
+            "Message",
+            "kind",
+            &decoders,
+        )
+        .unwrap_err();
         assert_eq!(
             unknown[0].to_string(),
             "Message: `kind` must be one of `number`, `text`"

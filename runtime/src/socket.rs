@@ -58,8 +58,10 @@ pub struct Config {
     /// How often every connection is pinged: one keepalive round for the whole server
     /// ([`keepalive_rounds`]), so a connection's first ping comes within one interval.
     pub ping_interval: Duration,
-    /// A connection that sent nothing (not even a pong) for this long is closed (1001), at the
-    /// next keepalive round.
+    /// A connection that sent nothing (not even a pong) for this long is closed (1001). It is
+    /// checked at the keepalive rounds, counting from the first round after the client was
+    /// last heard: the close comes at least this long after, and at most this long rounded
+    /// up to whole ping intervals, plus one interval.
     pub idle_timeout: Duration,
     /// Open connections allowed; more are refused with HTTP 503.
     pub max_connections: usize,
@@ -85,8 +87,9 @@ pub struct Config {
     open: Mutex<HashMap<u64, Connection>>,
     /// Told of every connection and refusal, when a server set one ([`Config::observe`]).
     observer: OnceLock<Arc<dyn Observer>>,
-    /// Set once the keepalive rounds run (from the first upgrade, on its runtime).
-    keepalive: OnceLock<()>,
+    /// The task running the keepalive rounds, started by the first upgrade on its runtime, and
+    /// again by the next upgrade if that runtime has ended.
+    keepalive: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Default for Config {
@@ -107,7 +110,7 @@ impl Default for Config {
             shutdown: watch::channel(false).0,
             open: Mutex::new(HashMap::new()),
             observer: OnceLock::new(),
-            keepalive: OnceLock::new(),
+            keepalive: Mutex::new(None),
         }
     }
 }
@@ -176,7 +179,11 @@ impl Config {
 /// connection's). The round wakes each task through the connection's attention, as a queued
 /// frame does; the connections are listed first and woken after, so new ones are not held up.
 async fn keepalive_rounds(config: Weak<Config>) {
-    let Some(interval) = config.upgrade().map(|config| config.ping_interval) else {
+    // `interval_at` refuses a zero period; a ping every millisecond is as often as it means.
+    let Some(interval) = config
+        .upgrade()
+        .map(|config| config.ping_interval.max(Duration::from_millis(1)))
+    else {
         return;
     };
     let mut rounds = tokio::time::interval_at(Instant::now() + interval, interval);
@@ -192,6 +199,19 @@ async fn keepalive_rounds(config: Weak<Config>) {
         for connection in open {
             connection.ask_ping();
         }
+    }
+}
+
+/// Starts the keepalive rounds of `config` on this runtime unless they run already: the first
+/// upgrade starts them, and an upgrade after the runtime that ran them ended (a `Config` kept
+/// across runtimes) starts them again. One lock per handshake.
+fn keep_alive(config: &Arc<Config>) {
+    let mut rounds = config
+        .keepalive
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    if rounds.as_ref().is_none_or(|rounds| rounds.is_finished()) {
+        *rounds = Some(tokio::spawn(keepalive_rounds(Arc::downgrade(config))));
     }
 }
 
@@ -567,9 +587,7 @@ pub async fn upgrade<H: SocketHandler>(
             return refusal.response();
         }
     };
-    config
-        .keepalive
-        .get_or_init(|| drop(tokio::spawn(keepalive_rounds(Arc::downgrade(&config)))));
+    keep_alive(&config);
     let connection = Connection::new(config.outbound_queue);
     let admitted = Admitted::new(config.clone(), &connection);
     let tally = Tally::new(
@@ -616,8 +634,8 @@ async fn run<H: SocketHandler>(
     let queue = connection.queue();
     // When the client was last heard, to the keepalive round: a frame read only sets `heard`,
     // and the next round moves `last_seen` to its own time. The clock is read once per round
-    // rather than once per frame, and the check runs at rounds either way, so a silent client
-    // is closed between `idle_timeout` and `idle_timeout` plus one interval after it was heard.
+    // rather than once per frame; the check runs at rounds either way (see
+    // `Config::idle_timeout` for the bounds this gives).
     let mut last_seen = Instant::now();
     let mut heard = false;
 

@@ -14,6 +14,10 @@
 //! same frames, limits, automatic pongs and close handshake, the same errors, and the same
 //! `Stream` and `Sink` behaviour (the stream ends after the close or the first error).
 
+// The protocol steps return tungstenite's own `Result`, whose error type is tungstenite's to
+// size, not ours.
+#![allow(clippy::result_large_err)]
+
 use std::io::{self, Read, Write};
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
@@ -71,7 +75,7 @@ impl<S: AsyncWrite + Unpin> Write for Polled<'_, '_, S> {
 }
 
 /// `WouldBlock` is `Pending` (the waker is registered); anything else is the outcome.
-fn ready<T>(result: Result<T, WsError>) -> Poll<Result<T, WsError>> {
+fn pending_if_would_block<T>(result: Result<T, WsError>) -> Poll<Result<T, WsError>> {
     match result {
         Err(WsError::Io(error)) if error.kind() == io::ErrorKind::WouldBlock => Poll::Pending,
         other => Poll::Ready(other),
@@ -112,7 +116,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream for SocketStream<S> {
         if this.ended {
             return Poll::Ready(None);
         }
-        match std::task::ready!(ready(this.with(cx, |protocol, io| protocol.read(io)))) {
+        match std::task::ready!(pending_if_would_block(
+            this.with(cx, |protocol, io| protocol.read(io))
+        )) {
             Ok(message) => Poll::Ready(Some(Ok(message))),
             Err(error) => {
                 this.ended = true;
@@ -134,7 +140,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for SocketStream<S> {
             return Poll::Ready(Ok(()));
         }
         // A write blocked: flush what is buffered before taking more.
-        let flushed = std::task::ready!(ready(this.with(cx, |protocol, io| protocol.flush(io))));
+        let flushed = std::task::ready!(pending_if_would_block(
+            this.with(cx, |protocol, io| protocol.flush(io))
+        ));
         this.ready = true;
         Poll::Ready(flushed)
     }
@@ -163,7 +171,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for SocketStream<S> {
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
         let this = self.get_mut();
-        let flushed = std::task::ready!(ready(this.with(cx, |protocol, io| protocol.flush(io))));
+        let flushed = std::task::ready!(pending_if_would_block(
+            this.with(cx, |protocol, io| protocol.flush(io))
+        ));
         this.ready = true;
         // The close handshake just completed: flushed, not failed.
         Poll::Ready(match flushed {

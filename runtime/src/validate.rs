@@ -139,13 +139,6 @@ impl Validator {
             )),
         }
     }
-
-    /// Checks `value`, then decodes it as `T` (typify's types may be stricter than the schema,
-    /// so a decoding failure is a violation too).
-    pub fn decode<T: serde::de::DeserializeOwned>(&self, value: &Value) -> Result<T, Violations> {
-        self.check(value)?;
-        T::deserialize(value).map_err(|error| Violations::single(self.name, error.to_string()))
-    }
 }
 
 /// The draft a schema names in `$schema`: 2020-12 or 2019-09 when it says so (a contract that

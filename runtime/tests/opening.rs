@@ -7,8 +7,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
+use wfs_runtime::serve::Candidate;
 use wfs_runtime::socket::{Config, FrameError, SocketHandler, upgrade};
 use wfs_runtime::{Connection, Decode, Frame, Violations};
 
@@ -17,7 +18,7 @@ const WAIT: Duration = Duration::from_secs(10);
 struct Anything;
 
 impl Decode for Anything {
-    fn decode(_: &Value) -> Result<Self, Vec<Violations>> {
+    fn decode(_: Candidate<'_>) -> Result<Self, Vec<Violations>> {
         Ok(Anything)
     }
 }

@@ -11,6 +11,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
+use wfs_runtime::serve::Candidate;
 use wfs_runtime::socket::{Config, FrameError, SocketHandler, upgrade};
 use wfs_runtime::{Connection, Decode, Frame, SendError, Violations};
 
@@ -23,7 +24,7 @@ const REPLY: usize = 1_000_000;
 struct Anything;
 
 impl Decode for Anything {
-    fn decode(_: &Value) -> Result<Self, Vec<Violations>> {
+    fn decode(_: Candidate<'_>) -> Result<Self, Vec<Violations>> {
         Ok(Anything)
     }
 }

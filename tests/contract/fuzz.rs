@@ -17,6 +17,7 @@ use wfs::contract::alert::{AlertInbound, AlertParams};
 use wfs::contract::chat::{ChatInbound, ChatParams};
 use wfs::contract::echo::{EchoClient, EchoInbound, EchoParams};
 use wfs_runtime::client::ClientError;
+use wfs_runtime::serve::Candidate;
 use wfs_runtime::{Decode, Handshake, socket::parse_json};
 
 use crate::server::{TestServer, within};
@@ -363,22 +364,36 @@ fn random_frames_decode_to_a_message_or_violations() {
             }
         };
         let context = format!("seed {seed} case {case}: {value}");
-        match EchoInbound::decode(&value) {
+        match EchoInbound::decode(Candidate::Shared(&value)) {
             // What decodes re-encodes to something that decodes again.
             Ok(message) => {
                 let again = serde_json::to_value(&message).expect("encodes");
-                assert!(EchoInbound::decode(&again).is_ok(), "{context}");
+                assert!(
+                    EchoInbound::decode(Candidate::Owned(again)).is_ok(),
+                    "{context}"
+                );
             }
             Err(violations) => assert!(!violations.is_empty(), "{context}"),
         }
-        match ChatInbound::decode(&value) {
+        // A frame decodes the same whether the decoder may keep its value (the socket loop's
+        // case) or only borrows it.
+        let shared = ChatInbound::decode(Candidate::Shared(&value));
+        assert_eq!(
+            ChatInbound::decode(Candidate::Owned(value.clone())),
+            shared,
+            "{context}"
+        );
+        match shared {
             Ok(ChatInbound::ChatMessage(message)) => {
                 let length = message.message.chars().count();
                 assert!((1..=4096).contains(&length), "{context}");
             }
             Err(violations) => assert!(!violations.is_empty(), "{context}"),
         }
-        assert!(AlertInbound::decode(&value).is_err(), "{context}");
+        assert!(
+            AlertInbound::decode(Candidate::Owned(value)).is_err(),
+            "{context}"
+        );
     }
 }
 
@@ -502,7 +517,8 @@ async fn random_frames_on_chat_and_alert_connections_get_documented_answers() {
             within("send", client.raw().send_text(text.clone()))
                 .await
                 .expect("send");
-            let decode = |value: &serde_json::Value| ChatOutbound::decode(value).is_ok();
+            let decode =
+                |value: &serde_json::Value| ChatOutbound::decode(Candidate::Shared(value)).is_ok();
             if !documented_answer(client.raw(), decode, &context).await {
                 chat = None;
             }
@@ -511,7 +527,8 @@ async fn random_frames_on_chat_and_alert_connections_get_documented_answers() {
             within("send", client.raw().send_text(text.clone()))
                 .await
                 .expect("send");
-            let decode = |value: &serde_json::Value| AlertOutbound::decode(value).is_ok();
+            let decode =
+                |value: &serde_json::Value| AlertOutbound::decode(Candidate::Shared(value)).is_ok();
             if !documented_answer(client.raw(), decode, &context).await {
                 alert = None;
             }

@@ -1,8 +1,9 @@
-//! Limits and shutdown: messages over the size limit (1009), the connection limit (503), and a
-//! graceful shutdown that closes every connection with 1001.
+//! Limits and shutdown: messages over the size limit (1009), the idle timeout (1001), the
+//! connection limit (503), and a graceful shutdown that closes every connection with 1001.
 
 use wfs::contract::alert::{AlertClient, AlertParams};
-use wfs::contract::echo::{EchoClient, EchoParams};
+use wfs::contract::echo::{EchoClient, EchoOutbound, EchoParams};
+use wfs::contract::types::EchoMessage;
 use wfs_runtime::client::ClientError;
 
 use crate::server::{TestServer, eventually, within};
@@ -46,6 +47,30 @@ async fn a_connection_that_answers_no_ping_is_closed_after_the_idle_timeout() {
             assert_eq!((code, reason.as_str()), (1001, "Idle timeout."))
         }
         other => panic!("expected close 1001, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_connection_that_answers_pings_outlives_the_idle_timeout() {
+    let mut config = wfs_runtime::Config::default();
+    config.ping_interval = std::time::Duration::from_millis(50);
+    config.idle_timeout = std::time::Duration::from_millis(200);
+    let server = TestServer::start_with(config).await;
+    let mut client = within(
+        "echo",
+        EchoClient::connect(&server.base_url, &EchoParams::default()),
+    )
+    .await
+    .unwrap();
+    // Reading answers the pings (tungstenite queues each pong and flushes it on the next read)
+    // and sends nothing else: five idle timeouts of pings and pongs only.
+    let quiet = tokio::time::timeout(std::time::Duration::from_millis(1000), client.recv()).await;
+    assert!(quiet.is_err(), "only pings came, then: {quiet:?}");
+    let hello = EchoMessage(serde_json::json!({"message": "still here"}));
+    within("send", client.send_echo(&hello)).await.unwrap();
+    match within("reply", client.recv()).await {
+        Ok(EchoOutbound::Echo(reply)) => assert_eq!(reply, hello),
+        other => panic!("expected the echo, got {other:?}"),
     }
 }
 

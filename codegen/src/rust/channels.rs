@@ -31,6 +31,8 @@ pub(crate) struct ChannelPlan {
     pub outbound: Vec<MessageId>,
     /// Messages whose payload is boxed in an enum of several messages (see `sizes`).
     pub large: Vec<MessageId>,
+    /// Messages whose payload type is a newtype of any JSON value (see `sizes`).
+    pub any_json: Vec<MessageId>,
 }
 
 impl ChannelPlan {
@@ -137,6 +139,7 @@ pub(crate) fn plan(contract: &Contract) -> Vec<ChannelPlan> {
                 inbound,
                 outbound,
                 large: Vec::new(),
+                any_json: Vec::new(),
             }
         })
         .collect()
@@ -350,7 +353,7 @@ pub(crate) fn message_enum(
 
             /// No message is allowed here: every value is refused.
             impl Decode for #name {
-                fn decode(_value: &Value) -> Result<Self, Vec<Violations>> {
+                fn decode(_value: Candidate<'_>) -> Result<Self, Vec<Violations>> {
                     Err(vec![Violations::single(#label, "no message is expected here")])
                 }
             }
@@ -373,20 +376,28 @@ pub(crate) fn message_enum(
             }
         })
         .collect();
-    // One decoder per message: its schema's validator, wrapped in the message's variant.
+    // One decoder per message: its schema's validator, and how a value it accepted becomes
+    // the message's variant (deserialised, or kept as it is when the payload is any JSON).
     let decoder = |id: MessageId| -> TokenStream {
         let variant = variant_ident(contract, id);
-        match contract.messages[id].payload {
-            Some(schema) if plan.boxed(id, messages) => {
-                let validator = super::types::validator_ident(&contract.schemas[schema]);
-                quote!(|value| super::schemas::#validator.decode(value).map(|message| Self::#variant(Box::new(message))))
+        let Some(schema) = contract.messages[id].payload else {
+            return quote!(Decoder::any(|value| Ok(Self::#variant(value.into_value()))));
+        };
+        let validator = super::types::validator_ident(&contract.schemas[schema]);
+        let build = if plan.any_json.contains(&id) {
+            let payload = payload_type(contract, id);
+            let message = quote!(#payload(value.into_value()));
+            if plan.boxed(id, messages) {
+                quote!(|value| Ok(Self::#variant(Box::new(#message))))
+            } else {
+                quote!(|value| Ok(Self::#variant(#message)))
             }
-            Some(schema) => {
-                let validator = super::types::validator_ident(&contract.schemas[schema]);
-                quote!(|value| super::schemas::#validator.decode(value).map(Self::#variant))
-            }
-            None => quote!(|value| Ok(Self::#variant(value.clone()))),
-        }
+        } else if plan.boxed(id, messages) {
+            quote!(|value| value.deserialize().map(|message| Self::#variant(Box::new(message))))
+        } else {
+            quote!(|value| value.deserialize().map(Self::#variant))
+        };
+        quote!(Decoder::checked(&super::schemas::#validator, #build))
     };
     let body = match discriminator(contract, messages) {
         Some((property, values)) => {
@@ -410,7 +421,7 @@ pub(crate) fn message_enum(
         }
 
         impl Decode for #name {
-            fn decode(value: &Value) -> Result<Self, Vec<Violations>> {
+            fn decode(value: Candidate<'_>) -> Result<Self, Vec<Violations>> {
                 #body
             }
         }
@@ -423,7 +434,7 @@ fn outgoing_impl(name: &TokenStream) -> TokenStream {
     quote! {
         impl Outgoing for #name {
             fn check(value: &Value) -> Result<(), Vec<Violations>> {
-                Self::decode(value).map(|_| ())
+                Self::decode(Candidate::Shared(value)).map(|_| ())
             }
         }
     }
@@ -1193,6 +1204,10 @@ pub(crate) fn serving(
                         quote!(super::#module::#inbound)
                     })
                     .collect();
+                // `several` has two channels or more, so there is a last one and one before it.
+                let (last_type, earlier_types) = types.split_last().expect("several channels");
+                let (last_variant, earlier_variants) =
+                    variants.split_last().expect("several channels");
                 let doc = format!(
                     "The messages `{}` receives, of each channel there, tried in the contract's order.",
                     endpoint.address
@@ -1214,15 +1229,22 @@ pub(crate) fn serving(
                         }
 
                         impl Decode for #name {
-                            fn decode(value: &Value) -> Result<Self, Vec<Violations>> {
+                            fn decode(value: Candidate<'_>) -> Result<Self, Vec<Violations>> {
                                 let mut violations = Vec::new();
                                 #(
-                                    match #types::decode(value) {
-                                        Ok(message) => return Ok(Self::#variants(message)),
+                                    match #earlier_types::decode(value.share()) {
+                                        Ok(message) => return Ok(Self::#earlier_variants(message)),
                                         Err(mut found) => violations.append(&mut found),
                                     }
                                 )*
-                                Err(violations)
+                                // The last channel to try takes the value.
+                                match #last_type::decode(value) {
+                                    Ok(message) => Ok(Self::#last_variant(message)),
+                                    Err(mut found) => {
+                                        violations.append(&mut found);
+                                        Err(violations)
+                                    }
+                                }
                             }
                         }
                     },

@@ -103,8 +103,21 @@ impl Generator {
             })
             .map(|(id, _)| id)
             .collect();
+        // Payloads typify keeps as any JSON value: decoded by taking the value as it is.
+        let any_json: Vec<_> = contract
+            .messages
+            .iter()
+            .enumerate()
+            .filter(|(_, message)| {
+                message
+                    .payload
+                    .is_some_and(|schema| sizes.wraps_json_value(&contract.schemas[schema].name))
+            })
+            .map(|(id, _)| id)
+            .collect();
         for plan in &mut plans {
             plan.large = large.clone();
+            plan.any_json = any_json.clone();
         }
         let validators = types::validators(contract);
         let mut modules = Vec::new();

@@ -8,7 +8,7 @@
 //! unboxed variant far enough below the lint's threshold that an estimate off by a third is
 //! still clean.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use proc_macro2::TokenStream;
 
@@ -18,6 +18,8 @@ pub(crate) const BOX_FROM: usize = 128;
 /// The structs and enums typify generated, by name.
 pub(crate) struct Sizes {
     items: HashMap<String, Shape>,
+    /// Tuple structs of one `serde_json::Value` (a schema that allows any JSON).
+    json_newtypes: HashSet<String>,
 }
 
 enum Shape {
@@ -32,10 +34,14 @@ impl Sizes {
     /// type then counts as unknown, estimated as large).
     pub(crate) fn new(types: &TokenStream) -> Sizes {
         let mut items = HashMap::new();
+        let mut json_newtypes = HashSet::new();
         if let Ok(file) = syn::parse2::<syn::File>(types.clone()) {
             for item in file.items {
                 match item {
                     syn::Item::Struct(item) => {
+                        if is_json_value_newtype(&item.fields) {
+                            json_newtypes.insert(item.ident.to_string());
+                        }
                         let fields = item.fields.iter().map(|field| field.ty.clone()).collect();
                         items.insert(item.ident.to_string(), Shape::Struct(fields));
                     }
@@ -60,7 +66,16 @@ impl Sizes {
                 }
             }
         }
-        Sizes { items }
+        Sizes {
+            items,
+            json_newtypes,
+        }
+    }
+
+    /// Whether typify made `name` a newtype of `serde_json::Value` (a schema that allows any
+    /// JSON): a value its schema accepted is then the message as it is, with no deserialising.
+    pub(crate) fn wraps_json_value(&self, name: &str) -> bool {
+        self.json_newtypes.contains(name)
     }
 
     /// The estimated size in bytes of the generated type `name`.
@@ -141,6 +156,32 @@ impl Sizes {
     }
 }
 
+/// `(pub serde_json::Value)`: one public unnamed field of that type. typify makes the field
+/// private when the newtype has constraints of its own (checked by a `TryFrom`), and such a
+/// type is built by deserialising it, not by wrapping the value.
+fn is_json_value_newtype(fields: &syn::Fields) -> bool {
+    let syn::Fields::Unnamed(fields) = fields else {
+        return false;
+    };
+    let mut fields = fields.unnamed.iter();
+    let (Some(field), None) = (fields.next(), fields.next()) else {
+        return false;
+    };
+    if !matches!(field.vis, syn::Visibility::Public(_)) {
+        return false;
+    }
+    let syn::Type::Path(path) = &field.ty else {
+        return false;
+    };
+    let segments: Vec<String> = path
+        .path
+        .segments
+        .iter()
+        .map(|segment| segment.ident.to_string())
+        .collect();
+    segments == ["serde_json", "Value"]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,5 +199,21 @@ mod tests {
         assert_eq!(sizes.of("Either"), 40);
         assert_eq!(sizes.of("Kind"), 1);
         assert_eq!(sizes.of("Unknown"), BOX_FROM);
+    }
+
+    #[test]
+    fn only_a_public_newtype_of_one_json_value_wraps_any_json() {
+        let sizes = Sizes::new(&quote::quote! {
+            pub struct Anything(pub ::serde_json::Value);
+            pub struct Constrained(::serde_json::Value);
+            pub struct Maybe(pub ::std::option::Option<::serde_json::Value>);
+            pub struct Named { pub value: ::serde_json::Value }
+            pub struct Pair(pub ::serde_json::Value, pub ::serde_json::Value);
+            pub struct Other(pub other::Value);
+        });
+        assert!(sizes.wraps_json_value("Anything"));
+        for name in ["Constrained", "Maybe", "Named", "Pair", "Other", "Unknown"] {
+            assert!(!sizes.wraps_json_value(name), "{name}");
+        }
     }
 }

@@ -301,10 +301,15 @@ pub mod trades {
     }
 
     impl Decode for TradesInbound {
-        fn decode(value: &Value) -> Result<Self, Vec<Violations>> {
+        fn decode(value: Candidate<'_>) -> Result<Self, Vec<Violations>> {
             first_match(
                 value,
-                &[|value| super::schemas::HELLO.decode(value).map(Self::Hello)],
+                &[
+                    Decoder::checked(
+                        &super::schemas::HELLO,
+                        |value| value.deserialize().map(Self::Hello),
+                    ),
+                ],
             )
         }
     }
@@ -318,10 +323,15 @@ pub mod trades {
     }
 
     impl Decode for TradesOutbound {
-        fn decode(value: &Value) -> Result<Self, Vec<Violations>> {
+        fn decode(value: Candidate<'_>) -> Result<Self, Vec<Violations>> {
             first_match(
                 value,
-                &[|value| super::schemas::MARKET.decode(value).map(Self::Market)],
+                &[
+                    Decoder::checked(
+                        &super::schemas::MARKET,
+                        |value| value.deserialize().map(Self::Market),
+                    ),
+                ],
             )
         }
     }
@@ -560,10 +570,15 @@ pub mod spot {
     }
 
     impl Decode for SpotInbound {
-        fn decode(value: &Value) -> Result<Self, Vec<Violations>> {
+        fn decode(value: Candidate<'_>) -> Result<Self, Vec<Violations>> {
             first_match(
                 value,
-                &[|value| super::schemas::HELLO.decode(value).map(Self::Hello)],
+                &[
+                    Decoder::checked(
+                        &super::schemas::HELLO,
+                        |value| value.deserialize().map(Self::Hello),
+                    ),
+                ],
             )
         }
     }
@@ -574,7 +589,7 @@ pub mod spot {
 
     /// No message is allowed here: every value is refused.
     impl Decode for SpotOutbound {
-        fn decode(_value: &Value) -> Result<Self, Vec<Violations>> {
+        fn decode(_value: Candidate<'_>) -> Result<Self, Vec<Violations>> {
             Err(vec![Violations::single("SpotOutbound", "no message is expected here")])
         }
     }
@@ -811,10 +826,15 @@ pub mod kinds {
     }
 
     impl Decode for KindsInbound {
-        fn decode(value: &Value) -> Result<Self, Vec<Violations>> {
+        fn decode(value: Candidate<'_>) -> Result<Self, Vec<Violations>> {
             first_match(
                 value,
-                &[|value| super::schemas::HELLO.decode(value).map(Self::Hello)],
+                &[
+                    Decoder::checked(
+                        &super::schemas::HELLO,
+                        |value| value.deserialize().map(Self::Hello),
+                    ),
+                ],
             )
         }
     }
@@ -825,7 +845,7 @@ pub mod kinds {
 
     /// No message is allowed here: every value is refused.
     impl Decode for KindsOutbound {
-        fn decode(_value: &Value) -> Result<Self, Vec<Violations>> {
+        fn decode(_value: Candidate<'_>) -> Result<Self, Vec<Violations>> {
             Err(vec![Violations::single("KindsOutbound", "no message is expected here")])
         }
     }
@@ -1067,10 +1087,15 @@ pub mod measured {
     }
 
     impl Decode for MeasuredInbound {
-        fn decode(value: &Value) -> Result<Self, Vec<Violations>> {
+        fn decode(value: Candidate<'_>) -> Result<Self, Vec<Violations>> {
             first_match(
                 value,
-                &[|value| super::schemas::LUMENS.decode(value).map(Self::Lumens)],
+                &[
+                    Decoder::checked(
+                        &super::schemas::LUMENS,
+                        |value| value.deserialize().map(Self::Lumens),
+                    ),
+                ],
             )
         }
     }
@@ -1081,7 +1106,7 @@ pub mod measured {
 
     /// No message is allowed here: every value is refused.
     impl Decode for MeasuredOutbound {
-        fn decode(_value: &Value) -> Result<Self, Vec<Violations>> {
+        fn decode(_value: Candidate<'_>) -> Result<Self, Vec<Violations>> {
             Err(
                 vec![
                     Violations::single("MeasuredOutbound", "no message is expected here")

@@ -384,10 +384,15 @@ pub mod orders {
     }
 
     impl Decode for OrdersInbound {
-        fn decode(value: &Value) -> Result<Self, Vec<Violations>> {
+        fn decode(value: Candidate<'_>) -> Result<Self, Vec<Violations>> {
             first_match(
                 value,
-                &[|value| super::schemas::ORDER.decode(value).map(Self::Order)],
+                &[
+                    Decoder::checked(
+                        &super::schemas::ORDER,
+                        |value| value.deserialize().map(Self::Order),
+                    ),
+                ],
             )
         }
     }
@@ -401,10 +406,15 @@ pub mod orders {
     }
 
     impl Decode for OrdersOutbound {
-        fn decode(value: &Value) -> Result<Self, Vec<Violations>> {
+        fn decode(value: Candidate<'_>) -> Result<Self, Vec<Violations>> {
             first_match(
                 value,
-                &[|value| super::schemas::RECEIPT.decode(value).map(Self::Receipt)],
+                &[
+                    Decoder::checked(
+                        &super::schemas::RECEIPT,
+                        |value| value.deserialize().map(Self::Receipt),
+                    ),
+                ],
             )
         }
     }
@@ -603,10 +613,15 @@ pub mod cards {
     }
 
     impl Decode for CardsInbound {
-        fn decode(value: &Value) -> Result<Self, Vec<Violations>> {
+        fn decode(value: Candidate<'_>) -> Result<Self, Vec<Violations>> {
             first_match(
                 value,
-                &[|value| super::schemas::CARD.decode(value).map(Self::Card)],
+                &[
+                    Decoder::checked(
+                        &super::schemas::CARD,
+                        |value| value.deserialize().map(Self::Card),
+                    ),
+                ],
             )
         }
     }
@@ -620,10 +635,17 @@ pub mod cards {
     }
 
     impl Decode for CardsOutbound {
-        fn decode(value: &Value) -> Result<Self, Vec<Violations>> {
+        fn decode(value: Candidate<'_>) -> Result<Self, Vec<Violations>> {
             first_match(
                 value,
-                &[|value| super::schemas::ANYTHING.decode(value).map(Self::Anything)],
+                &[
+                    Decoder::checked(
+                        &super::schemas::ANYTHING,
+                        |value| Ok(
+                            Self::Anything(super::types::Anything(value.into_value())),
+                        ),
+                    ),
+                ],
             )
         }
     }
