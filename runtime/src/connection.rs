@@ -421,6 +421,17 @@ impl Connection {
         }
     }
 
+    /// Ready once a close was asked for. Registers the task's waker first, so a request made
+    /// in between is not missed.
+    pub(crate) fn poll_close_requested(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.shared.queue.attention.register(cx.waker());
+        if self.shared.close_requested.load(Ordering::Acquire) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+
     /// Whether a close was asked for (by the application, a full queue or a shutdown).
     pub(crate) fn close_requested(&self) -> bool {
         self.shared.close_requested.load(Ordering::Acquire)

@@ -649,8 +649,10 @@ async fn run<H: SocketHandler>(
             biased;
             // Frames queued by others (fan-out, replay), a close or a ping asked for.
             () = std::future::poll_fn(|cx| connection.poll_attention(cx)) => {
-                if write_queued(&mut stream, queue, tally).await.is_err() {
-                    break 'serving None;
+                match unless_closing(connection, write_queued(&mut stream, queue, tally)).await {
+                    Written::Done => {}
+                    Written::Failed => break 'serving None,
+                    Written::Closing => break connection.take_close_request(),
                 }
                 if connection.close_requested() {
                     break connection.take_close_request();
@@ -663,8 +665,11 @@ async fn run<H: SocketHandler>(
                     if now.duration_since(last_seen) >= config.idle_timeout {
                         break Some((1001, "Idle timeout.".to_owned()));
                     }
-                    if stream.send(Message::Ping(Bytes::new())).await.is_err() {
-                        break None;
+                    let ping = stream.send(Message::Ping(Bytes::new()));
+                    match unless_closing(connection, ping).await {
+                        Written::Done => {}
+                        Written::Failed => break None,
+                        Written::Closing => break connection.take_close_request(),
                     }
                 }
             }
@@ -685,14 +690,20 @@ async fn run<H: SocketHandler>(
                             _ => handler.on_invalid(connection, FrameError::Binary).await,
                         }
                         queue.replying(false);
-                        if write_queued(&mut stream, queue, tally).await.is_err() {
-                            break None;
+                        match unless_closing(connection, write_queued(&mut stream, queue, tally))
+                            .await
+                        {
+                            Written::Done => {}
+                            Written::Failed => break None,
+                            Written::Closing => break connection.take_close_request(),
                         }
                     }
                     // tungstenite queues the pong itself; flushing sends it.
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
-                        if stream.flush().await.is_err() {
-                            break None;
+                        match unless_closing(connection, stream.flush()).await {
+                            Written::Done => {}
+                            Written::Failed => break None,
+                            Written::Closing => break connection.take_close_request(),
                         }
                     }
                     Some(Ok(Message::Close(frame))) => {
@@ -775,15 +786,48 @@ pub fn read_error_close(error: &WsError) -> Option<(u16, &'static str)> {
     Some((1002, reason))
 }
 
+/// How a write the socket loop waited on ended.
+enum Written {
+    /// Written (into the socket, or tungstenite's buffer where the write was a feed).
+    Done,
+    /// The connection failed: the client is gone.
+    Failed,
+    /// A close was asked for before the write completed.
+    Closing,
+}
+
+/// Waits for `write` (queued frames, a ping, a pong), unless a close is asked for first. A
+/// client that stops reading leaves a write pending for as long as it holds the connection
+/// open, and with it the connection's slot and its socket buffers; its close (1013 once its
+/// queue filled, or a shutdown's 1001) must still come. The loop then closes through
+/// `close_socket`, which goes on writing what is queued, and the close, for at most
+/// `close_timeout`. A write that completes at once (nearly all) never looks at the close.
+async fn unless_closing<F>(connection: &Connection, write: F) -> Written
+where
+    F: Future<Output = Result<(), WsError>>,
+{
+    tokio::select! {
+        biased;
+        written = write => match written {
+            Ok(()) => Written::Done,
+            Err(_) => Written::Failed,
+        },
+        () = std::future::poll_fn(|cx| connection.poll_close_requested(cx)) => Written::Closing,
+    }
+}
+
 /// Frames written between two flushes at most, so that a queue refilled as fast as it drains
 /// still sees its frames flushed (and their count reported) in bounded batches.
 const CORK: usize = 64;
 
 /// Writes every queued frame, flushing once per batch rather than once per frame: a burst
 /// (fan-out, chat) goes out in as few writes as the write buffer allows, as uWebSockets corks
-/// its writes. `feed` waits while the socket cannot take more (tungstenite flushes before it
+/// its writes. Each frame waits until the socket can take more (tungstenite flushes before it
 /// accepts a frame once a write would block), so a slow reader still leaves its frames in the
 /// bounded queue, which fills and closes it with 1013. Frames count as out once flushed.
+///
+/// Given up at an `await` (see [`unless_closing`]), it loses no frame: a frame leaves the queue
+/// only once the socket has room for it, and then goes into tungstenite's buffer at once.
 async fn write_queued(
     stream: &mut Socket,
     queue: &Queue,
@@ -792,9 +836,10 @@ async fn write_queued(
     loop {
         let mut fed = 0;
         while fed < CORK {
+            std::future::poll_fn(|cx| stream.poll_ready_unpin(cx)).await?;
             let Some(frame) = queue.pop() else { break };
             // The frame's one serialised copy, shared with every other subscriber of it.
-            stream.feed(Message::Text(frame)).await?;
+            stream.start_send_unpin(Message::Text(frame))?;
             fed += 1;
         }
         if fed == 0 {

@@ -1,8 +1,9 @@
 //! The socket task's writing of queued frames, over a real WebSocket on 127.0.0.1:0: a burst
 //! queued from elsewhere (as fan-out queues it) arrives whole and in order, though it is
 //! written in batches and flushed once per batch; and a client that stops reading still fills
-//! the bounded queue, is closed with 1013, and first gets every frame accepted before that. A
-//! reply, written by the loop that read the request, comes after the frames queued before it.
+//! the bounded queue, is closed with 1013, and first gets every frame accepted before that (one
+//! that never reads again is let go within the close timeout). A reply, written by the loop
+//! that read the request, comes after the frames queued before it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -141,6 +142,31 @@ async fn a_client_that_stops_reading_fills_the_queue_and_gets_1013_after_its_fra
         assert_eq!(next(&mut client).await, Ok(n));
     }
     assert_eq!(next(&mut client).await, Err(Some(1013)));
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_again_is_let_go_once_its_queue_fills() {
+    let mut config = Config::default();
+    config.outbound_queue = 16;
+    config.close_timeout = Duration::from_millis(500);
+    let (client, connection) = connect(config).await;
+    // As above, but the client never reads again: the socket task waits on a write that will
+    // never complete while the queue fills and the connection is closed with 1013.
+    let mut accepted = 0;
+    loop {
+        assert!(accepted < 4_000, "the queue never filled");
+        if connection.send_frame(&frame(accepted, 16 * 1024)).is_err() {
+            break;
+        }
+        accepted += 1;
+        tokio::task::yield_now().await;
+    }
+    // The server gives up on it within its close timeout: the task ends and lets go of the
+    // connection (its slot and its socket), though the client still holds its end open.
+    tokio::time::timeout(WAIT, connection.closed())
+        .await
+        .expect("the socket task still waits on a client that reads nothing");
+    drop(client);
 }
 
 #[tokio::test]
