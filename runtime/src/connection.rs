@@ -15,7 +15,7 @@
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
@@ -178,6 +178,11 @@ pub(crate) struct Queue {
     replying: AtomicBool,
     /// Wakes a sender waiting for room ([`Connection::send_frame_waiting`]).
     room: Notify,
+    /// Senders waiting for room, so that taking a frame notifies `room` only when one does
+    /// (nearly never: replays are short). A waiter counts itself before it tries to push, and
+    /// `pop` reads the count after it took a frame, both `SeqCst`: either `pop` sees the waiter
+    /// and notifies it, or the waiter's push sees the room `pop` made.
+    waiting_for_room: AtomicUsize,
 }
 
 enum Refused {
@@ -195,6 +200,7 @@ impl Queue {
             attention: AtomicWaker::new(),
             replying: AtomicBool::new(false),
             room: Notify::new(),
+            waiting_for_room: AtomicUsize::new(0),
         }
     }
 
@@ -245,7 +251,7 @@ impl Queue {
             }
         }
         drop(frames);
-        if frame.is_some() {
+        if frame.is_some() && self.waiting_for_room.load(Ordering::SeqCst) > 0 {
             self.room.notify_one();
         }
         frame
@@ -314,10 +320,26 @@ impl Connection {
         self.send_text(frame.text.clone())
     }
 
+    /// Queues a frame made for this connection alone (a reply): the frame itself goes into the
+    /// queue, with no reference count to take and drop.
+    pub(crate) fn send_own_frame<T>(&self, frame: Frame<T>) -> Result<(), SendError> {
+        self.send_text(frame.text)
+    }
+
     /// Queues a frame, waiting while the queue is full: for replaying history from a task of
     /// its own, paced by the client. Live fan-out uses [`Connection::send_frame`], which never
     /// waits.
     pub async fn send_frame_waiting<T>(&self, frame: &Frame<T>) -> Result<(), SendError> {
+        // Counted while it may wait, also when the caller drops this future.
+        struct Waiting<'a>(&'a AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        let counter = &self.shared.queue.waiting_for_room;
+        counter.fetch_add(1, Ordering::SeqCst);
+        let _waiting = Waiting(counter);
         loop {
             if self.shared.close_requested.load(Ordering::Acquire) {
                 return Err(SendError::Closed);

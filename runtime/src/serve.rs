@@ -231,7 +231,7 @@ pub fn endpoint<E: Endpoint>(endpoint: E, config: Arc<Config>) -> RouteMethod {
 pub fn reply<T: Outgoing>(connection: &Connection, outcome: Result<T, ChannelError>) {
     match outcome.map(|reply| Frame::new(&reply)) {
         Ok(Ok(frame)) => {
-            let _ = connection.send_frame(&frame);
+            let _ = connection.send_own_frame(frame);
         }
         Ok(Err(error)) => {
             tracing::error!(%error, "reply does not match the contract");
