@@ -28,18 +28,25 @@ async fn a_message_over_the_size_limit_is_closed_with_1009() {
     }
 }
 
-#[tokio::test]
-async fn a_connection_that_answers_no_ping_is_closed_after_the_idle_timeout() {
+/// A server pinging every `ping_ms` and closing after `idle_ms` of silence, and an echo client
+/// of it (the server lives as long as the returned handle).
+async fn echo_with_keepalive(ping_ms: u64, idle_ms: u64) -> (TestServer, EchoClient) {
     let mut config = wfs_runtime::Config::default();
-    config.ping_interval = std::time::Duration::from_millis(100);
-    config.idle_timeout = std::time::Duration::from_millis(400);
+    config.ping_interval = std::time::Duration::from_millis(ping_ms);
+    config.idle_timeout = std::time::Duration::from_millis(idle_ms);
     let server = TestServer::start_with(config).await;
-    let mut client = within(
+    let client = within(
         "echo",
         EchoClient::connect(&server.base_url, &EchoParams::default()),
     )
     .await
     .unwrap();
+    (server, client)
+}
+
+#[tokio::test]
+async fn a_connection_that_answers_no_ping_is_closed_after_the_idle_timeout() {
+    let (_server, mut client) = echo_with_keepalive(100, 400).await;
     // Not reading means not answering pings (tungstenite answers them as it reads).
     tokio::time::sleep(std::time::Duration::from_millis(800)).await;
     match within("close", client.recv()).await {
@@ -52,16 +59,7 @@ async fn a_connection_that_answers_no_ping_is_closed_after_the_idle_timeout() {
 
 #[tokio::test]
 async fn a_connection_that_answers_pings_outlives_the_idle_timeout() {
-    let mut config = wfs_runtime::Config::default();
-    config.ping_interval = std::time::Duration::from_millis(50);
-    config.idle_timeout = std::time::Duration::from_millis(200);
-    let server = TestServer::start_with(config).await;
-    let mut client = within(
-        "echo",
-        EchoClient::connect(&server.base_url, &EchoParams::default()),
-    )
-    .await
-    .unwrap();
+    let (_server, mut client) = echo_with_keepalive(50, 200).await;
     // Reading answers the pings (tungstenite queues each pong and flushes it on the next read)
     // and sends nothing else: five idle timeouts of pings and pongs only.
     let quiet = tokio::time::timeout(std::time::Duration::from_millis(1000), client.recv()).await;
