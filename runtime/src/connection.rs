@@ -17,7 +17,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use std::collections::VecDeque;
 
@@ -170,6 +170,9 @@ pub(crate) struct Queue {
     /// `AtomicWaker` rather than a `Notify`: the task polls it every time it wakes (for every
     /// frame it reads), and a waiting `Notified` takes the `Notify`'s lock on each poll.
     attention: AtomicWaker,
+    /// Wake-ups of `attention` so far, counted before each one: the socket task registers
+    /// again only when one may have taken its waker ([`Registration`]).
+    wakes: AtomicU64,
     /// Set while the socket task runs a handler on an inbound frame: it writes the queue out
     /// itself when the handler returns, so a frame queued meanwhile (the reply) need not wake
     /// it. A push that still reads it set stored `pending` before the task cleared it and read
@@ -185,6 +188,14 @@ pub(crate) struct Queue {
     waiting_for_room: AtomicUsize,
 }
 
+/// What the socket task left on its connection's `attention`: its waker, and the wake-up
+/// count when it did. Kept by the task, one per connection.
+#[derive(Default)]
+pub(crate) struct Registration {
+    wakes: u64,
+    waker: Option<Waker>,
+}
+
 enum Refused {
     Full,
     Ended,
@@ -198,6 +209,7 @@ impl Queue {
             pending: AtomicBool::new(false),
             ended: AtomicBool::new(false),
             attention: AtomicWaker::new(),
+            wakes: AtomicU64::new(0),
             replying: AtomicBool::new(false),
             room: Notify::new(),
             waiting_for_room: AtomicUsize::new(0),
@@ -221,9 +233,37 @@ impl Queue {
             !self.replying.load(Ordering::SeqCst)
         };
         if wake {
-            self.attention.wake();
+            self.wake_task();
         }
         Ok(())
+    }
+
+    /// Wakes the socket task, counting the wake-up first: a task that reads the count after
+    /// this wake-up took its waker sees that it must register again.
+    fn wake_task(&self) {
+        self.wakes.fetch_add(1, Ordering::SeqCst);
+        self.attention.wake();
+    }
+
+    /// Leaves the task's waker on `attention`, unless it is there already: the same waker,
+    /// registered since the last wake-up (which takes it). A registration is two atomic swaps,
+    /// and the task polls its connection every time it wakes, for every frame it reads.
+    fn register(&self, cx: &Context<'_>, registration: &mut Registration) {
+        // Read before registering: a wake-up counted after this read takes either the waker
+        // registered below or the one before, and the next poll sees the count moved.
+        let wakes = self.wakes.load(Ordering::SeqCst);
+        let same_waker = registration
+            .waker
+            .as_ref()
+            .is_some_and(|waker| waker.will_wake(cx.waker()));
+        if same_waker && registration.wakes == wakes {
+            return;
+        }
+        self.attention.register(cx.waker());
+        registration.wakes = wakes;
+        if !same_waker {
+            registration.waker = Some(cx.waker().clone());
+        }
     }
 
     /// The socket task is about to run a handler on an inbound frame (`true`), or it has
@@ -391,7 +431,7 @@ impl Connection {
         {
             *request = Some((code, reason.into()));
             self.shared.close_requested.store(true, Ordering::Release);
-            self.shared.queue.attention.wake();
+            self.shared.queue.wake_task();
         }
     }
 
@@ -419,7 +459,7 @@ impl Connection {
     /// keepalive round does, every ping interval, for every open connection.
     pub(crate) fn ask_ping(&self) {
         self.shared.ping_due.store(true, Ordering::Release);
-        self.shared.queue.attention.wake();
+        self.shared.queue.wake_task();
     }
 
     /// Whether a ping was asked for since the last call.
@@ -431,8 +471,12 @@ impl Connection {
     /// Ready when the socket task has something to do besides reading: frames are queued, a
     /// close or a ping was asked for. Registers the task's waker first, so nothing set in
     /// between is missed.
-    pub(crate) fn poll_attention(&self, cx: &mut Context<'_>) -> Poll<()> {
-        self.shared.queue.attention.register(cx.waker());
+    pub(crate) fn poll_attention(
+        &self,
+        cx: &mut Context<'_>,
+        registration: &mut Registration,
+    ) -> Poll<()> {
+        self.shared.queue.register(cx, registration);
         if self.shared.queue.pending.load(Ordering::Acquire)
             || self.shared.close_requested.load(Ordering::Acquire)
             || self.shared.ping_due.load(Ordering::Acquire)
@@ -445,8 +489,12 @@ impl Connection {
 
     /// Ready once a close was asked for. Registers the task's waker first, so a request made
     /// in between is not missed.
-    pub(crate) fn poll_close_requested(&self, cx: &mut Context<'_>) -> Poll<()> {
-        self.shared.queue.attention.register(cx.waker());
+    pub(crate) fn poll_close_requested(
+        &self,
+        cx: &mut Context<'_>,
+        registration: &mut Registration,
+    ) -> Poll<()> {
+        self.shared.queue.register(cx, registration);
         if self.shared.close_requested.load(Ordering::Acquire) {
             Poll::Ready(())
         } else {

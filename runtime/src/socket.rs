@@ -26,7 +26,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
-use crate::connection::{Connection, Queue};
+use crate::connection::{Connection, Queue, Registration};
 use crate::observe::{Observer, Refusal, Tally};
 use crate::serve::Decode;
 use crate::stream::SocketStream;
@@ -638,6 +638,7 @@ async fn run<H: SocketHandler>(
     // `Config::idle_timeout` for the bounds this gives).
     let mut last_seen = Instant::now();
     let mut heard = false;
+    let mut registration = Registration::default();
 
     // One stream, not split: a branch's future is dropped before its body runs, so a body may
     // write to the stream that another branch reads from. Both branches are polled each time
@@ -648,8 +649,8 @@ async fn run<H: SocketHandler>(
         tokio::select! {
             biased;
             // Frames queued by others (fan-out, replay), a close or a ping asked for.
-            () = std::future::poll_fn(|cx| connection.poll_attention(cx)) => {
-                match unless_closing(connection, write_queued(&mut stream, queue, tally)).await {
+            () = std::future::poll_fn(|cx| connection.poll_attention(cx, &mut registration)) => {
+                match unless_closing(connection, &mut registration, write_queued(&mut stream, queue, tally)).await {
                     Written::Done => {}
                     Written::Failed => break 'serving None,
                     Written::Closing => break connection.take_close_request(),
@@ -666,7 +667,7 @@ async fn run<H: SocketHandler>(
                         break Some((1001, "Idle timeout.".to_owned()));
                     }
                     let ping = stream.send(Message::Ping(Bytes::new()));
-                    match unless_closing(connection, ping).await {
+                    match unless_closing(connection, &mut registration, ping).await {
                         Written::Done => {}
                         Written::Failed => break None,
                         Written::Closing => break connection.take_close_request(),
@@ -690,7 +691,7 @@ async fn run<H: SocketHandler>(
                             _ => handler.on_invalid(connection, FrameError::Binary).await,
                         }
                         queue.replying(false);
-                        match unless_closing(connection, write_queued(&mut stream, queue, tally))
+                        match unless_closing(connection, &mut registration, write_queued(&mut stream, queue, tally))
                             .await
                         {
                             Written::Done => {}
@@ -700,7 +701,7 @@ async fn run<H: SocketHandler>(
                     }
                     // tungstenite queues the pong itself; flushing sends it.
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
-                        match unless_closing(connection, stream.flush()).await {
+                        match unless_closing(connection, &mut registration, stream.flush()).await {
                             Written::Done => {}
                             Written::Failed => break None,
                             Written::Closing => break connection.take_close_request(),
@@ -802,7 +803,11 @@ enum Written {
 /// queue filled, or a shutdown's 1001) must still come. The loop then closes through
 /// `close_socket`, which goes on writing what is queued, and the close, for at most
 /// `close_timeout`. A write that completes at once (nearly all) never looks at the close.
-async fn unless_closing<F>(connection: &Connection, write: F) -> Written
+async fn unless_closing<F>(
+    connection: &Connection,
+    registration: &mut Registration,
+    write: F,
+) -> Written
 where
     F: Future<Output = Result<(), WsError>>,
 {
@@ -812,7 +817,9 @@ where
             Ok(()) => Written::Done,
             Err(_) => Written::Failed,
         },
-        () = std::future::poll_fn(|cx| connection.poll_close_requested(cx)) => Written::Closing,
+        () = std::future::poll_fn(|cx| connection.poll_close_requested(cx, registration)) => {
+            Written::Closing
+        }
     }
 }
 
