@@ -469,33 +469,40 @@ impl Connection {
     }
 
     /// Ready when the socket task has something to do besides reading: frames are queued, a
-    /// close or a ping was asked for. Registers the task's waker first, so nothing set in
-    /// between is missed.
+    /// close or a ping was asked for.
     pub(crate) fn poll_attention(
         &self,
         cx: &mut Context<'_>,
         registration: &mut Registration,
     ) -> Poll<()> {
-        self.shared.queue.register(cx, registration);
-        if self.shared.queue.pending.load(Ordering::Acquire)
-            || self.shared.close_requested.load(Ordering::Acquire)
-            || self.shared.ping_due.load(Ordering::Acquire)
-        {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
-        }
+        self.poll_until(cx, registration, |shared| {
+            shared.queue.pending.load(Ordering::Acquire)
+                || shared.close_requested.load(Ordering::Acquire)
+                || shared.ping_due.load(Ordering::Acquire)
+        })
     }
 
-    /// Ready once a close was asked for. Registers the task's waker first, so a request made
-    /// in between is not missed.
+    /// Ready once a close was asked for.
     pub(crate) fn poll_close_requested(
         &self,
         cx: &mut Context<'_>,
         registration: &mut Registration,
     ) -> Poll<()> {
+        self.poll_until(cx, registration, |shared| {
+            shared.close_requested.load(Ordering::Acquire)
+        })
+    }
+
+    /// Ready once `set` holds. Registers the task's waker first, so nothing set in between is
+    /// missed.
+    fn poll_until(
+        &self,
+        cx: &mut Context<'_>,
+        registration: &mut Registration,
+        set: impl Fn(&Shared) -> bool,
+    ) -> Poll<()> {
         self.shared.queue.register(cx, registration);
-        if self.shared.close_requested.load(Ordering::Acquire) {
+        if set(&self.shared) {
             Poll::Ready(())
         } else {
             Poll::Pending
