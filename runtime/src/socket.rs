@@ -650,10 +650,9 @@ async fn run<H: SocketHandler>(
             biased;
             // Frames queued by others (fan-out, replay), a close or a ping asked for.
             () = std::future::poll_fn(|cx| connection.poll_attention(cx, &mut registration)) => {
-                match unless_closing(connection, &mut registration, write_queued(&mut stream, queue, tally)).await {
-                    Written::Done => {}
-                    Written::Failed => break 'serving None,
-                    Written::Closing => break connection.take_close_request(),
+                let written = write_queued(&mut stream, queue, tally);
+                if let Err(close) = unless_closing(connection, &mut registration, written).await {
+                    break 'serving close;
                 }
                 if connection.close_requested() {
                     break connection.take_close_request();
@@ -667,10 +666,8 @@ async fn run<H: SocketHandler>(
                         break Some((1001, "Idle timeout.".to_owned()));
                     }
                     let ping = stream.send(Message::Ping(Bytes::new()));
-                    match unless_closing(connection, &mut registration, ping).await {
-                        Written::Done => {}
-                        Written::Failed => break None,
-                        Written::Closing => break connection.take_close_request(),
+                    if let Err(close) = unless_closing(connection, &mut registration, ping).await {
+                        break 'serving close;
                     }
                 }
             }
@@ -691,20 +688,20 @@ async fn run<H: SocketHandler>(
                             _ => handler.on_invalid(connection, FrameError::Binary).await,
                         }
                         queue.replying(false);
-                        match unless_closing(connection, &mut registration, write_queued(&mut stream, queue, tally))
-                            .await
+                        let written = write_queued(&mut stream, queue, tally);
+                        if let Err(close) =
+                            unless_closing(connection, &mut registration, written).await
                         {
-                            Written::Done => {}
-                            Written::Failed => break None,
-                            Written::Closing => break connection.take_close_request(),
+                            break 'serving close;
                         }
                     }
                     // tungstenite queues the pong itself; flushing sends it.
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
-                        match unless_closing(connection, &mut registration, stream.flush()).await {
-                            Written::Done => {}
-                            Written::Failed => break None,
-                            Written::Closing => break connection.take_close_request(),
+                        let flushed = stream.flush();
+                        if let Err(close) =
+                            unless_closing(connection, &mut registration, flushed).await
+                        {
+                            break 'serving close;
                         }
                     }
                     Some(Ok(Message::Close(frame))) => {
@@ -787,38 +784,28 @@ pub fn read_error_close(error: &WsError) -> Option<(u16, &'static str)> {
     Some((1002, reason))
 }
 
-/// How a write the socket loop waited on ended.
-enum Written {
-    /// Written (into the socket, or tungstenite's buffer where the write was a feed).
-    Done,
-    /// The connection failed: the client is gone.
-    Failed,
-    /// A close was asked for before the write completed.
-    Closing,
-}
-
 /// Waits for `write` (queued frames, a ping, a pong), unless a close is asked for first. A
 /// client that stops reading leaves a write pending for as long as it holds the connection
 /// open, and with it the connection's slot and its socket buffers; its close (1013 once its
-/// queue filled, or a shutdown's 1001) must still come. The loop then closes through
-/// `close_socket`, which goes on writing what is queued, and the close, for at most
-/// `close_timeout`. A write that completes at once (nearly all) never looks at the close.
+/// queue filled, or a shutdown's 1001) must still come. A write that completes at once (nearly
+/// all) never looks at the close.
+///
+/// `Err` is how the socket loop ends: `None` when the write failed (the client is gone), the
+/// close asked for otherwise, which `close_socket` then sends behind what is queued, within
+/// `close_timeout`.
 async fn unless_closing<F>(
     connection: &Connection,
     registration: &mut Registration,
     write: F,
-) -> Written
+) -> Result<(), Option<(u16, String)>>
 where
     F: Future<Output = Result<(), WsError>>,
 {
     tokio::select! {
         biased;
-        written = write => match written {
-            Ok(()) => Written::Done,
-            Err(_) => Written::Failed,
-        },
+        written = write => written.map_err(|_| None),
         () = std::future::poll_fn(|cx| connection.poll_close_requested(cx, registration)) => {
-            Written::Closing
+            Err(connection.take_close_request())
         }
     }
 }
