@@ -23,16 +23,49 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
-type Senders = HashMap<u64, mpsc::Sender<Utf8Bytes>>;
-
-#[derive(Default)]
-struct State {
-    topics: Mutex<HashMap<String, Senders>>,
+/// Each topic's subscribers, by id, with the sending side of their bounded queues (256 frames,
+/// as wfs), for frames of type `F`: what the raw baselines ((a) here, (e) on fastwebsockets)
+/// fan out through.
+pub(crate) struct Topics<F> {
+    topics: Mutex<HashMap<String, HashMap<u64, mpsc::Sender<F>>>>,
     next_id: AtomicU64,
 }
 
-impl State {
-    fn publish(&self, topic: &str, frame: Utf8Bytes) -> usize {
+impl<F> Default for Topics<F> {
+    fn default() -> Topics<F> {
+        Topics {
+            topics: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(0),
+        }
+    }
+}
+
+impl<F: Clone> Topics<F> {
+    /// A new subscriber of `topic`: its id and its queue.
+    pub(crate) fn subscribe(&self, topic: &str) -> (u64, mpsc::Receiver<F>) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (sender, queue) = mpsc::channel(256);
+        self.topics
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(topic.to_owned())
+            .or_default()
+            .insert(id, sender);
+        (id, queue)
+    }
+
+    pub(crate) fn unsubscribe(&self, topic: &str, id: u64) {
+        let mut topics = self.topics.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(senders) = topics.get_mut(topic) {
+            senders.remove(&id);
+            if senders.is_empty() {
+                topics.remove(topic);
+            }
+        }
+    }
+
+    /// Queues `frame` for every subscriber of `topic` with room: how many took it.
+    pub(crate) fn publish(&self, topic: &str, frame: F) -> usize {
         let topics = self.topics.lock().unwrap_or_else(PoisonError::into_inner);
         topics.get(topic).map_or(0, |senders| {
             senders
@@ -43,35 +76,13 @@ impl State {
     }
 }
 
-/// One connection's place in a topic: its id there and its bounded queue (256 frames, as wfs).
+type State = Topics<Utf8Bytes>;
+
+/// One connection's place in a topic: its id there and its bounded queue.
 struct Subscription {
     topic: String,
     id: u64,
     queue: mpsc::Receiver<Utf8Bytes>,
-}
-
-impl State {
-    fn subscribe(&self, topic: String) -> Subscription {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (sender, queue) = mpsc::channel(256);
-        self.topics
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(topic.clone())
-            .or_default()
-            .insert(id, sender);
-        Subscription { topic, id, queue }
-    }
-
-    fn unsubscribe(&self, subscription: &Subscription) {
-        let mut topics = self.topics.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(senders) = topics.get_mut(&subscription.topic) {
-            senders.remove(&subscription.id);
-            if senders.is_empty() {
-                topics.remove(&subscription.topic);
-            }
-        }
-    }
 }
 
 /// Serves on `listener` until the process ends.
@@ -204,26 +215,41 @@ pub(crate) async fn read_request(stream: &mut TcpStream) -> Option<Asked> {
     })
 }
 
-async fn connection(mut stream: TcpStream, state: Arc<State>) {
+/// A handshake to answer, read from a raw baseline's new connection: the `101`, the path and
+/// the topic it joins (see [`Asked::Upgrade`]). A publication is delivered through `topics` and
+/// answered here, as is anything else that is no handshake: `None`.
+pub(crate) async fn read_handshake<F: Clone + From<String>>(
+    stream: &mut TcpStream,
+    topics: &Topics<F>,
+) -> Option<(String, String, Option<(String, bool)>)> {
     let _ = stream.set_nodelay(true);
-    let (accept, path, topic) = match read_request(&mut stream).await {
-        None => return,
-        Some(Asked::Publish { city, frame }) => {
-            let delivered = state.publish(&city, Utf8Bytes::from(frame));
-            return answer(&mut stream, "200 OK", &format!("{delivered}\n")).await;
+    match read_request(stream).await? {
+        Asked::Publish { city, frame } => {
+            let delivered = topics.publish(&city, F::from(frame));
+            answer(stream, "200 OK", &format!("{delivered}\n")).await;
+            None
         }
-        Some(Asked::Upgrade {
+        Asked::Upgrade {
             accept,
             path,
             topic,
-        }) => (accept, path, topic),
+        } => Some((accept, path, topic)),
+    }
+}
+
+async fn connection(mut stream: TcpStream, state: Arc<State>) {
+    let Some((accept, path, topic)) = read_handshake(&mut stream, &state).await else {
+        return;
     };
     // Subscribed before the 101 is written, as wfs does: a client that is connected misses
     // nothing published after.
-    let subscription = topic.map(|(topic, forward)| (state.subscribe(topic), forward));
+    let subscription = topic.map(|(topic, forward)| {
+        let (id, queue) = state.subscribe(&topic);
+        (Subscription { topic, id, queue }, forward)
+    });
     if stream.write_all(accept.as_bytes()).await.is_err() {
         if let Some((subscription, _)) = subscription {
-            state.unsubscribe(&subscription);
+            state.unsubscribe(&subscription.topic, subscription.id);
         }
         return;
     }
@@ -277,7 +303,7 @@ async fn subscriber(
             },
         }
     }
-    state.unsubscribe(&subscription);
+    state.unsubscribe(&subscription.topic, subscription.id);
 }
 
 #[cfg(test)]

@@ -18,10 +18,8 @@
 //! is registered before the 101 is written (the ceiling registers it just after), so a client
 //! that sees the 101 misses no alert.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use fastwebsockets::{
@@ -31,53 +29,12 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
-use crate::ceiling::{Asked, answer, read_request};
+use crate::ceiling::{Topics, read_handshake};
 
 /// The largest message accepted, as the ceiling's.
 const MAX_MESSAGE: usize = 64 * 1024;
 
-type Senders = HashMap<u64, mpsc::Sender<Bytes>>;
-
-#[derive(Default)]
-struct State {
-    topics: Mutex<HashMap<String, Senders>>,
-    next_id: AtomicU64,
-}
-
-impl State {
-    /// A new subscriber of `topic`: its id and its queue.
-    fn subscribe(&self, topic: &str) -> (u64, mpsc::Receiver<Bytes>) {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (sender, queue) = mpsc::channel(256);
-        self.topics
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(topic.to_owned())
-            .or_default()
-            .insert(id, sender);
-        (id, queue)
-    }
-
-    fn unsubscribe(&self, topic: &str, id: u64) {
-        let mut topics = self.topics.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(senders) = topics.get_mut(topic) {
-            senders.remove(&id);
-            if senders.is_empty() {
-                topics.remove(topic);
-            }
-        }
-    }
-
-    fn publish(&self, topic: &str, frame: Bytes) -> usize {
-        let topics = self.topics.lock().unwrap_or_else(PoisonError::into_inner);
-        topics.get(topic).map_or(0, |senders| {
-            senders
-                .values()
-                .filter(|sender| sender.try_send(frame.clone()).is_ok())
-                .count()
-        })
-    }
-}
+type State = Topics<Bytes>;
 
 /// Serves on `listener` until the process ends.
 pub async fn serve(listener: TcpListener) -> std::io::Result<()> {
@@ -89,18 +46,8 @@ pub async fn serve(listener: TcpListener) -> std::io::Result<()> {
 }
 
 async fn connection(mut stream: TcpStream, state: Arc<State>) {
-    let _ = stream.set_nodelay(true);
-    let (accept, path, topic) = match read_request(&mut stream).await {
-        None => return,
-        Some(Asked::Publish { city, frame }) => {
-            let delivered = state.publish(&city, Bytes::from(frame));
-            return answer(&mut stream, "200 OK", &format!("{delivered}\n")).await;
-        }
-        Some(Asked::Upgrade {
-            accept,
-            path,
-            topic,
-        }) => (accept, path, topic),
+    let Some((accept, path, topic)) = read_handshake(&mut stream, &state).await else {
+        return;
     };
     // Subscribed before the 101 goes out: once a client is in, it misses nothing.
     let subscription = topic.as_ref().map(|(topic, _)| state.subscribe(topic));
