@@ -115,6 +115,12 @@ impl<T> Frame<T> {
         self.text.as_str()
     }
 
+    /// The serialised text itself, for a frame made for one connection (a reply): it is written
+    /// or queued as it is, with no reference count to take and drop.
+    pub(crate) fn into_text(self) -> Utf8Bytes {
+        self.text
+    }
+
     /// The wire bytes, shared (cloning is a reference count, not a copy).
     #[cfg(test)]
     fn bytes(&self) -> Bytes {
@@ -174,8 +180,8 @@ pub(crate) struct Queue {
     /// again only when one may have taken its waker ([`Registration`]).
     wakes: AtomicU64,
     /// Set while the socket task runs a handler on an inbound frame: it writes the queue out
-    /// itself when the handler returns, so a frame queued meanwhile (the reply) need not wake
-    /// it. A push that still reads it set stored `pending` before the task cleared it and read
+    /// itself when the handler returns, so a frame queued meanwhile (a chat message the
+    /// sender also gets, a delivery) need not wake it. A push that still reads it set stored `pending` before the task cleared it and read
     /// `pending` (the task clears it before draining), so its frame is drained; one that reads
     /// it stale only wakes the task for nothing.
     replying: AtomicBool,
@@ -272,6 +278,11 @@ impl Queue {
         self.replying.store(replying, Ordering::SeqCst);
     }
 
+    /// Whether a frame is queued, read without the lock.
+    pub(crate) fn has_pending(&self) -> bool {
+        self.pending.load(Ordering::SeqCst)
+    }
+
     /// The next frame, if any. An empty queue answers without its lock: draining ends with
     /// that answer, once per wake-up.
     pub(crate) fn pop(&self) -> Option<Utf8Bytes> {
@@ -360,12 +371,6 @@ impl Connection {
         self.send_text(frame.text.clone())
     }
 
-    /// Queues a frame made for this connection alone (a reply): the frame itself goes into the
-    /// queue, with no reference count to take and drop.
-    pub(crate) fn send_own_frame<T>(&self, frame: Frame<T>) -> Result<(), SendError> {
-        self.send_text(frame.text)
-    }
-
     /// Queues a frame, waiting while the queue is full: for replaying history from a task of
     /// its own, paced by the client. Live fan-out uses [`Connection::send_frame`], which never
     /// waits.
@@ -402,7 +407,8 @@ impl Connection {
         }
     }
 
-    fn send_text(&self, text: Utf8Bytes) -> Result<(), SendError> {
+    /// Queues serialised text: a shared frame's copy, or a reply that cannot be written at once.
+    pub(crate) fn send_text(&self, text: Utf8Bytes) -> Result<(), SendError> {
         if self.shared.close_requested.load(Ordering::Acquire) {
             return Err(SendError::Closed);
         }

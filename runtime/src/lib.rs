@@ -52,8 +52,8 @@ pub mod prelude {
     pub use crate::address::{Piece, Template};
     pub use crate::client::{Client, ClientError, Request};
     pub use crate::serve::{
-        Candidate, Correlation, Decode, Decoder, Endpoint, by_discriminator, first_match, handled,
-        reply, reply_correlated,
+        Candidate, Correlation, Decode, Decoder, Endpoint, Reply, by_discriminator, first_match,
+        handled, reply, reply_correlated,
     };
     pub use crate::socket::{Config, SocketHandler};
     pub use crate::{

@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use poem::{Request, Response, RouteMethod};
 use serde_json::Value;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::address::Template;
 use crate::connection::Outgoing;
@@ -224,20 +225,30 @@ pub fn endpoint<E: Endpoint>(endpoint: E, config: Arc<Config>) -> RouteMethod {
     }))
 }
 
-/// Sends the reply a receive operation returned (a message of the contract, the operation's
-/// reply enum when it may be one of several, or any JSON when it has no schema), or closes with
-/// the handler's error. A reply that breaks the contract is a server bug: it is logged, and the
-/// client is told only 1011.
-pub fn reply<T: Outgoing>(connection: &Connection, outcome: Result<T, ChannelError>) {
+/// A receive operation's reply, serialised. It goes back to the socket loop that read the
+/// request, which writes it straight to the socket when nothing is queued ahead of it (the
+/// queue is for frames from elsewhere), and queues it behind them otherwise.
+pub struct Reply(pub(crate) Utf8Bytes);
+
+/// The reply a receive operation returned (a message of the contract, the operation's reply
+/// enum when it may be one of several, or any JSON when it has no schema), for the socket loop
+/// to send; or, on the handler's error, the close it asked for and nothing to send. A reply
+/// that breaks the contract is a server bug: it is logged, and the client is told only 1011.
+pub fn reply<T: Outgoing>(
+    connection: &Connection,
+    outcome: Result<T, ChannelError>,
+) -> Option<Reply> {
     match outcome.map(|reply| Frame::new(&reply)) {
-        Ok(Ok(frame)) => {
-            let _ = connection.send_own_frame(frame);
-        }
+        Ok(Ok(frame)) => Some(Reply(frame.into_text())),
         Ok(Err(error)) => {
             tracing::error!(%error, "reply does not match the contract");
             connection.close(1011, "Internal server error.");
+            None
         }
-        Err(error) => connection.close(error.code, error.reason),
+        Err(error) => {
+            connection.close(error.code, error.reason);
+            None
+        }
     }
 }
 
@@ -287,7 +298,7 @@ pub fn reply_correlated<T: Outgoing>(
     connection: &Connection,
     outcome: Result<T, ChannelError>,
     correlation: Option<Correlation>,
-) {
+) -> Option<Reply> {
     if let (Ok(answer), Some(correlation)) = (&outcome, &correlation)
         && !correlation.is_in(answer)
     {
@@ -297,16 +308,17 @@ pub fn reply_correlated<T: Outgoing>(
             "reply does not carry its request's correlation id"
         );
         connection.close(1011, "Internal server error.");
-        return;
+        return None;
     }
-    reply(connection, outcome);
+    reply(connection, outcome)
 }
 
 /// What a receive operation without a reply returned: nothing to send, a close on error.
-pub fn handled(connection: &Connection, outcome: Result<(), ChannelError>) {
+pub fn handled(connection: &Connection, outcome: Result<(), ChannelError>) -> Option<Reply> {
     if let Err(error) = outcome {
         connection.close(error.code, error.reason);
     }
+    None
 }
 
 #[cfg(test)]
@@ -346,13 +358,13 @@ mod tests {
         );
 
         let right = Connection::new(4);
-        reply_correlated(
+        let sent = reply_correlated(
             &right,
             Ok(json!({"type": "pong", "req_id": 7})),
             correlation.clone(),
         );
         assert_eq!(
-            right.queue().pop().as_deref(),
+            sent.as_ref().map(|reply| reply.0.as_str()),
             Some(r#"{"type":"pong","req_id":7}"#)
         );
         assert!(right.take_close_request().is_none());
@@ -362,8 +374,9 @@ mod tests {
             json!({"type": "pong"}),
         ] {
             let connection = Connection::new(4);
-            reply_correlated(&connection, Ok(wrong), correlation.clone());
-            assert!(connection.queue().pop().is_none(), "nothing is sent");
+            let sent = reply_correlated(&connection, Ok(wrong), correlation.clone());
+            assert!(sent.is_none(), "nothing is sent");
+            assert!(connection.queue().pop().is_none(), "nothing is queued");
             assert_eq!(
                 connection.take_close_request().map(|(code, _)| code),
                 Some(1011)

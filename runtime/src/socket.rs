@@ -28,7 +28,7 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use crate::connection::{Connection, Queue, Registration};
 use crate::observe::{Observer, Refusal, Tally};
-use crate::serve::Decode;
+use crate::serve::{Decode, Reply};
 use crate::stream::SocketStream;
 use crate::{Reject, Violations};
 
@@ -360,12 +360,14 @@ pub trait SocketHandler: Send + Sync + 'static {
     /// queue and go out first. Must not wait for the client, which has no answer yet.
     fn on_open(&self, connection: &Connection) -> impl Future<Output = ()> + Send;
 
-    /// A text frame that decoded as one of the address's messages.
+    /// A text frame that decoded as one of the address's messages; what to reply, if anything
+    /// ([`crate::serve::reply`]). The socket loop writes the reply itself, straight after the
+    /// frames queued before it.
     fn on_message(
         &self,
         connection: &Connection,
         message: Self::Inbound,
-    ) -> impl Future<Output = ()> + Send;
+    ) -> impl Future<Output = Option<Reply>> + Send;
 
     /// A frame the contract does not allow: not JSON, binary, or none of the messages.
     fn on_invalid(
@@ -650,7 +652,7 @@ async fn run<H: SocketHandler>(
             biased;
             // Frames queued by others (fan-out, replay), a close or a ping asked for.
             () = std::future::poll_fn(|cx| connection.poll_attention(cx, &mut registration)) => {
-                let written = write_queued(&mut stream, queue, tally);
+                let written = write_queued(&mut stream, queue, 0, tally);
                 if let Err(close) = unless_closing(connection, &mut registration, written).await {
                     break 'serving close;
                 }
@@ -676,19 +678,38 @@ async fn run<H: SocketHandler>(
                 match inbound {
                     Some(Ok(message @ (Message::Text(_) | Message::Binary(_)))) => {
                         tally.frame_in();
-                        // A reply is written here, by the loop that read the request, instead
-                        // of waking this loop through the queue's waker. It still goes
-                        // through the queue, behind any frame queued before it: order holds.
+                        // Frames queued while the handler runs (by it, or a delivery) are
+                        // written below, so they need not wake this loop.
                         queue.replying(true);
-                        match message {
+                        let reply = match message {
                             Message::Text(text) => match H::Inbound::from_text(text.as_str()) {
                                 Ok(message) => handler.on_message(connection, message).await,
-                                Err(error) => handler.on_invalid(connection, error).await,
+                                Err(error) => {
+                                    handler.on_invalid(connection, error).await;
+                                    None
+                                }
                             },
-                            _ => handler.on_invalid(connection, FrameError::Binary).await,
-                        }
+                            _ => {
+                                handler.on_invalid(connection, FrameError::Binary).await;
+                                None
+                            }
+                        };
                         queue.replying(false);
-                        let written = write_queued(&mut stream, queue, tally);
+                        let mut fed = 0;
+                        if let Some(Reply(reply)) = reply {
+                            // Written here, by the loop that read the request, when nothing is
+                            // queued ahead of it and the socket takes it at once; otherwise
+                            // queued behind the frames that were first. Order holds either way.
+                            if !queue.has_pending() && stream.takes_frames() {
+                                if stream.start_send_unpin(Message::Text(reply)).is_err() {
+                                    break None;
+                                }
+                                fed = 1;
+                            } else {
+                                let _ = connection.send_text(reply);
+                            }
+                        }
+                        let written = write_queued(&mut stream, queue, fed, tally);
                         if let Err(close) =
                             unless_closing(connection, &mut registration, written).await
                         {
@@ -738,7 +759,7 @@ async fn close_socket(
             tally.code = code;
             let _ = tokio::time::timeout(config.close_timeout, async {
                 // Frames accepted before the close are still delivered.
-                if write_queued(&mut stream, connection.queue(), tally)
+                if write_queued(&mut stream, connection.queue(), 0, tally)
                     .await
                     .is_ok()
                 {
@@ -814,7 +835,8 @@ where
 /// still sees its frames flushed (and their count reported) in bounded batches.
 const CORK: usize = 64;
 
-/// Writes every queued frame, flushing once per batch rather than once per frame: a burst
+/// Writes every queued frame after the `fed` already given to the stream (a reply), flushing
+/// once per batch rather than once per frame (and once for those `fed`, with none queued): a burst
 /// (fan-out, chat) goes out in as few writes as the write buffer allows, as uWebSockets corks
 /// its writes. Each frame waits until the socket can take more (tungstenite flushes before it
 /// accepts a frame once a write would block), so a slow reader still leaves its frames in the
@@ -825,10 +847,10 @@ const CORK: usize = 64;
 async fn write_queued(
     stream: &mut Socket,
     queue: &Queue,
+    mut fed: usize,
     tally: &mut Tally,
 ) -> Result<(), WsError> {
     loop {
-        let mut fed = 0;
         while fed < CORK {
             std::future::poll_fn(|cx| stream.poll_ready_unpin(cx)).await?;
             let Some(frame) = queue.pop() else { break };
@@ -841,6 +863,7 @@ async fn write_queued(
         }
         stream.flush().await?;
         tally.frames_out(fed);
+        fed = 0;
     }
 }
 

@@ -94,6 +94,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SocketStream<S> {
         }
     }
 
+    /// Whether a frame given now goes straight into tungstenite's buffer: no write has blocked
+    /// since the last flush (so `poll_ready` would answer at once).
+    pub(crate) fn takes_frames(&self) -> bool {
+        self.ready
+    }
+
     /// Runs one step of the protocol with the connection seen through `cx`.
     fn with<R>(
         &mut self,

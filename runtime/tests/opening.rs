@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
-use wfs_runtime::serve::Candidate;
+use wfs_runtime::serve::{Candidate, Reply};
 use wfs_runtime::socket::{Config, FrameError, SocketHandler, upgrade};
 use wfs_runtime::{Connection, Decode, Frame, Violations};
 
@@ -37,7 +37,9 @@ impl SocketHandler for SlowOpen {
         connection.send_frame(&welcome).expect("queued");
     }
 
-    async fn on_message(&self, _: &Connection, _: Anything) {}
+    async fn on_message(&self, _: &Connection, _: Anything) -> Option<Reply> {
+        None
+    }
 
     async fn on_invalid(&self, _: &Connection, _: FrameError) {}
 

@@ -12,7 +12,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
-use wfs_runtime::serve::Candidate;
+use wfs_runtime::serve::{Candidate, Reply, reply};
 use wfs_runtime::socket::{Config, FrameError, SocketHandler, upgrade};
 use wfs_runtime::{Connection, Decode, Frame, SendError, Violations};
 
@@ -21,12 +21,13 @@ const WAIT: Duration = Duration::from_secs(10);
 /// The number of the frame the handler answers each request with.
 const REPLY: usize = 1_000_000;
 
-/// Any JSON: these tests only send to the client.
-struct Anything;
+/// Any JSON: a request, answered with one reply. `{"first": k}` asks the handler to queue `k`
+/// frames of its own before it replies, as a chat member's own message is queued to it.
+struct Request(Value);
 
-impl Decode for Anything {
-    fn decode(_: Candidate<'_>) -> Result<Self, Vec<Violations>> {
-        Ok(Anything)
+impl Decode for Request {
+    fn decode(value: Candidate<'_>) -> Result<Self, Vec<Violations>> {
+        Ok(Request(value.into_value()))
     }
 }
 
@@ -34,15 +35,19 @@ impl Decode for Anything {
 struct Opened(mpsc::UnboundedSender<Connection>);
 
 impl SocketHandler for Opened {
-    type Inbound = Anything;
+    type Inbound = Request;
 
     async fn on_open(&self, connection: &Connection) {
         let _ = self.0.send(connection.clone());
     }
 
-    /// Replies to every frame, as echo does: the reply is written by the loop that read it.
-    async fn on_message(&self, connection: &Connection, _: Anything) {
-        let _ = connection.send_frame(&frame(REPLY, 0));
+    /// Replies to every request, as echo does: the reply goes back to the loop that read it.
+    async fn on_message(&self, connection: &Connection, request: Request) -> Option<Reply> {
+        let first = request.0["first"].as_u64().unwrap_or(0) as usize;
+        for n in 0..first {
+            connection.send_frame(&frame(n, 0)).unwrap();
+        }
+        reply(connection, Ok(json!({ "n": REPLY, "padding": "" })))
     }
 
     async fn on_invalid(&self, _: &Connection, _: FrameError) {}
@@ -187,4 +192,10 @@ async fn a_reply_follows_the_frames_queued_before_it_and_each_request_gets_one()
     for _ in 0..3 {
         assert_eq!(next(&mut client).await, Ok(REPLY));
     }
+    // Frames the handler queued itself before replying go out first, the reply behind them.
+    client.send(Message::text(r#"{"first": 3}"#)).await.unwrap();
+    for n in 0..3 {
+        assert_eq!(next(&mut client).await, Ok(n));
+    }
+    assert_eq!(next(&mut client).await, Ok(REPLY));
 }

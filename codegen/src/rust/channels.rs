@@ -1302,7 +1302,11 @@ pub(crate) fn serving(
                     #(#opens)*
                 }
 
-                async fn on_message(&self, connection: &Connection, message: #inbound_type) {
+                async fn on_message(
+                    &self,
+                    connection: &Connection,
+                    message: #inbound_type,
+                ) -> Option<Reply> {
                     #on_message
                 }
 
@@ -1462,7 +1466,8 @@ struct Mounted {
 }
 
 /// The `match` of a decoded message of one channel to the method of its operation, and what
-/// happens to the method's result (a reply sent, or a close on error).
+/// happens to the method's result: the reply it evaluates to, for the socket loop to write; or
+/// nothing, after the close an error asks for.
 fn dispatch(contract: &Contract, plan: &ChannelPlan, state: &Ident) -> TokenStream {
     let module = &plan.module;
     let trait_name = plan.ident("Channel");
@@ -1475,7 +1480,7 @@ fn dispatch(contract: &Contract, plan: &ChannelPlan, state: &Ident) -> TokenStre
     let arms = plan.inbound.iter().map(|&message| {
         let variant = variant_ident(contract, message);
         let Some(operation) = receive_ops.iter().find(|o| o.messages.contains(&message)) else {
-            return quote!(super::#module::#inbound::#variant(_) => {});
+            return quote!(super::#module::#inbound::#variant(_) => None,);
         };
         let method = method_ident(&operation.key);
         // The operation's own enum boxes like the channel's (both hold several messages).
@@ -1502,20 +1507,20 @@ fn dispatch(contract: &Contract, plan: &ChannelPlan, state: &Ident) -> TokenStre
             (None, _) => quote! {
                 super::#module::#inbound::#variant(message) => {
                     let outcome = #call;
-                    handled(connection, outcome);
+                    handled(connection, outcome)
                 }
             },
             (Some(_), None) => quote! {
                 super::#module::#inbound::#variant(message) => {
                     let outcome = #call;
-                    reply(connection, outcome);
+                    reply(connection, outcome)
                 }
             },
             (Some(_), Some((request_pointer, reply_pointer))) => quote! {
                 super::#module::#inbound::#variant(message) => {
                     let correlation = Correlation::of(&message, #request_pointer, #reply_pointer);
                     let outcome = #call;
-                    reply_correlated(connection, outcome, correlation);
+                    reply_correlated(connection, outcome, correlation)
                 }
             },
         }

@@ -1316,7 +1316,7 @@ mod endpoints {
             &self,
             connection: &Connection,
             message: super::trades::TradesInbound,
-        ) {
+        ) -> Option<Reply> {
             let typed = super::trades::TradesConnection::new(connection.clone());
             match message {
                 super::trades::TradesInbound::Hello(message) => {
@@ -1327,7 +1327,7 @@ mod endpoints {
                             message,
                         )
                         .await;
-                    reply(connection, outcome);
+                    reply(connection, outcome)
                 }
             }
         }
@@ -1403,7 +1403,7 @@ mod endpoints {
             &self,
             connection: &Connection,
             message: super::spot::SpotInbound,
-        ) {
+        ) -> Option<Reply> {
             let typed = super::spot::SpotConnection::new(connection.clone());
             match message {
                 super::spot::SpotInbound::Hello(message) => {
@@ -1414,7 +1414,7 @@ mod endpoints {
                             message,
                         )
                         .await;
-                    handled(connection, outcome);
+                    handled(connection, outcome)
                 }
             }
         }
@@ -1491,7 +1491,7 @@ mod endpoints {
             &self,
             connection: &Connection,
             message: super::kinds::KindsInbound,
-        ) {
+        ) -> Option<Reply> {
             let typed = super::kinds::KindsConnection::new(connection.clone());
             match message {
                 super::kinds::KindsInbound::Hello(message) => {
@@ -1502,7 +1502,7 @@ mod endpoints {
                             message,
                         )
                         .await;
-                    handled(connection, outcome);
+                    handled(connection, outcome)
                 }
             }
         }
@@ -1596,7 +1596,7 @@ mod endpoints {
             &self,
             connection: &Connection,
             message: super::measured::MeasuredInbound,
-        ) {
+        ) -> Option<Reply> {
             let typed = super::measured::MeasuredConnection::new(connection.clone());
             match message {
                 super::measured::MeasuredInbound::Lumens(message) => {
@@ -1607,7 +1607,7 @@ mod endpoints {
                             message,
                         )
                         .await;
-                    handled(connection, outcome);
+                    handled(connection, outcome)
                 }
             }
         }

@@ -858,7 +858,7 @@ mod endpoints {
             &self,
             connection: &Connection,
             message: super::orders::OrdersInbound,
-        ) {
+        ) -> Option<Reply> {
             let typed = super::orders::OrdersConnection::new(connection.clone());
             match message {
                 super::orders::OrdersInbound::Order(message) => {
@@ -869,7 +869,7 @@ mod endpoints {
                             message,
                         )
                         .await;
-                    reply(connection, outcome);
+                    reply(connection, outcome)
                 }
             }
         }
@@ -943,7 +943,7 @@ mod endpoints {
             &self,
             connection: &Connection,
             message: super::cards::CardsInbound,
-        ) {
+        ) -> Option<Reply> {
             let typed = super::cards::CardsConnection::new(connection.clone());
             match message {
                 super::cards::CardsInbound::Card(message) => {
@@ -954,7 +954,7 @@ mod endpoints {
                             message,
                         )
                         .await;
-                    handled(connection, outcome);
+                    handled(connection, outcome)
                 }
             }
         }
