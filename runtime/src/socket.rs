@@ -56,7 +56,8 @@ pub struct Config {
     /// Frames queued per connection before it counts as too slow (close 1013).
     pub outbound_queue: usize,
     /// How often every connection is pinged: one keepalive round for the whole server
-    /// ([`keepalive_rounds`]), so a connection's first ping comes within one interval.
+    /// ([`keepalive_rounds`]), spread over the interval in slices, so a connection's first
+    /// ping comes within one interval and the next ones one interval apart.
     pub ping_interval: Duration,
     /// A connection that sent nothing (not even a pong) for this long is closed (1001). It is
     /// checked at the keepalive rounds, counting from the first round after the client was
@@ -172,12 +173,30 @@ impl Config {
     }
 }
 
+/// How many slices a keepalive round is spread over, at most: each connection is pinged in the
+/// slice its id falls in, so the round wakes a slice of the connections at a time rather than
+/// all of them in one instant (at 62,500 connections an instance, each ping about 10 µs of
+/// CPU, that instant would hold a core for over half a second, and every delivery behind it).
+const KEEPALIVE_SLICES: u32 = 32;
+
+/// The shortest time between two slices: a shorter ping interval has fewer slices, down to one.
+const KEEPALIVE_SLICE_GAP: Duration = Duration::from_millis(50);
+
+/// The slices one round of `interval` is spread over, and the time between two of them.
+fn keepalive_slices(interval: Duration) -> (u32, Duration) {
+    let fit = interval.as_nanos() / KEEPALIVE_SLICE_GAP.as_nanos();
+    let slices = fit.clamp(1, u128::from(KEEPALIVE_SLICES)) as u32;
+    (slices, interval / slices)
+}
+
 /// Every `ping_interval`, asks each open connection to ping its client and to close if it was
 /// not heard for `idle_timeout`, until the server's `Config` is dropped. One task and one timer
 /// for the server rather than one per connection: a connection's task then polls no timer on
 /// each frame it reads or writes, and carries none (its memory is most of an idle
 /// connection's). The round wakes each task through the connection's attention, as a queued
-/// frame does; the connections are listed first and woken after, so new ones are not held up.
+/// frame does, one slice of the connections at a time ([`KEEPALIVE_SLICES`]); a connection is
+/// pinged every `ping_interval` all the same. The connections of a slice are listed first and
+/// woken after, so new ones are not held up.
 async fn keepalive_rounds(config: Weak<Config>) {
     // `interval_at` refuses a zero period; a ping every millisecond is as often as it means.
     let Some(interval) = config
@@ -186,17 +205,23 @@ async fn keepalive_rounds(config: Weak<Config>) {
     else {
         return;
     };
-    let mut rounds = tokio::time::interval_at(Instant::now() + interval, interval);
-    // A round that falls behind (a busy runtime) is not made up for with a burst of rounds.
-    rounds.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        rounds.tick().await;
+    let (slices, gap) = keepalive_slices(interval);
+    let mut ticks = tokio::time::interval_at(Instant::now() + gap, gap);
+    // A slice that falls behind (a busy runtime) is not made up for with a burst of slices.
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    for slice in (0..u64::from(slices)).cycle() {
+        ticks.tick().await;
         let Some(config) = config.upgrade() else {
             return;
         };
-        let open: Vec<Connection> = config.open_connections().values().cloned().collect();
+        let due: Vec<Connection> = config
+            .open_connections()
+            .values()
+            .filter(|connection| connection.id() % u64::from(slices) == slice)
+            .cloned()
+            .collect();
         drop(config);
-        for connection in open {
+        for connection in due {
             connection.ask_ping();
         }
     }
@@ -870,6 +895,22 @@ async fn write_queued(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_keepalive_round_is_sliced_down_to_one_slice_for_short_intervals() {
+        let cases = [
+            (Duration::from_secs(30), 32, Duration::from_millis(937)),
+            (Duration::from_millis(800), 16, Duration::from_millis(50)),
+            (Duration::from_millis(50), 1, Duration::from_millis(50)),
+            (Duration::from_millis(1), 1, Duration::from_millis(1)),
+        ];
+        for (interval, slices, gap) in cases {
+            let (found_slices, found_gap) = keepalive_slices(interval);
+            assert_eq!(found_slices, slices, "{interval:?}");
+            // Whole milliseconds here; the gap itself is `interval / slices` to the nanosecond.
+            assert_eq!(found_gap.as_millis(), gap.as_millis(), "{interval:?}");
+        }
+    }
 
     #[test]
     fn close_reasons_fit_a_close_frame() {

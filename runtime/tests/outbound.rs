@@ -3,7 +3,8 @@
 //! written in batches and flushed once per batch; and a client that stops reading still fills
 //! the bounded queue, is closed with 1013, and first gets every frame accepted before that (one
 //! that never reads again is let go within the close timeout). A reply, written by the loop
-//! that read the request, comes after the frames queued before it.
+//! that read the request, comes after the frames queued before it. Keepalive pings, written by
+//! the same loop, are spread over the ping interval across connections.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,11 +59,16 @@ impl SocketHandler for Opened {
 type Client =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// Serves one WebSocket address with `config`, connects a client to it, and returns the client
-/// with the server's handle on the connection.
-async fn connect(config: Config) -> (Client, Connection) {
+/// One WebSocket address served on 127.0.0.1:0, and the connections it opened, in order.
+struct Served {
+    address: std::net::SocketAddr,
+    opened: mpsc::UnboundedReceiver<Connection>,
+}
+
+/// Serves one WebSocket address with `config`.
+async fn serve(config: Config) -> Served {
     let config = Arc::new(config);
-    let (opened, mut connections) = mpsc::unbounded_channel();
+    let (opened, connections) = mpsc::unbounded_channel();
     let endpoint = wfs_runtime::poem::endpoint::make(move |request: wfs_runtime::poem::Request| {
         let config = config.clone();
         let opened = opened.clone();
@@ -73,18 +79,33 @@ async fn connect(config: Config) -> (Client, Connection) {
     let address = listener.local_addr().unwrap();
     let acceptor = wfs_runtime::poem::listener::TcpAcceptor::from_tokio(listener).unwrap();
     tokio::spawn(wfs_runtime::poem::Server::new_with_acceptor(acceptor).run(route));
-    let (client, _) = tokio::time::timeout(
-        WAIT,
-        tokio_tungstenite::connect_async(format!("ws://{address}/ws")),
-    )
-    .await
-    .expect("handshake timed out")
-    .expect("handshake failed");
-    let connection = tokio::time::timeout(WAIT, connections.recv())
+    Served {
+        address,
+        opened: connections,
+    }
+}
+
+impl Served {
+    /// Connects a client, and returns it with the server's handle on the connection.
+    async fn connect(&mut self) -> (Client, Connection) {
+        let (client, _) = tokio::time::timeout(
+            WAIT,
+            tokio_tungstenite::connect_async(format!("ws://{}/ws", self.address)),
+        )
         .await
-        .expect("no connection opened")
-        .expect("server gone");
-    (client, connection)
+        .expect("handshake timed out")
+        .expect("handshake failed");
+        let connection = tokio::time::timeout(WAIT, self.opened.recv())
+            .await
+            .expect("no connection opened")
+            .expect("server gone");
+        (client, connection)
+    }
+}
+
+/// Serves one WebSocket address with `config` and connects one client to it.
+async fn connect(config: Config) -> (Client, Connection) {
+    serve(config).await.connect().await
 }
 
 /// Frame `n` of a test: its number, and `padding` bytes so that a few fill a socket's buffers.
@@ -198,4 +219,59 @@ async fn a_reply_follows_the_frames_queued_before_it_and_each_request_gets_one()
         assert_eq!(next(&mut client).await, Ok(n));
     }
     assert_eq!(next(&mut client).await, Ok(REPLY));
+}
+
+/// When the client's next ping arrived (reading also answers it, as any client does).
+async fn next_ping(client: &mut Client) -> tokio::time::Instant {
+    match tokio::time::timeout(WAIT, client.next()).await {
+        Ok(Some(Ok(Message::Ping(_)))) => tokio::time::Instant::now(),
+        other => panic!("expected a ping, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn keepalive_pings_are_spread_over_the_interval_and_come_once_per_interval() {
+    let mut config = Config::default();
+    // 32 slices, 50 ms apart; each connection is pinged in the one its id falls in.
+    let interval = Duration::from_millis(1_600);
+    config.ping_interval = interval;
+    let mut served = serve(config).await;
+    let mut clients = Vec::new();
+    for _ in 0..8 {
+        clients.push(served.connect().await);
+    }
+    // Ids count up across the test process, so eight connections opened in a row fall in
+    // several slices (other tests take ids in between, never all but one of each 32).
+    let slices: std::collections::BTreeSet<u64> = clients
+        .iter()
+        .map(|(_, connection)| connection.id() % 32)
+        .collect();
+    assert!(slices.len() >= 2, "all in one slice: {slices:?}");
+    let pings = futures_util::future::join_all(clients.into_iter().map(
+        |(mut client, connection)| async move {
+            let first = next_ping(&mut client).await;
+            let second = next_ping(&mut client).await;
+            drop(connection);
+            (first, second)
+        },
+    ))
+    .await;
+    // Slices are 50 ms apart; pinging every connection in the same instant puts all the
+    // first pings within a few milliseconds of each other.
+    let earliest = pings.iter().map(|(first, _)| *first).min().unwrap();
+    let latest = pings.iter().map(|(first, _)| *first).max().unwrap();
+    assert!(
+        latest - earliest >= Duration::from_millis(25),
+        "the first pings came within {:?} of each other",
+        latest - earliest
+    );
+    // A connection is pinged once a round, not in every slice. A busy machine may delay a
+    // first ping, never bring the next one forward by half an interval.
+    for (first, second) in pings {
+        assert!(
+            second - first >= interval / 2,
+            "two pings {:?} apart",
+            second - first
+        );
+    }
 }
