@@ -149,15 +149,20 @@ async fn a_client_that_stops_reading_fills_the_queue_and_gets_1013_after_its_fra
     config.outbound_queue = 16;
     config.close_timeout = WAIT;
     let (mut client, connection) = connect(config).await;
-    // The client reads nothing while frames are queued one at a time, the socket task writing
-    // between them: once the socket's buffers are full, writing waits and the queue fills.
-    // 4,000 frames of 16 KiB (64 MiB) are far more than loopback buffers hold.
+    // The client reads nothing while frames are queued fifteen at a time (one short of the
+    // queue), the socket task writing between the bursts: once the socket's buffers are full,
+    // writing waits and the queue fills. 4,000 frames of 16 KiB (64 MiB) are far more than
+    // loopback buffers hold. In bursts, the socket fills with frames still queued behind the
+    // one it blocked on: the task must wait for room before it takes the next, or the close,
+    // which gives up the wait, would lose that frame (taking it first fails here every time).
     let mut accepted = 0;
-    let refused = loop {
-        assert!(accepted < 4_000, "the queue never filled");
-        match connection.send_frame(&frame(accepted, 16 * 1024)) {
-            Ok(()) => accepted += 1,
-            Err(error) => break error,
+    let refused = 'filling: loop {
+        for _ in 0..15 {
+            assert!(accepted < 4_000, "the queue never filled");
+            match connection.send_frame(&frame(accepted, 16 * 1024)) {
+                Ok(()) => accepted += 1,
+                Err(error) => break 'filling error,
+            }
         }
         tokio::task::yield_now().await;
     };
