@@ -397,6 +397,52 @@ fn random_frames_decode_to_a_message_or_violations() {
     }
 }
 
+/// What a client decodes (a channel's outbound enum of several messages, tried in turn or picked
+/// by their `type`) comes out the same whether the decoder may keep the value or only borrows
+/// it: the client and the socket loop move it, the debug check of each sent frame borrows it.
+#[test]
+fn random_outbound_frames_decode_the_same_owned_or_shared() {
+    use wfs::contract::alert::AlertOutbound;
+    use wfs::contract::chat::ChatOutbound;
+
+    let seed = seed();
+    let mut rng = fastrand::Rng::with_seed(seed);
+    // One of each outbound message of the two channels, as the contract's examples give them.
+    let valid = [
+        r#"{"type":"alert","message":"Hail storm is coming!","id":42,"city_uuid":"5b0f3d4e-8c1a-4f7e-9d2b-3a6c1e8f0b47","created_at":"2025-06-01T14:03:27Z"}"#,
+        r#"{"type":"chat","message":"Anyone else seeing this rain?","user":"alice","city_uuid":"5b0f3d4e-8c1a-4f7e-9d2b-3a6c1e8f0b47","sent_at":"2025-06-01T14:05:10Z"}"#,
+        r#"{"type":"welcome","message":"Welcome in Cairo chat.","city_uuid":"5b0f3d4e-8c1a-4f7e-9d2b-3a6c1e8f0b47"}"#,
+        r#"{"type":"error","message":"Too many messages, slow down.","code":"rate_limited"}"#,
+    ];
+    let mut decoded = 0;
+    for case in 0..cases(5000) {
+        let base = valid[rng.usize(..valid.len())];
+        let text = match rng.u8(0..4) {
+            0 => base.to_owned(),
+            _ => String::from_utf8_lossy(&mutate(&mut rng, base.as_bytes())).into_owned(),
+        };
+        let Ok(value) = parse_json(&text) else {
+            continue;
+        };
+        let context = format!("seed {seed} case {case}: {value}");
+        let alert = AlertOutbound::decode(Candidate::Shared(&value));
+        assert_eq!(
+            AlertOutbound::decode(Candidate::Owned(value.clone())),
+            alert,
+            "{context}"
+        );
+        let chat = ChatOutbound::decode(Candidate::Shared(&value));
+        assert_eq!(
+            ChatOutbound::decode(Candidate::Owned(value)),
+            chat,
+            "{context}"
+        );
+        decoded += usize::from(alert.is_ok()) + usize::from(chat.is_ok());
+    }
+    // Both ways were compared on messages, not only on refusals.
+    assert!(decoded > cases(5000) / 10, "only {decoded} decoded");
+}
+
 #[tokio::test]
 async fn random_frames_on_real_connections_get_a_reply_an_error_or_a_close_with_a_code() {
     let server = TestServer::start().await;
