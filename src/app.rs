@@ -134,20 +134,18 @@ impl App {
     }
 
     /// Stores an alert for `city` and pushes it to the city's subscribers. `None` when there is
-    /// no such city.
+    /// no such city: the alert's foreign key says so as it is inserted, with no lookup of its
+    /// own (every query is a round trip to a database thread or server).
     pub async fn publish_alert(
         &self,
         city: Uuid,
         message: &str,
     ) -> Result<Option<Alert>, PublishError> {
-        if self.store.city(city).await?.is_none() {
-            return Ok(None);
-        }
         let _order = self.alert_order.lock().await;
         let started = std::time::Instant::now();
         // Published while the database's write lock is held, so alerts reach the bus in id
         // order even when several instances publish for the same city.
-        let (_, published) = self
+        let inserted = self
             .store
             .insert_alert_then(city, message, |stored| async move {
                 let id = stored.id;
@@ -164,7 +162,11 @@ impl App {
                 }
                 Ok::<_, PublishError>(alert)
             })
-            .await?;
+            .await;
+        let (_, published) = match inserted {
+            Err(StoreError::UnknownCity(_)) => return Ok(None),
+            inserted => inserted?,
+        };
         let alert = published?;
         self.metrics.published("alert", started.elapsed());
         if let Err(error) = self

@@ -147,8 +147,14 @@ impl Store {
     ) -> Result<()> {
         let cutoff_ms =
             Utc::now().timestamp_millis() - i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX);
+        // Two index searches, each finding only what goes: by age on (city_uuid, created_at),
+        // beyond `keep` on (city_uuid, id). Written as one `OR` over the city's alerts, the
+        // database reads every alert the city keeps on every publication.
         let deleted = sqlx::query(
-            "DELETE FROM alerts WHERE city_uuid = $1 AND (created_at < $2 OR id <= \
+            "DELETE FROM alerts WHERE id IN (\
+             SELECT id FROM alerts WHERE city_uuid = $1 AND created_at < $2 \
+             UNION ALL \
+             SELECT id FROM alerts WHERE city_uuid = $1 AND id <= \
              (SELECT id FROM alerts WHERE city_uuid = $1 ORDER BY id DESC LIMIT 1 OFFSET $3)) \
              RETURNING id",
         )
@@ -286,6 +292,53 @@ mod tests {
                 matches!(unknown, Err(StoreError::UnknownCity(uuid)) if uuid == nowhere),
                 "{unknown:?}"
             );
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn pruning_keeps_the_newest_alerts_of_the_city_and_drops_those_past_the_age_limit() {
+        let store = memory().await;
+        bounded(async {
+            let cairo = city_uuid("Cairo");
+            let tokyo = city_uuid("Tokyo");
+            let hour = std::time::Duration::from_secs(3600);
+            let mut ids = Vec::new();
+            for n in 0..5 {
+                ids.push(store.insert_alert(cairo, &n.to_string()).await.unwrap().id);
+            }
+            let elsewhere = store.insert_alert(tokyo, "elsewhere").await.unwrap();
+            let listed = |alerts: Vec<StoredAlert>| -> Vec<i64> {
+                alerts.into_iter().map(|alert| alert.id).collect()
+            };
+
+            // Beyond `keep`: the oldest two go, and the floor is the newer of them.
+            store.prune_alerts(cairo, 3, hour).await.unwrap();
+            let kept = listed(store.alerts_after(cairo, 0, 10).await.unwrap());
+            assert_eq!(kept, ids[2..]);
+            assert_eq!(store.history_floor(cairo).await.unwrap(), ids[1]);
+            // Nothing more to prune: the floor stays.
+            store.prune_alerts(cairo, 3, hour).await.unwrap();
+            assert_eq!(
+                listed(store.alerts_after(cairo, 0, 10).await.unwrap()),
+                kept
+            );
+
+            // Past the age limit: every alert older than now goes, whatever `keep` allows.
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            store
+                .prune_alerts(cairo, 100, std::time::Duration::ZERO)
+                .await
+                .unwrap();
+            assert!(store.alerts_after(cairo, 0, 10).await.unwrap().is_empty());
+            assert_eq!(store.history_floor(cairo).await.unwrap(), ids[4]);
+
+            // Another city's alerts are not touched.
+            assert_eq!(
+                listed(store.alerts_after(tokyo, 0, 10).await.unwrap()),
+                [elsewhere.id]
+            );
+            assert_eq!(store.history_floor(tokyo).await.unwrap(), 0);
         })
         .await;
     }

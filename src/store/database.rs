@@ -36,6 +36,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "revoked tokens",
         include_str!("../../migrations/sqlite/0003_revoked_tokens.sql"),
     ),
+    (
+        4,
+        "alerts by age",
+        include_str!("../../migrations/sqlite/0004_alerts_by_age.sql"),
+    ),
 ];
 
 /// The same schema for PostgreSQL: only the self-incrementing ids are written differently.
@@ -54,6 +59,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "revoked tokens",
         include_str!("../../migrations/postgres/0003_revoked_tokens.sql"),
+    ),
+    (
+        4,
+        "alerts by age",
+        include_str!("../../migrations/postgres/0004_alerts_by_age.sql"),
     ),
 ];
 
@@ -112,6 +122,9 @@ pub(super) async fn connect(database_url: &str) -> Result<(AnyPool, Backend)> {
                     source: sqlx::Error::Io(source),
                 })?;
             }
+            // A connection to a SQLite file is a handle inside this process: it does not go
+            // stale as a network connection may, so it is not pinged (a round trip to its
+            // worker thread) every time the pool hands it out.
             let pool_options = if in_memory {
                 // An in-memory database lives only as long as a connection to it: keep
                 // exactly one open for the life of the pool (one also avoids shared-cache
@@ -135,6 +148,7 @@ pub(super) async fn connect(database_url: &str) -> Result<(AnyPool, Backend)> {
                 })
             };
             pool_options
+                .test_before_acquire(false)
                 .connect(&connect_url)
                 .await
                 .map_err(open_error)?
