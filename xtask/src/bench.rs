@@ -8,7 +8,9 @@
 //! figure had one core each. Tables show the median of the runs with their spread, and put
 //! the server's CPU time per operation first: it holds whether or not the load generator
 //! saturates. The servers:
-//! - `wfs`: `wfs serve` on a data directory of its own (SQLite), its defaults otherwise;
+//! - `wfs`: `wfs serve` on a data directory of its own (SQLite), its defaults otherwise, but
+//!   for keepalive pings once an hour (they are measured on their own; the baselines send
+//!   none);
 //! - `wfs-redis`: the same with `--redis-url` (and, for `two-instances`, a second instance
 //!   on the same data directory and Redis); `wfs-tls`: the same with `--tls`;
 //! - `wfs-pg`: the same with `--database-url postgres://...` on a PostgreSQL cluster of the
@@ -742,6 +744,16 @@ impl Bench {
                     .args(["--max-connections-per-ip", "100000"])
                     .args(&self.wfs_args)
                     .env("WFS_ADMIN_PASSWORD", ADMIN_PASSWORD);
+                // Keepalive pings are measured on their own (`bench/ping-cost.sh`, counted in
+                // "Capacity"), and the baselines send none: a measured window that caught a
+                // share of them (one slice of the connections every ~1 s by default) would
+                // charge wfs's deliveries with work the others never do. The idle timeout
+                // goes up with it: a subscriber that only listens is heard through its pongs.
+                for (flag, seconds) in [("--ping-interval", "3600"), ("--idle-timeout", "7200")] {
+                    if !self.wfs_args.iter().any(|arg| arg.starts_with(flag)) {
+                        command.args([flag, seconds]);
+                    }
+                }
                 if let Some(redis) = redis {
                     command.args(["--redis-url", &redis]);
                 }
