@@ -725,7 +725,11 @@ async fn run<H: SocketHandler>(
                             // Written here, by the loop that read the request, when nothing is
                             // queued ahead of it and the socket takes it at once; otherwise
                             // queued behind the frames that were first. Order holds either way.
-                            if !queue.has_pending() && stream.takes_frames() {
+                            // Once a close is asked for, nothing more is sent: the queue refuses.
+                            if !queue.has_pending()
+                                && !connection.close_requested()
+                                && stream.takes_frames()
+                            {
                                 if stream.start_send_unpin(Message::Text(reply)).is_err() {
                                     break None;
                                 }

@@ -3,7 +3,8 @@
 //! written in batches and flushed once per batch; and a client that stops reading still fills
 //! the bounded queue, is closed with 1013, and first gets every frame accepted before that (one
 //! that never reads again is let go within the close timeout). A reply, written by the loop
-//! that read the request, comes after the frames queued before it. Keepalive pings, written by
+//! that read the request, comes after the frames queued before it, and not at all once a close
+//! is asked for. Keepalive pings, written by
 //! the same loop, are spread over the ping interval across connections.
 
 use std::sync::Arc;
@@ -23,7 +24,8 @@ const WAIT: Duration = Duration::from_secs(10);
 const REPLY: usize = 1_000_000;
 
 /// Any JSON: a request, answered with one reply. `{"first": k}` asks the handler to queue `k`
-/// frames of its own before it replies, as a chat member's own message is queued to it.
+/// frames of its own before it replies, as a chat member's own message is queued to it;
+/// `{"close": true}` asks it to close the connection (4000) before it replies.
 struct Request(Value);
 
 impl Decode for Request {
@@ -47,6 +49,9 @@ impl SocketHandler for Opened {
         let first = request.0["first"].as_u64().unwrap_or(0) as usize;
         for n in 0..first {
             connection.send_frame(&frame(n, 0)).unwrap();
+        }
+        if request.0["close"] == true {
+            connection.close(4000, "Asked to.");
         }
         reply(connection, Ok(json!({ "n": REPLY, "padding": "" })))
     }
@@ -224,6 +229,16 @@ async fn a_reply_follows_the_frames_queued_before_it_and_each_request_gets_one()
         assert_eq!(next(&mut client).await, Ok(n));
     }
     assert_eq!(next(&mut client).await, Ok(REPLY));
+}
+
+#[tokio::test]
+async fn no_reply_goes_out_once_the_handler_asked_for_a_close() {
+    let (mut client, _connection) = connect(Config::default()).await;
+    client
+        .send(Message::text(r#"{"close": true}"#))
+        .await
+        .unwrap();
+    assert_eq!(next(&mut client).await, Err(Some(4000)));
 }
 
 /// When the client's next ping arrived (reading also answers it, as any client does).
