@@ -4,8 +4,8 @@
 //! the bounded queue, is closed with 1013, and first gets every frame accepted before that (one
 //! that never reads again is let go within the close timeout). A reply, written by the loop
 //! that read the request, comes after the frames queued before it, and not at all once a close
-//! is asked for. Keepalive pings, written by
-//! the same loop, are spread over the ping interval across connections.
+//! is asked for. Keepalive pings, written by the same loop, are spread over the ping interval
+//! across connections.
 
 use std::sync::Arc;
 use std::time::Duration;
