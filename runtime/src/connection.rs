@@ -180,10 +180,11 @@ pub(crate) struct Queue {
     /// again only when one may have taken its waker ([`Registration`]).
     wakes: AtomicU64,
     /// Set while the socket task runs a handler on an inbound frame: it writes the queue out
-    /// itself when the handler returns, so a frame queued meanwhile (a chat message the
-    /// sender also gets, a delivery) need not wake it. A push that still reads it set stored `pending` before the task cleared it and read
-    /// `pending` (the task clears it before draining), so its frame is drained; one that reads
-    /// it stale only wakes the task for nothing.
+    /// itself when the handler returns, so a frame queued meanwhile (a chat message the sender
+    /// also gets, a delivery) need not wake it. A push that still reads it set stored
+    /// `pending` before the task cleared it and read `pending` (the task clears it before
+    /// draining), so its frame is drained; one that reads it stale only wakes the task for
+    /// nothing.
     replying: AtomicBool,
     /// Wakes a sender waiting for room ([`Connection::send_frame_waiting`]).
     room: Notify,

@@ -2499,7 +2499,7 @@ mod tests {
         let read = |v: &Value| num(v, "/server_us_per_delivery");
         let mut results: Results = BTreeMap::new();
         // The host slows down in the second round: the medians' ratio (11 ÷ 10) hides that wfs
-        // was the cheaper of each pair.
+        // was the cheaper in two rounds of three.
         results.insert((Scenario::Fanout, Server::Wfs), runs(&[9.0, 18.0, 11.0]));
         results.insert(
             (Scenario::Fanout, Server::Ceiling),
