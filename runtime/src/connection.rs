@@ -40,6 +40,11 @@ pub const CLOSE_TOO_SLOW: u16 = 1013;
 pub trait Outgoing: serde::Serialize {
     /// Checks the message's JSON against the contract: every violation, with where it is.
     fn check(value: &serde_json::Value) -> Result<(), Vec<Violations>>;
+
+    /// The message's wire text: serialised, unless it is JSON text already.
+    fn to_text(&self) -> Result<Utf8Bytes, serde_json::Error> {
+        serde_json::to_string(self).map(Utf8Bytes::from)
+    }
 }
 
 impl<T: Payload> Outgoing for T {
@@ -47,6 +52,13 @@ impl<T: Payload> Outgoing for T {
         T::validator()
             .check(value)
             .map_err(|violations| vec![violations])
+    }
+
+    fn to_text(&self) -> Result<Utf8Bytes, serde_json::Error> {
+        match self.json() {
+            Some(json) => Ok(json.text()),
+            None => serde_json::to_string(self).map(Utf8Bytes::from),
+        }
     }
 }
 
@@ -73,7 +85,8 @@ impl<T: Outgoing> Frame<T> {
     /// Serialises `message` to its wire form. Debug builds (and so the tests) also check it
     /// against the contract, so a server that sends what the contract forbids fails loudly.
     pub fn new(message: &T) -> Result<Frame<T>, SendError> {
-        let text = serde_json::to_string(message)
+        let text = message
+            .to_text()
             .map_err(|error| SendError::Serialize(error.to_string()))?;
         if cfg!(debug_assertions) {
             let value: serde_json::Value = serde_json::from_str(&text)
@@ -81,7 +94,7 @@ impl<T: Outgoing> Frame<T> {
             T::check(&value).map_err(contract_error)?;
         }
         Ok(Frame {
-            text: Utf8Bytes::from(text),
+            text,
             message: PhantomData,
         })
     }

@@ -7,6 +7,7 @@
 //! - [`Handshake`] and [`Reject`]: what an `on_connect` hook sees and how it refuses (an HTTP
 //!   status before the upgrade, or a close code after it).
 //! - [`Validator`]: the contract's JSON Schemas, checked on every inbound frame.
+//! - [`Json`]: a payload the contract lets be any JSON value, kept as its compact text.
 //! - [`address::Template`]: channel addresses matched exactly at the handshake, and filled in.
 //! - [`socket::upgrade`]: the per-connection loop (read, write, keepalive, limits, close
 //!   codes), which parses and decodes every text frame before a handler sees it.
@@ -27,6 +28,7 @@ pub mod address;
 pub mod client;
 pub mod connection;
 mod handshake;
+mod json;
 pub mod observe;
 pub mod serve;
 pub mod socket;
@@ -35,6 +37,7 @@ mod validate;
 
 pub use connection::{Connection, Frame, Outgoing, SendError};
 pub use handshake::{Handshake, ParamProblem, ParamsError, Reject, params};
+pub use json::Json;
 pub use serve::Decode;
 pub use socket::{ChannelError, Config, FrameError};
 pub use validate::{Validator, Violation, Violations};
@@ -57,8 +60,8 @@ pub mod prelude {
     };
     pub use crate::socket::{Config, SocketHandler};
     pub use crate::{
-        ChannelError, Connection, Frame, FrameError, Handshake, Outgoing, ParamsError, Payload,
-        Reject, SendError, Validator, Violations, params,
+        ChannelError, Connection, Frame, FrameError, Handshake, Json, Outgoing, ParamsError,
+        Payload, Reject, SendError, Validator, Violations, params,
     };
 }
 
@@ -84,4 +87,10 @@ pub use uuid;
 pub trait Payload: serde::Serialize {
     /// The contract's schema for this type.
     fn validator() -> &'static Validator;
+
+    /// The payload's JSON text, when it is kept as text ([`Json`], for a schema that allows
+    /// any JSON): a frame of it is that text, shared, with nothing serialised.
+    fn json(&self) -> Option<&Json> {
+        None
+    }
 }

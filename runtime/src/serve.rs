@@ -38,6 +38,12 @@ pub trait Decode: Sized {
         let value = socket::parse_json(text)?;
         Self::decode(Candidate::Owned(value)).map_err(FrameError::Contract)
     }
+
+    /// [`Decode::from_text`] for a frame as the socket read it. A message that is any JSON,
+    /// kept as text ([`crate::Json`]), overrides it to share the frame's bytes.
+    fn from_frame(text: &Utf8Bytes) -> Result<Self, FrameError> {
+        Self::from_text(text.as_str())
+    }
 }
 
 /// A JSON value on its way to a message: owned when the message may keep it (a frame just

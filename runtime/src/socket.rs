@@ -285,6 +285,11 @@ pub enum FrameError {
 }
 
 impl FrameError {
+    /// A frame that is not JSON, with serde_json's account of where.
+    pub fn not_json(error: serde_json::Error) -> FrameError {
+        FrameError::NotJson(error.to_string())
+    }
+
     /// The close code a server answers this with when it does not send an error message.
     pub fn close_code(&self) -> u16 {
         match self {
@@ -368,7 +373,7 @@ impl std::error::Error for ChannelError {}
 
 /// Parses a text frame as JSON.
 pub fn parse_json(text: &str) -> Result<Value, FrameError> {
-    serde_json::from_str(text).map_err(|error| FrameError::NotJson(error.to_string()))
+    serde_json::from_str(text).map_err(FrameError::not_json)
 }
 
 /// What the generated code plugs into [`upgrade`]: one per endpoint (channel address). The socket
@@ -707,7 +712,7 @@ async fn run<H: SocketHandler>(
                         // written below, so they need not wake this loop.
                         queue.replying(true);
                         let reply = match message {
-                            Message::Text(text) => match H::Inbound::from_text(text.as_str()) {
+                            Message::Text(text) => match H::Inbound::from_frame(&text) {
                                 Ok(message) => handler.on_message(connection, message).await,
                                 Err(error) => {
                                     handler.on_invalid(connection, error).await;

@@ -42,6 +42,29 @@ async fn echo_keeps_extra_fields_and_non_ascii_compact() {
     assert_eq!(text, r#"{"message":"Zürich ☔","extra":[1,2]}"#);
 }
 
+/// Echo keeps the frame's text (no tree is built), so the server's JSON form is written by the
+/// text's rewriting: escapes and numbers as serde_json (and the old service's `json.dumps`)
+/// write them; a name given twice comes back twice, as sent.
+#[tokio::test]
+async fn echo_writes_escapes_and_numbers_in_the_servers_form() {
+    let server = TestServer::start().await;
+    let mut client = connect(&server).await;
+    for (sent, expected) in [
+        (r#"{"a":"\u00fc\/","n":1e2}"#, r#"{"a":"ü/","n":100.0}"#),
+        ("[ 1 ,\n 2.50 ]", "[1,2.5]"),
+        (r#"{"a":1,"a":2}"#, r#"{"a":1,"a":2}"#),
+        (r#""tab\there""#, r#""tab\there""#),
+    ] {
+        within("send", client.raw().send_text(sent))
+            .await
+            .expect("send");
+        let text = within("reply", client.raw().recv_text())
+            .await
+            .unwrap_or_else(|error| panic!("{sent}: {error:?}"));
+        assert_eq!(text, expected, "sent {sent}");
+    }
+}
+
 #[tokio::test]
 async fn a_frame_that_is_not_json_is_closed_with_1003() {
     let server = TestServer::start().await;

@@ -64,7 +64,7 @@ async fn a_connection_that_answers_pings_outlives_the_idle_timeout() {
     // and sends nothing else: five idle timeouts of pings and pongs only.
     let quiet = tokio::time::timeout(std::time::Duration::from_millis(1000), client.recv()).await;
     assert!(quiet.is_err(), "only pings came, then: {quiet:?}");
-    let hello = EchoMessage(serde_json::json!({"message": "still here"}));
+    let hello = EchoMessage(serde_json::json!({"message": "still here"}).into());
     within("send", client.send_echo(&hello)).await.unwrap();
     match within("reply", client.recv()).await {
         Ok(EchoOutbound::Echo(reply)) => assert_eq!(reply, hello),

@@ -386,7 +386,7 @@ pub(crate) fn message_enum(
         let validator = super::types::validator_ident(&contract.schemas[schema]);
         let build = if plan.any_json.contains(&id) {
             let payload = payload_type(contract, id);
-            let message = quote!(#payload(value.into_value()));
+            let message = quote!(#payload(::wfs_runtime::Json::from_value(value.value())));
             if plan.boxed(id, messages) {
                 quote!(|value| Ok(Self::#variant(Box::new(#message))))
             } else {
@@ -412,6 +412,7 @@ pub(crate) fn message_enum(
             quote!(first_match(value, &[#(#decoders),*]))
         }
     };
+    let from_text = as_text(contract, plan, messages);
     quote! {
         #[doc = #doc]
         #[derive(Debug, Clone, PartialEq, ::wfs_runtime::serde::Serialize)]
@@ -424,7 +425,61 @@ pub(crate) fn message_enum(
             fn decode(value: Candidate<'_>) -> Result<Self, Vec<Violations>> {
                 #body
             }
+            #from_text
         }
+    }
+}
+
+/// For a channel whose one message is any JSON, kept as text, with nothing its schema could
+/// refuse: the frame's text is checked as JSON and kept (shared, when compact already), with
+/// no tree built and no schema run. `None` for every other channel, which decodes through a
+/// `Value`.
+fn as_text(contract: &Contract, plan: &ChannelPlan, messages: &[MessageId]) -> Option<TokenStream> {
+    let [id] = messages else { return None };
+    let schema = contract.messages[*id].payload?;
+    if !plan.any_json.contains(id) || !asserts_nothing(&contract.schemas[schema].value) {
+        return None;
+    }
+    let variant = variant_ident(contract, *id);
+    let payload = payload_type(contract, *id);
+    let message = if plan.boxed(*id, messages) {
+        quote!(|json| Self::#variant(Box::new(#payload(json))))
+    } else {
+        quote!(|json| Self::#variant(#payload(json)))
+    };
+    Some(quote! {
+        fn from_text(text: &str) -> Result<Self, FrameError> {
+            ::wfs_runtime::Json::from_text(text).map(#message).map_err(FrameError::not_json)
+        }
+
+        fn from_frame(text: &::wfs_runtime::tokio_tungstenite::tungstenite::Utf8Bytes) -> Result<Self, FrameError> {
+            ::wfs_runtime::Json::from_frame(text).map(#message).map_err(FrameError::not_json)
+        }
+    })
+}
+
+/// Whether `schema` accepts every JSON value: `true`, or only annotations (a description,
+/// examples, ...), which the validator reads but does not check.
+fn asserts_nothing(schema: &Value) -> bool {
+    const ANNOTATIONS: &[&str] = &[
+        "$schema",
+        "$id",
+        "$comment",
+        "title",
+        "description",
+        "examples",
+        "example",
+        "default",
+        "deprecated",
+        "readOnly",
+        "writeOnly",
+    ];
+    match schema {
+        Value::Bool(accepts) => *accepts,
+        Value::Object(keywords) => keywords
+            .keys()
+            .all(|keyword| ANNOTATIONS.contains(&keyword.as_str()) || keyword.starts_with("x-")),
+        _ => false,
     }
 }
 
@@ -1574,6 +1629,27 @@ fn operation_correlation(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_schema_of_annotations_asserts_nothing() {
+        for schema in [
+            json!(true),
+            json!({}),
+            json!({"description": "Any JSON.", "examples": [1, "a"], "x-note": 1}),
+        ] {
+            assert!(asserts_nothing(&schema), "{schema}");
+        }
+        // Each of these refuses some value, so a frame must be checked against it.
+        for schema in [
+            json!(false),
+            json!({"not": {"type": "null"}}),
+            json!({"description": "Text.", "format": "uuid"}),
+            json!({"if": {"type": "object"}, "then": {"required": ["a"]}}),
+            json!({"minLength": 1}),
+        ] {
+            assert!(!asserts_nothing(&schema), "{schema}");
+        }
+    }
 
     #[test]
     fn urls_are_served_at_their_path() {

@@ -19,24 +19,24 @@ pub mod types {
     )]
     #[serde(crate = "::wfs_runtime::serde")]
     #[serde(transparent)]
-    pub struct Anything(pub ::wfs_runtime::serde_json::Value);
+    pub struct Anything(pub ::wfs_runtime::Json);
 
     impl ::std::ops::Deref for Anything {
-        type Target = ::wfs_runtime::serde_json::Value;
+        type Target = ::wfs_runtime::Json;
 
-        fn deref(&self) -> &::wfs_runtime::serde_json::Value {
+        fn deref(&self) -> &::wfs_runtime::Json {
             &self.0
         }
     }
 
-    impl ::std::convert::From<Anything> for ::wfs_runtime::serde_json::Value {
+    impl ::std::convert::From<Anything> for ::wfs_runtime::Json {
         fn from(value: Anything) -> Self {
             value.0
         }
     }
 
-    impl ::std::convert::From<::wfs_runtime::serde_json::Value> for Anything {
-        fn from(value: ::wfs_runtime::serde_json::Value) -> Self {
+    impl ::std::convert::From<::wfs_runtime::Json> for Anything {
+        fn from(value: ::wfs_runtime::Json) -> Self {
             Self(value)
         }
     }
@@ -213,6 +213,10 @@ pub mod types {
     impl ::wfs_runtime::Payload for Anything {
         fn validator() -> &'static ::wfs_runtime::Validator {
             &super::schemas::ANYTHING
+        }
+
+        fn json(&self) -> Option<&::wfs_runtime::Json> {
+            Some(&self.0)
         }
     }
 }
@@ -642,7 +646,11 @@ pub mod cards {
                     Decoder::checked(
                         &super::schemas::ANYTHING,
                         |value| Ok(
-                            Self::Anything(super::types::Anything(value.into_value())),
+                            Self::Anything(
+                                super::types::Anything(
+                                    ::wfs_runtime::Json::from_value(value.value()),
+                                ),
+                            ),
                         ),
                     ),
                 ],
