@@ -37,11 +37,11 @@ impl Json {
     }
 
     /// [`Json::from_text`] for a frame as tungstenite read it: when it is compact already, the
-    /// value shares its bytes instead of copying them.
-    pub fn from_frame(text: &Utf8Bytes) -> Result<Json, serde_json::Error> {
+    /// value is the frame's bytes, taken rather than copied.
+    pub fn from_frame(text: Utf8Bytes) -> Result<Json, serde_json::Error> {
         Ok(match compact(text.as_str())? {
             Some(rewritten) => Json::from_written(rewritten),
-            None => Json(text.clone()),
+            None => Json(text),
         })
     }
 
@@ -90,7 +90,7 @@ fn compact(text: &str) -> Result<Option<Vec<u8>>, serde_json::Error> {
         own: None,
     };
     let mut source = serde_json::Deserializer::from_str(text);
-    Compact(&mut written).deserialize(&mut source)?;
+    Compact::new(&mut written, Source::Text).deserialize(&mut source)?;
     source.end()?;
     Ok(written.finish())
 }
@@ -122,6 +122,11 @@ impl io::Write for Rewritten<'_> {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
         match &mut self.own {
             Some(own) => own.extend_from_slice(bytes),
+            // A string the source holds without escapes is written from the source itself:
+            // the same bytes at the same place, which need no comparing.
+            None if std::ptr::eq(self.source[self.agreed..].as_ptr(), bytes.as_ptr()) => {
+                self.agreed += bytes.len();
+            }
             None if self.source[self.agreed..].starts_with(bytes) => self.agreed += bytes.len(),
             None => {
                 let mut own = Vec::with_capacity(self.source.len());
@@ -189,22 +194,44 @@ impl Serialize for Json {
 impl<'de> Deserialize<'de> for Json {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Json, D::Error> {
         let mut written = Vec::new();
-        Compact(&mut written).deserialize(deserializer)?;
+        Compact::new(&mut written, Source::Other).deserialize(deserializer)?;
         Ok(Json::from_written(written))
     }
 }
 
-/// Writes the value a deserializer yields into `.0` as serde_json writes it. Each scalar goes
+/// Writes the value a deserializer yields into `out` as serde_json writes it. Each scalar goes
 /// through serde_json's own writer, so escapes and number forms are the ones a [`Value`] gets.
-struct Compact<'w, W>(&'w mut W);
+struct Compact<'w, W> {
+    out: &'w mut W,
+    source: Source,
+}
 
-impl<W: io::Write> Compact<'_, W> {
+/// What the deserializer reads.
+#[derive(Clone, Copy, PartialEq)]
+enum Source {
+    /// JSON text, through serde_json: a string it lends (rather than unescapes into a copy)
+    /// had no escapes there, so it holds no character that needs one.
+    Text,
+    /// Anything else (a [`Value`]), whose strings may hold any character.
+    Other,
+}
+
+impl<'w, W: io::Write> Compact<'w, W> {
+    fn new(out: &'w mut W, source: Source) -> Compact<'w, W> {
+        Compact { out, source }
+    }
+
+    /// The same writer and source, for a value inside this one.
+    fn inner(&mut self) -> Compact<'_, W> {
+        Compact::new(&mut *self.out, self.source)
+    }
+
     fn scalar<T: Serialize + ?Sized, E: de::Error>(self, value: &T) -> Result<(), E> {
-        serde_json::to_writer(&mut *self.0, value).map_err(E::custom)
+        serde_json::to_writer(&mut *self.out, value).map_err(E::custom)
     }
 
     fn punctuation<E: de::Error>(&mut self, mark: &[u8]) -> Result<(), E> {
-        self.0.write_all(mark).map_err(E::custom)
+        self.out.write_all(mark).map_err(E::custom)
     }
 }
 
@@ -243,6 +270,18 @@ impl<'de, W: io::Write> Visitor<'de> for Compact<'_, W> {
         self.scalar(value)
     }
 
+    /// A string that had no escapes in the text holds no character that needs one (a quote,
+    /// a backslash or a control character would have had to be escaped there), so it is
+    /// written as it is, between quotes.
+    fn visit_borrowed_str<E: de::Error>(mut self, value: &'de str) -> Result<(), E> {
+        if self.source != Source::Text {
+            return self.scalar(value);
+        }
+        self.punctuation(b"\"")?;
+        self.punctuation(value.as_bytes())?;
+        self.punctuation(b"\"")
+    }
+
     fn visit_unit<E: de::Error>(mut self) -> Result<(), E> {
         self.punctuation(b"null")
     }
@@ -259,7 +298,7 @@ impl<'de, W: io::Write> Visitor<'de> for Compact<'_, W> {
         self.punctuation(b"[")?;
         let mut first = true;
         while items
-            .next_element_seed(Separated(&mut *self.0, !first))?
+            .next_element_seed(Separated(self.inner(), !first))?
             .is_some()
         {
             first = false;
@@ -272,12 +311,12 @@ impl<'de, W: io::Write> Visitor<'de> for Compact<'_, W> {
         let mut first = true;
         // A name is a string: written as one, escaped as serde_json escapes it.
         while members
-            .next_key_seed(Separated(&mut *self.0, !first))?
+            .next_key_seed(Separated(self.inner(), !first))?
             .is_some()
         {
             first = false;
             self.punctuation(b":")?;
-            members.next_value_seed(Compact(&mut *self.0))?;
+            members.next_value_seed(self.inner())?;
         }
         self.punctuation(b"}")
     }
@@ -285,17 +324,17 @@ impl<'de, W: io::Write> Visitor<'de> for Compact<'_, W> {
 
 /// An element of an array or a member name: a comma first unless it is the first. The comma
 /// is written only once there is an element, since the access only says so by yielding one.
-struct Separated<'w, W>(&'w mut W, bool);
+struct Separated<'w, W>(Compact<'w, W>, bool);
 
 impl<'de, W: io::Write> DeserializeSeed<'de> for Separated<'_, W> {
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        let Separated(out, comma) = self;
+        let Separated(mut value, comma) = self;
         if comma {
-            out.write_all(b",").map_err(de::Error::custom)?;
+            value.punctuation(b",")?;
         }
-        Compact(out).deserialize(deserializer)
+        value.deserialize(deserializer)
     }
 }
 
@@ -337,13 +376,28 @@ mod tests {
     #[test]
     fn compact_frames_share_their_bytes() {
         let frame = Utf8Bytes::from(r#"{"message":"hi","n":[1,2]}"#);
-        let json = Json::from_frame(&frame).expect("JSON");
-        assert_eq!(json.as_str().as_ptr(), frame.as_str().as_ptr());
+        let bytes = frame.as_str().as_ptr();
+        let json = Json::from_frame(frame).expect("JSON");
+        assert_eq!(json.as_str().as_ptr(), bytes);
 
         let spaced = Utf8Bytes::from(r#"{"message": "hi"}"#);
-        let json = Json::from_frame(&spaced).expect("JSON");
+        let bytes = spaced.as_str().as_ptr();
+        let json = Json::from_frame(spaced).expect("JSON");
         assert_eq!(json.as_str(), r#"{"message":"hi"}"#);
-        assert_ne!(json.as_str().as_ptr(), spaced.as_str().as_ptr());
+        assert_ne!(json.as_str().as_ptr(), bytes);
+    }
+
+    #[test]
+    fn strings_from_a_value_are_escaped() {
+        // A `Value` lends its strings unescaped: they must not be written as they are.
+        let value = serde_json::json!({"q\"": ["a\"b\\c\n\u{1}", "plain"]});
+        let json: Json = serde_json::from_value(value.clone()).expect("any value");
+        assert_eq!(
+            json.as_str(),
+            serde_json::to_string(&value).expect("serialises")
+        );
+        let json: Json = Deserialize::deserialize(&value).expect("any value");
+        assert_eq!(json.as_str(), r#"{"q\"":["a\"b\\c\n\u0001","plain"]}"#);
     }
 
     #[test]

@@ -40,8 +40,8 @@ pub trait Decode: Sized {
     }
 
     /// [`Decode::from_text`] for a frame as the socket read it. A message that is any JSON,
-    /// kept as text ([`crate::Json`]), overrides it to share the frame's bytes.
-    fn from_frame(text: &Utf8Bytes) -> Result<Self, FrameError> {
+    /// kept as text ([`crate::Json`]), overrides it to keep the frame's bytes.
+    fn from_frame(text: Utf8Bytes) -> Result<Self, FrameError> {
         Self::from_text(text.as_str())
     }
 }

@@ -712,7 +712,7 @@ async fn run<H: SocketHandler>(
                         // written below, so they need not wake this loop.
                         queue.replying(true);
                         let reply = match message {
-                            Message::Text(text) => match H::Inbound::from_frame(&text) {
+                            Message::Text(text) => match H::Inbound::from_frame(text) {
                                 Ok(message) => handler.on_message(connection, message).await,
                                 Err(error) => {
                                     handler.on_invalid(connection, error).await;

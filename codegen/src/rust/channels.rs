@@ -452,7 +452,7 @@ fn as_text(contract: &Contract, plan: &ChannelPlan, messages: &[MessageId]) -> O
             ::wfs_runtime::Json::from_text(text).map(#message).map_err(FrameError::not_json)
         }
 
-        fn from_frame(text: &::wfs_runtime::tokio_tungstenite::tungstenite::Utf8Bytes) -> Result<Self, FrameError> {
+        fn from_frame(text: ::wfs_runtime::tokio_tungstenite::tungstenite::Utf8Bytes) -> Result<Self, FrameError> {
             ::wfs_runtime::Json::from_frame(text).map(#message).map_err(FrameError::not_json)
         }
     })
