@@ -16,6 +16,16 @@ async fn connect(server: &TestServer) -> EchoClient {
     .expect("echo handshake accepted")
 }
 
+/// Sends `sent` as a text frame of its own and gives the text of the reply.
+async fn echoed(client: &mut EchoClient, sent: &str) -> String {
+    within("send", client.raw().send_text(sent))
+        .await
+        .expect("send");
+    within("reply", client.raw().recv_text())
+        .await
+        .unwrap_or_else(|error| panic!("no reply to {sent}: {error:?}"))
+}
+
 #[tokio::test]
 async fn echo_returns_the_message() {
     let server = TestServer::start().await;
@@ -33,13 +43,10 @@ async fn echo_keeps_extra_fields_and_non_ascii_compact() {
     let server = TestServer::start().await;
     let mut client = connect(&server).await;
     let sent = r#"{"message": "Zürich ☔", "extra": [1, 2]}"#;
-    within("send", client.raw().send_text(sent))
-        .await
-        .expect("send");
-    let text = within("reply", client.raw().recv_text())
-        .await
-        .expect("reply");
-    assert_eq!(text, r#"{"message":"Zürich ☔","extra":[1,2]}"#);
+    assert_eq!(
+        echoed(&mut client, sent).await,
+        r#"{"message":"Zürich ☔","extra":[1,2]}"#
+    );
 }
 
 /// Echo keeps the frame's text (no tree is built), so the server's JSON form is written by the
@@ -55,13 +62,7 @@ async fn echo_writes_escapes_and_numbers_in_the_servers_form() {
         (r#"{"a":1,"a":2}"#, r#"{"a":1,"a":2}"#),
         (r#""tab\there""#, r#""tab\there""#),
     ] {
-        within("send", client.raw().send_text(sent))
-            .await
-            .expect("send");
-        let text = within("reply", client.raw().recv_text())
-            .await
-            .unwrap_or_else(|error| panic!("{sent}: {error:?}"));
-        assert_eq!(text, expected, "sent {sent}");
+        assert_eq!(echoed(&mut client, sent).await, expected, "sent {sent}");
     }
 }
 
@@ -95,13 +96,7 @@ async fn any_json_value_comes_back_unchanged() {
         r#"{"text":"no message field","z":1,"a":2}"#,
         r#""Zürich ☔""#,
     ] {
-        within("send", client.raw().send_text(sent))
-            .await
-            .expect("send");
-        let text = within("reply", client.raw().recv_text())
-            .await
-            .unwrap_or_else(|error| panic!("{sent}: {error:?}"));
-        assert_eq!(text, sent);
+        assert_eq!(echoed(&mut client, sent).await, sent);
     }
     // Through the typed client too: the contract says any JSON value.
     let value: EchoMessage = serde_json::from_value(serde_json::json!(["typed", 2])).unwrap();
