@@ -1426,7 +1426,7 @@ fn describe(scenario: Scenario, result: Option<&Value>) -> String {
     };
     match scenario {
         Scenario::Echo => format!(
-            "{} connections on `/ws/v1/echo`, each sending `{{\"message\":\"x…\"}}` (32 characters) as soon as its previous reply is back; {} s measured after a warm-up. RTT is send to reply, every message. Server CPU per echo is the server process's CPU time (`/proc/<pid>/stat`, user + system) over the window divided by the round trips: it does not depend on whether the load generator saturates.",
+            "{} connections on `/ws/v1/echo`, each sending `{{\"message\":\"x…\"}}` (32 characters) as soon as its previous reply is back; {} s measured after a warm-up. RTT is send to reply, every message. Server CPU per echo is the server process's CPU time (user + system: its threads' nanoseconds on a CPU, `/proc/<pid>/task/*/schedstat`) over the window divided by the round trips: it does not depend on whether the load generator saturates.",
             get("/connections"),
             get("/duration_s")
         ),
@@ -1624,7 +1624,7 @@ impl Report<'_> {
         let _ = writeln!(out, "| duration | {:.0} s |", self.took.as_secs_f64());
         let _ = writeln!(
             out,
-            "\nEach scenario ran {} time(s) against each server, interleaved (A B C A B C ...), each time on a fresh server process. Each cell is the median of the runs, then (when they differ) the lowest–highest of them, then the median divided by the median of (a) and of (c), in that order (`0.95× · 12×`). For throughput higher is better; for latency, CPU time and memory lower is. Server CPU per operation is the server process's user + system time (`/proc/<pid>/stat`) over the measured window divided by the operations: unlike throughput, it does not depend on whether the load generator saturates.",
+            "\nEach scenario ran {} time(s) against each server, interleaved (A B C A B C ...), each time on a fresh server process. Each cell is the median of the runs, then (when they differ) the lowest–highest of them, then the median divided by the median of (a) and of (c), in that order (`0.95× · 12×`). For throughput higher is better; for latency, CPU time and memory lower is. Server CPU per operation is the server process's user + system time over the measured window (its threads' nanoseconds on a CPU, `/proc/<pid>/task/*/schedstat`; the 10 ms ticks of `/proc/<pid>/stat` when a thread ended in the window) divided by the operations: unlike throughput, it does not depend on whether the load generator saturates.",
             self.options.runs
         );
     }
@@ -1890,7 +1890,7 @@ impl Report<'_> {
             out,
             "\n## Targets\n\nEach figure is the median of the runs. Against the ceiling, the ratio of the medians decides; beside it, the ratio of each round's pair of runs (the two ran one after the other), their median and lowest–highest: how far the host moved the ratio itself.\n\n| target | measured | |\n|---|---|---|"
         );
-        // CPU time is counted in 10 ms ticks: at smoke sizes the ratios mean nothing.
+        // At smoke sizes a window holds a few milliseconds of CPU: the ratios mean nothing.
         let judged = !self.options.smoke;
         let ours = self.median(Scenario::Echo, Server::Wfs, echo_cpu_us);
         let ceiling = self
