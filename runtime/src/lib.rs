@@ -50,6 +50,7 @@ pub mod prelude {
     pub use std::sync::Arc;
 
     pub use serde_json::Value;
+    pub use tokio_tungstenite::tungstenite::Utf8Bytes;
     pub use uuid::Uuid;
 
     pub use crate::address::{Piece, Template};

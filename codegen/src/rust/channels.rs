@@ -386,7 +386,7 @@ pub(crate) fn message_enum(
         let validator = super::types::validator_ident(&contract.schemas[schema]);
         let build = if plan.any_json.contains(&id) {
             let payload = payload_type(contract, id);
-            let message = quote!(#payload(::wfs_runtime::Json::from_value(value.value())));
+            let message = quote!(#payload(Json::from_value(value.value())));
             if plan.boxed(id, messages) {
                 quote!(|value| Ok(Self::#variant(Box::new(#message))))
             } else {
@@ -449,11 +449,11 @@ fn as_text(contract: &Contract, plan: &ChannelPlan, messages: &[MessageId]) -> O
     };
     Some(quote! {
         fn from_text(text: &str) -> Result<Self, FrameError> {
-            ::wfs_runtime::Json::from_text(text).map(#message).map_err(FrameError::not_json)
+            Json::from_text(text).map(#message).map_err(FrameError::not_json)
         }
 
-        fn from_frame(text: ::wfs_runtime::tokio_tungstenite::tungstenite::Utf8Bytes) -> Result<Self, FrameError> {
-            ::wfs_runtime::Json::from_frame(text).map(#message).map_err(FrameError::not_json)
+        fn from_frame(text: Utf8Bytes) -> Result<Self, FrameError> {
+            Json::from_frame(text).map(#message).map_err(FrameError::not_json)
         }
     })
 }

@@ -647,9 +647,7 @@ pub mod cards {
                         &super::schemas::ANYTHING,
                         |value| Ok(
                             Self::Anything(
-                                super::types::Anything(
-                                    ::wfs_runtime::Json::from_value(value.value()),
-                                ),
+                                super::types::Anything(Json::from_value(value.value())),
                             ),
                         ),
                     ),
