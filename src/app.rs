@@ -42,21 +42,8 @@ impl std::fmt::Debug for App {
     }
 }
 
-/// How much alert history each city keeps: at most `keep` alerts, none older than `max_age`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HistoryPolicy {
-    pub keep: u32,
-    pub max_age: std::time::Duration,
-}
-
-impl Default for HistoryPolicy {
-    fn default() -> HistoryPolicy {
-        HistoryPolicy {
-            keep: 1000,
-            max_age: std::time::Duration::from_secs(7 * 24 * 3600),
-        }
-    }
-}
+/// How much alert history each city keeps (the store prunes to it as it stores each alert).
+pub use crate::store::alerts::HistoryPolicy;
 
 /// The contract's `Alert` for a stored alert.
 pub fn alert_payload(stored: store::StoredAlert) -> Result<Alert, wfs_runtime::SendError> {
@@ -147,7 +134,7 @@ impl App {
         // order even when several instances publish for the same city.
         let inserted = self
             .store
-            .insert_alert_then(city, message, |stored| async move {
+            .insert_alert_then(city, message, self.history, |stored| async move {
                 let id = stored.id;
                 let alert = alert_payload(stored)?;
                 // Serialised once here, for every subscriber on every instance.
@@ -169,14 +156,6 @@ impl App {
         };
         let alert = published?;
         self.metrics.published("alert", started.elapsed());
-        if let Err(error) = self
-            .store
-            .prune_alerts(city, self.history.keep, self.history.max_age)
-            .await
-        {
-            // The alert is stored and goes out; an old one kept a little longer harms no one.
-            tracing::warn!(%error, "alert history not pruned");
-        }
         Ok(Some(alert))
     }
 

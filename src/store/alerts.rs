@@ -2,6 +2,7 @@
 //! history a reconnecting client catches up from, and its pruning.
 
 use chrono::{DateTime, Utc};
+use sqlx::AnyConnection;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use uuid::Uuid;
@@ -10,6 +11,22 @@ use super::{
     Backend, Result, Store, StoreError, is_foreign_key_violation, millis_to_datetime, parse_uuid,
     query_error,
 };
+
+/// How much alert history each city keeps: at most `keep` alerts, none older than `max_age`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryPolicy {
+    pub keep: u32,
+    pub max_age: std::time::Duration,
+}
+
+impl Default for HistoryPolicy {
+    fn default() -> HistoryPolicy {
+        HistoryPolicy {
+            keep: 1000,
+            max_age: std::time::Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
 
 /// An alert as stored: `id` only grows, `created_at` is at millisecond precision.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,10 +71,17 @@ impl Store {
     /// database's write lock meanwhile. Publishing from `then` makes alerts of every instance
     /// that shares this database reach the bus in id order: a second publisher's insert waits
     /// until the first one's alert has been handed on.
+    ///
+    /// The city's history is then pruned to `history` in the same transaction, so the alert,
+    /// the alerts it pushes out and the floor that records them (see
+    /// [`Store::history_floor`]) are committed together, with no trip to the pool of their
+    /// own. A prune that fails is logged and leaves the alert stored: older alerts are kept a
+    /// little longer, which harms no one.
     pub async fn insert_alert_then<T, F, Fut>(
         &self,
         city: Uuid,
         message: &str,
+        history: HistoryPolicy,
         then: F,
     ) -> Result<(StoredAlert, T)>
     where
@@ -109,6 +133,25 @@ impl Store {
             created_at: millis_to_datetime(created_at_ms)?,
         };
         let outcome = then(stored.clone()).await;
+        let pruned = match self.backend {
+            // A failed statement rolls back only itself: the transaction goes on.
+            Backend::Sqlite => prune(&mut transaction, city, history).await,
+            // A failed statement aborts the whole transaction, and the alert with it: the prune
+            // gets a savepoint to fall back to.
+            Backend::Postgres => match sqlx::Connection::begin(&mut *transaction).await {
+                Ok(mut savepoint) => match prune(&mut savepoint, city, history).await {
+                    Ok(()) => savepoint
+                        .commit()
+                        .await
+                        .map_err(query_error("pruning alerts")),
+                    Err(error) => Err(error),
+                },
+                Err(error) => Err(query_error("pruning alerts")(error)),
+            },
+        };
+        if let Err(error) = pruned {
+            tracing::warn!(%error, "alert history not pruned");
+        }
         transaction
             .commit()
             .await
@@ -137,53 +180,20 @@ impl Store {
         rows.iter().map(alert_from_row).collect()
     }
 
-    /// Keeps at most `keep` of `city`'s newest alerts, none older than `max_age`, and records
-    /// the highest id removed (see [`Store::history_floor`]).
-    pub async fn prune_alerts(
-        &self,
-        city: Uuid,
-        keep: u32,
-        max_age: std::time::Duration,
-    ) -> Result<()> {
-        let cutoff_ms =
-            Utc::now().timestamp_millis() - i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX);
-        // Two index searches, each finding only what goes: by age on (city_uuid, created_at),
-        // beyond `keep` on (city_uuid, id). Written as one `OR` over the city's alerts, the
-        // database reads every alert the city keeps on every publication.
-        let deleted = sqlx::query(
-            "DELETE FROM alerts WHERE id IN (\
-             SELECT id FROM alerts WHERE city_uuid = $1 AND created_at < $2 \
-             UNION ALL \
-             SELECT id FROM alerts WHERE city_uuid = $1 AND id <= \
-             (SELECT id FROM alerts WHERE city_uuid = $1 ORDER BY id DESC LIMIT 1 OFFSET $3)) \
-             RETURNING id",
-        )
-        .bind(city.to_string())
-        .bind(cutoff_ms)
-        .bind(i64::from(keep))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(query_error("pruning alerts"))?;
-        let mut highest = None;
-        for row in &deleted {
-            let id: i64 = row
-                .try_get("id")
-                .map_err(query_error("reading a pruned alert's id"))?;
-            highest = highest.max(Some(id));
-        }
-        if let Some(highest) = highest {
-            sqlx::query(
-                "INSERT INTO alert_history (city_uuid, pruned_through) VALUES ($1, $2) \
-                 ON CONFLICT (city_uuid) DO UPDATE SET pruned_through = excluded.pruned_through \
-                 WHERE alert_history.pruned_through < excluded.pruned_through",
-            )
-            .bind(city.to_string())
-            .bind(highest)
-            .execute(&self.pool)
+    /// Prunes `city`'s history to `history` on its own (publishing prunes inside
+    /// [`Store::insert_alert_then`]): the alerts removed and the floor that records them in one
+    /// transaction.
+    pub async fn prune_alerts(&self, city: Uuid, history: HistoryPolicy) -> Result<()> {
+        let mut transaction = self
+            .pool
+            .begin()
             .await
-            .map_err(query_error("recording pruned alerts"))?;
-        }
-        Ok(())
+            .map_err(query_error("pruning alerts"))?;
+        prune(&mut transaction, city, history).await?;
+        transaction
+            .commit()
+            .await
+            .map_err(query_error("pruning alerts"))
     }
 
     /// The highest alert id of `city` that was pruned (0 if none): a client that saw an older
@@ -222,6 +232,51 @@ impl Store {
         .map_err(query_error("listing missed alerts"))?;
         rows.iter().map(alert_from_row).collect()
     }
+}
+
+/// Keeps at most `history.keep` of `city`'s newest alerts, none older than
+/// `history.max_age`, and records the highest id removed (see [`Store::history_floor`]), on
+/// `connection`, inside the caller's transaction.
+async fn prune(connection: &mut AnyConnection, city: Uuid, history: HistoryPolicy) -> Result<()> {
+    let cutoff_ms = Utc::now().timestamp_millis()
+        - i64::try_from(history.max_age.as_millis()).unwrap_or(i64::MAX);
+    // Two index searches, each finding only what goes: by age on (city_uuid, created_at),
+    // beyond `keep` on (city_uuid, id). Written as one `OR` over the city's alerts, the
+    // database reads every alert the city keeps on every publication.
+    let deleted = sqlx::query(
+        "DELETE FROM alerts WHERE id IN (\
+             SELECT id FROM alerts WHERE city_uuid = $1 AND created_at < $2 \
+             UNION ALL \
+             SELECT id FROM alerts WHERE city_uuid = $1 AND id <= \
+             (SELECT id FROM alerts WHERE city_uuid = $1 ORDER BY id DESC LIMIT 1 OFFSET $3)) \
+             RETURNING id",
+    )
+    .bind(city.to_string())
+    .bind(cutoff_ms)
+    .bind(i64::from(history.keep))
+    .fetch_all(&mut *connection)
+    .await
+    .map_err(query_error("pruning alerts"))?;
+    let mut highest = None;
+    for row in &deleted {
+        let id: i64 = row
+            .try_get("id")
+            .map_err(query_error("reading a pruned alert's id"))?;
+        highest = highest.max(Some(id));
+    }
+    if let Some(highest) = highest {
+        sqlx::query(
+            "INSERT INTO alert_history (city_uuid, pruned_through) VALUES ($1, $2) \
+                 ON CONFLICT (city_uuid) DO UPDATE SET pruned_through = excluded.pruned_through \
+                 WHERE alert_history.pruned_through < excluded.pruned_through",
+        )
+        .bind(city.to_string())
+        .bind(highest)
+        .execute(&mut *connection)
+        .await
+        .map_err(query_error("recording pruned alerts"))?;
+    }
+    Ok(())
 }
 
 fn alert_from_row(row: &AnyRow) -> Result<StoredAlert> {
@@ -297,6 +352,36 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn publishing_prunes_in_the_alerts_own_transaction() {
+        let store = memory().await;
+        bounded(async {
+            let cairo = city_uuid("Cairo");
+            let history = HistoryPolicy {
+                keep: 2,
+                max_age: std::time::Duration::from_secs(3600),
+            };
+            let mut ids = Vec::new();
+            for n in 0..4 {
+                let (stored, ()) = store
+                    .insert_alert_then(cairo, &n.to_string(), history, |_| async {})
+                    .await
+                    .unwrap();
+                ids.push(stored.id);
+            }
+            let kept: Vec<i64> = store
+                .alerts_after(cairo, 0, 10)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|alert| alert.id)
+                .collect();
+            assert_eq!(kept, ids[2..]);
+            assert_eq!(store.history_floor(cairo).await.unwrap(), ids[1]);
+        })
+        .await;
+    }
+
+    #[tokio::test]
     async fn pruning_keeps_the_newest_alerts_of_the_city_and_drops_those_past_the_age_limit() {
         let store = memory().await;
         bounded(async {
@@ -313,12 +398,30 @@ mod tests {
             };
 
             // Beyond `keep`: the oldest two go, and the floor is the newer of them.
-            store.prune_alerts(cairo, 3, hour).await.unwrap();
+            store
+                .prune_alerts(
+                    cairo,
+                    HistoryPolicy {
+                        keep: 3,
+                        max_age: hour,
+                    },
+                )
+                .await
+                .unwrap();
             let kept = listed(store.alerts_after(cairo, 0, 10).await.unwrap());
             assert_eq!(kept, ids[2..]);
             assert_eq!(store.history_floor(cairo).await.unwrap(), ids[1]);
             // Nothing more to prune: the floor stays.
-            store.prune_alerts(cairo, 3, hour).await.unwrap();
+            store
+                .prune_alerts(
+                    cairo,
+                    HistoryPolicy {
+                        keep: 3,
+                        max_age: hour,
+                    },
+                )
+                .await
+                .unwrap();
             assert_eq!(
                 listed(store.alerts_after(cairo, 0, 10).await.unwrap()),
                 kept
@@ -327,7 +430,13 @@ mod tests {
             // Past the age limit: every alert older than now goes, whatever `keep` allows.
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
             store
-                .prune_alerts(cairo, 100, std::time::Duration::ZERO)
+                .prune_alerts(
+                    cairo,
+                    HistoryPolicy {
+                        keep: 100,
+                        max_age: std::time::Duration::ZERO,
+                    },
+                )
                 .await
                 .unwrap();
             assert!(store.alerts_after(cairo, 0, 10).await.unwrap().is_empty());
