@@ -27,8 +27,8 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 pub struct Json(Utf8Bytes);
 
 impl Json {
-    /// Checks that `text` is one JSON value, in compact form; serde_json's error (with line and
-    /// column) when it is not JSON.
+    /// Checks that `text` is one JSON value and keeps it in compact form; serde_json's error
+    /// (with line and column) when it is not JSON.
     pub fn from_text(text: &str) -> Result<Json, serde_json::Error> {
         Ok(match compact(text)? {
             Some(rewritten) => Json::from_written(rewritten),
@@ -124,7 +124,10 @@ impl io::Write for Rewritten<'_> {
             Some(own) => own.extend_from_slice(bytes),
             // A string the source holds without escapes is written from the source itself:
             // the same bytes at the same place, which need no comparing.
-            None if std::ptr::eq(self.source[self.agreed..].as_ptr(), bytes.as_ptr()) => {
+            None if self.source[self.agreed..]
+                .get(..bytes.len())
+                .is_some_and(|here| std::ptr::eq(here.as_ptr(), bytes.as_ptr())) =>
+            {
                 self.agreed += bytes.len();
             }
             None if self.source[self.agreed..].starts_with(bytes) => self.agreed += bytes.len(),

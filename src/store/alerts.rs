@@ -351,6 +351,11 @@ mod tests {
         .await;
     }
 
+    /// The ids of `alerts`, in their order.
+    fn listed(alerts: Vec<StoredAlert>) -> Vec<i64> {
+        alerts.into_iter().map(|alert| alert.id).collect()
+    }
+
     #[tokio::test]
     async fn publishing_prunes_in_the_alerts_own_transaction() {
         let store = memory().await;
@@ -368,13 +373,7 @@ mod tests {
                     .unwrap();
                 ids.push(stored.id);
             }
-            let kept: Vec<i64> = store
-                .alerts_after(cairo, 0, 10)
-                .await
-                .unwrap()
-                .into_iter()
-                .map(|alert| alert.id)
-                .collect();
+            let kept = listed(store.alerts_after(cairo, 0, 10).await.unwrap());
             assert_eq!(kept, ids[2..]);
             assert_eq!(store.history_floor(cairo).await.unwrap(), ids[1]);
         })
@@ -393,35 +392,18 @@ mod tests {
                 ids.push(store.insert_alert(cairo, &n.to_string()).await.unwrap().id);
             }
             let elsewhere = store.insert_alert(tokyo, "elsewhere").await.unwrap();
-            let listed = |alerts: Vec<StoredAlert>| -> Vec<i64> {
-                alerts.into_iter().map(|alert| alert.id).collect()
+            let keep_three = HistoryPolicy {
+                keep: 3,
+                max_age: hour,
             };
 
             // Beyond `keep`: the oldest two go, and the floor is the newer of them.
-            store
-                .prune_alerts(
-                    cairo,
-                    HistoryPolicy {
-                        keep: 3,
-                        max_age: hour,
-                    },
-                )
-                .await
-                .unwrap();
+            store.prune_alerts(cairo, keep_three).await.unwrap();
             let kept = listed(store.alerts_after(cairo, 0, 10).await.unwrap());
             assert_eq!(kept, ids[2..]);
             assert_eq!(store.history_floor(cairo).await.unwrap(), ids[1]);
             // Nothing more to prune: the floor stays.
-            store
-                .prune_alerts(
-                    cairo,
-                    HistoryPolicy {
-                        keep: 3,
-                        max_age: hour,
-                    },
-                )
-                .await
-                .unwrap();
+            store.prune_alerts(cairo, keep_three).await.unwrap();
             assert_eq!(
                 listed(store.alerts_after(cairo, 0, 10).await.unwrap()),
                 kept
