@@ -79,7 +79,7 @@ impl AlertChannel for App {
         match session.since {
             None => self.hub.alert.subscribe(city, outlet),
             Some(since) => {
-                self.hub.alert.subscribe_catching_up(city, outlet);
+                self.subscribe_catching_up(city, outlet).await;
                 // Replayed from a task of its own, paced by the client, so the socket loop
                 // keeps draining the queue meanwhile.
                 tokio::spawn(replay(

@@ -154,9 +154,7 @@ pub async fn alert_stream(
     match resume_after {
         None => app.hub.alert.subscribe(city.uuid, outlet.clone()),
         Some(after) => {
-            app.hub
-                .alert
-                .subscribe_catching_up(city.uuid, outlet.clone());
+            app.subscribe_catching_up(city.uuid, outlet.clone()).await;
             tokio::spawn(catch_up(
                 app.metrics.replayed("sse"),
                 app.store.clone(),

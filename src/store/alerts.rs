@@ -72,8 +72,8 @@ impl Store {
     /// that shares this database reach the bus in id order: a second publisher's insert waits
     /// until the first one's alert has been handed on.
     ///
-    /// The city's history is then pruned to `history` in the same transaction, so the alert,
-    /// the alerts it pushes out and the floor that records them (see
+    /// Before `then`, the city's history is pruned to `history` in the same transaction, so
+    /// the alert, the alerts it pushes out and the floor that records them (see
     /// [`Store::history_floor`]) are committed together, with no trip to the pool of their
     /// own. A prune that fails is logged and leaves the alert stored: older alerts are kept a
     /// little longer, which harms no one.
@@ -132,7 +132,6 @@ impl Store {
             message: message.to_owned(),
             created_at: millis_to_datetime(created_at_ms)?,
         };
-        let outcome = then(stored.clone()).await;
         let pruned = match self.backend {
             // A failed statement rolls back only itself: the transaction goes on.
             Backend::Sqlite => prune(&mut transaction, city, history).await,
@@ -152,6 +151,10 @@ impl Store {
         if let Err(error) = pruned {
             tracing::warn!(%error, "alert history not pruned");
         }
+        // After the prune, not before it: what `then` hands on is committed right after, so
+        // that the window in which an alert is live but not yet in the store (a subscriber that
+        // starts catching up there reads neither) stays one commit wide.
+        let outcome = then(stored.clone()).await;
         transaction
             .commit()
             .await
