@@ -263,39 +263,38 @@ mod tests {
         assert!(cpu_seconds(Some(me)).is_some() && cpu_seconds(None).is_some());
     }
 
-    #[test]
-    fn a_window_is_measured_finer_than_a_clock_tick() {
-        let me = Some(std::process::id());
-        let before = CpuReading::of(me).expect("this process");
-        let spin = std::time::Instant::now();
-        while spin.elapsed() < std::time::Duration::from_millis(25) {
-            std::hint::black_box(spin.elapsed());
+    /// A reading of `seconds` in ticks and of `threads` (id, nanoseconds on a CPU).
+    fn reading(seconds: f64, threads: &[(u32, u64)]) -> CpuReading {
+        CpuReading {
+            seconds,
+            threads: threads.iter().copied().collect(),
         }
-        let used = before.until(&CpuReading::of(me).expect("this process"));
-        assert!(used > 0.0 && used < 5.0, "{used} s");
-        // Ticks give whole hundredths of a second; the threads' nanoseconds almost never do.
-        let hundredths = used * 100.0;
-        assert!(
-            (hundredths - hundredths.round()).abs() > 1e-6,
-            "{used} s is in ticks"
-        );
     }
 
     #[test]
-    fn a_thread_that_ends_in_the_window_is_still_counted() {
-        let me = Some(std::process::id());
-        let before = CpuReading::of(me).expect("this process");
-        std::thread::spawn(|| {
-            let spin = std::time::Instant::now();
-            while spin.elapsed() < std::time::Duration::from_millis(300) {
-                std::hint::black_box(spin.elapsed());
-            }
-        })
-        .join()
-        .expect("the spinning thread ends");
-        let used = before.until(&CpuReading::of(me).expect("this process"));
-        // Gone from the thread list, its ~0.3 s are in the ticks (less what the host took).
-        assert!(used >= 0.1, "{used} s");
+    fn a_window_is_measured_in_the_threads_nanoseconds() {
+        let before = reading(1.00, &[(1, 1_000_000_000), (2, 50_000_000)]);
+        // Thread 1 ran 23.4 ms, thread 2 nothing, thread 3 started and ran 5 ms: 28.4 ms, where
+        // the ticks say 20.
+        let later = reading(1.02, &[(1, 1_023_400_000), (2, 50_000_000), (3, 5_000_000)]);
+        assert!((before.until(&later) - 0.0284).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_thread_that_ends_in_the_window_leaves_the_figure_to_the_ticks() {
+        let before = reading(1.00, &[(1, 1_000_000_000), (2, 200_000_000)]);
+        // Thread 2 ran 300 ms more and ended: gone from the list, but in the ticks.
+        let later = reading(1.31, &[(1, 1_010_000_000)]);
+        assert!((before.until(&later) - 0.31).abs() < 1e-9);
+        // Without threads to read, the ticks are all there is.
+        assert!((reading(1.0, &[]).until(&reading(1.5, &[])) - 0.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn this_process_is_read_thread_by_thread() {
+        let me = CpuReading::of(Some(std::process::id())).expect("this process");
+        assert!(!me.threads.is_empty() && me.seconds >= 0.0);
+        assert!(CpuReading::of(None).is_some_and(|me| !me.threads.is_empty()));
     }
 
     #[test]

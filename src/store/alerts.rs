@@ -135,25 +135,15 @@ impl Store {
         let pruned = match self.backend {
             // A failed statement rolls back only itself: the transaction goes on.
             Backend::Sqlite => prune(&mut transaction, city, history).await,
-            // A failed statement aborts the whole transaction, and the alert with it: the prune
-            // gets a savepoint to fall back to.
-            Backend::Postgres => match sqlx::Connection::begin(&mut *transaction).await {
-                Ok(mut savepoint) => match prune(&mut savepoint, city, history).await {
-                    Ok(()) => savepoint
-                        .commit()
-                        .await
-                        .map_err(query_error("pruning alerts")),
-                    Err(error) => Err(error),
-                },
-                Err(error) => Err(query_error("pruning alerts")(error)),
-            },
+            // A failed statement aborts the whole transaction, and the alert with it.
+            Backend::Postgres => prune_in_savepoint(&mut transaction, city, history).await,
         };
         if let Err(error) = pruned {
             tracing::warn!(%error, "alert history not pruned");
         }
-        // After the prune, not before it: what `then` hands on is committed right after, so
-        // that the window in which an alert is live but not yet in the store (a subscriber that
-        // starts catching up there reads neither) stays one commit wide.
+        // `then` comes last, after the prune: what it hands on is committed right after, so the
+        // window in which an alert is live but not yet in the store (a subscriber that starts
+        // catching up there reads it from neither) stays one commit wide.
         let outcome = then(stored.clone()).await;
         transaction
             .commit()
@@ -183,9 +173,9 @@ impl Store {
         rows.iter().map(alert_from_row).collect()
     }
 
-    /// Prunes `city`'s history to `history` on its own (publishing prunes inside
-    /// [`Store::insert_alert_then`]): the alerts removed and the floor that records them in one
-    /// transaction.
+    /// Prunes `city`'s history to `history` on its own, in one transaction: for the tests, as
+    /// publishing prunes inside [`Store::insert_alert_then`].
+    #[cfg(test)]
     pub async fn prune_alerts(&self, city: Uuid, history: HistoryPolicy) -> Result<()> {
         let mut transaction = self
             .pool
@@ -248,11 +238,11 @@ async fn prune(connection: &mut AnyConnection, city: Uuid, history: HistoryPolic
     // database reads every alert the city keeps on every publication.
     let deleted = sqlx::query(
         "DELETE FROM alerts WHERE id IN (\
-             SELECT id FROM alerts WHERE city_uuid = $1 AND created_at < $2 \
-             UNION ALL \
-             SELECT id FROM alerts WHERE city_uuid = $1 AND id <= \
-             (SELECT id FROM alerts WHERE city_uuid = $1 ORDER BY id DESC LIMIT 1 OFFSET $3)) \
-             RETURNING id",
+         SELECT id FROM alerts WHERE city_uuid = $1 AND created_at < $2 \
+         UNION ALL \
+         SELECT id FROM alerts WHERE city_uuid = $1 AND id <= \
+         (SELECT id FROM alerts WHERE city_uuid = $1 ORDER BY id DESC LIMIT 1 OFFSET $3)) \
+         RETURNING id",
     )
     .bind(city.to_string())
     .bind(cutoff_ms)
@@ -270,8 +260,8 @@ async fn prune(connection: &mut AnyConnection, city: Uuid, history: HistoryPolic
     if let Some(highest) = highest {
         sqlx::query(
             "INSERT INTO alert_history (city_uuid, pruned_through) VALUES ($1, $2) \
-                 ON CONFLICT (city_uuid) DO UPDATE SET pruned_through = excluded.pruned_through \
-                 WHERE alert_history.pruned_through < excluded.pruned_through",
+         ON CONFLICT (city_uuid) DO UPDATE SET pruned_through = excluded.pruned_through \
+         WHERE alert_history.pruned_through < excluded.pruned_through",
         )
         .bind(city.to_string())
         .bind(highest)
@@ -280,6 +270,24 @@ async fn prune(connection: &mut AnyConnection, city: Uuid, history: HistoryPolic
         .map_err(query_error("recording pruned alerts"))?;
     }
     Ok(())
+}
+
+/// [`prune`] under a savepoint of `transaction`, for PostgreSQL: a statement that fails there
+/// aborts the whole transaction, so a failed prune rolls back to the savepoint instead (when
+/// the savepoint is dropped) and the alert is still committed.
+async fn prune_in_savepoint(
+    transaction: &mut AnyConnection,
+    city: Uuid,
+    history: HistoryPolicy,
+) -> Result<()> {
+    let mut savepoint = sqlx::Connection::begin(transaction)
+        .await
+        .map_err(query_error("pruning alerts"))?;
+    prune(&mut savepoint, city, history).await?;
+    savepoint
+        .commit()
+        .await
+        .map_err(query_error("pruning alerts"))
 }
 
 fn alert_from_row(row: &AnyRow) -> Result<StoredAlert> {
