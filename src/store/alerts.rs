@@ -2,9 +2,8 @@
 //! history a reconnecting client catches up from, and its pruning.
 
 use chrono::{DateTime, Utc};
-use sqlx::AnyConnection;
-use sqlx::Row;
 use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Connection, Row};
 use uuid::Uuid;
 
 use super::{
@@ -74,8 +73,8 @@ impl Store {
     ///
     /// Before `then`, the city's history is pruned to `history` in the same transaction, so
     /// the alert, the alerts it pushes out and the floor that records them (see
-    /// [`Store::history_floor`]) are committed together, with no trip to the pool of their
-    /// own. A prune that fails is logged and leaves the alert stored: older alerts are kept a
+    /// [`Store::history_floor`]) are committed together. It all runs on the connection kept for
+    /// alerts ([`super::alert_writer`]), not one from the pool. A prune that fails is logged and leaves the alert stored: older alerts are kept a
     /// little longer, which harms no one.
     pub async fn insert_alert_then<T, F, Fut>(
         &self,
@@ -88,17 +87,37 @@ impl Store {
         F: FnOnce(StoredAlert) -> Fut,
         Fut: std::future::Future<Output = T>,
     {
+        self.alert_writer
+            .write(&self.pool, async |connection| {
+                self.insert_alert_then_on(connection, city, message, history, then)
+                    .await
+            })
+            .await
+    }
+
+    /// [`Store::insert_alert_then`] on `connection`, in a transaction of its own.
+    async fn insert_alert_then_on<T, F, Fut>(
+        &self,
+        connection: &mut AnyConnection,
+        city: Uuid,
+        message: &str,
+        history: HistoryPolicy,
+        then: F,
+    ) -> Result<(StoredAlert, T)>
+    where
+        F: FnOnce(StoredAlert) -> Fut,
+        Fut: std::future::Future<Output = T>,
+    {
         let start = query_error("starting an alert transaction");
         let mut transaction = match self.backend {
             // IMMEDIATE takes SQLite's write lock at once, so it is held across `then`.
-            Backend::Sqlite => self
-                .pool
+            Backend::Sqlite => connection
                 .begin_with("BEGIN IMMEDIATE")
                 .await
                 .map_err(&start)?,
             // One advisory lock per city, held to the end of the transaction.
             Backend::Postgres => {
-                let mut transaction = self.pool.begin().await.map_err(&start)?;
+                let mut transaction = connection.begin().await.map_err(&start)?;
                 let key = i64::from_be_bytes(city.as_bytes()[..8].try_into().unwrap_or_default());
                 sqlx::query("SELECT pg_advisory_xact_lock($1)")
                     .bind(key)

@@ -14,7 +14,7 @@ use std::borrow::Cow;
 
 use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::{AnyPool, Executor, SqlSafeStr};
+use sqlx::{AnyConnection, AnyPool, Connection, Executor, SqlSafeStr};
 
 use super::{Result, StoreError};
 
@@ -67,6 +67,10 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
 ];
 
+/// How long a request waits for a PostgreSQL connection before it fails (503 rather than a
+/// hang when the database is down).
+pub(super) const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Which database a store runs on; the SQL is shared, these are the few differences.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -95,9 +99,23 @@ impl Backend {
     }
 }
 
+/// What SQLite is told on every connection to a file. WAL lets readers (handshakes looking up
+/// cities and users) proceed while an alert is written; NORMAL is the durability level SQLite
+/// recommends with WAL; the busy timeout lets two instances share the file.
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+     PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON";
+
+/// An open database: the pool every query shares, and where a connection of its own may be
+/// opened (`None` for an in-memory SQLite database, which lives in the pool's one connection).
+pub(super) struct Opened {
+    pub pool: AnyPool,
+    pub backend: Backend,
+    pub own_connection_url: Option<String>,
+}
+
 /// Opens a pool on `database_url` (creating a SQLite file if needed: `mode=rwc` unless the URL
 /// says otherwise) and brings its schema up to date.
-pub(super) async fn connect(database_url: &str) -> Result<(AnyPool, Backend)> {
+pub(super) async fn connect(database_url: &str) -> Result<Opened> {
     let url = redact_url(database_url);
     let open_error = |source| StoreError::Open {
         url: url.clone(),
@@ -107,6 +125,7 @@ pub(super) async fn connect(database_url: &str) -> Result<(AnyPool, Backend)> {
         return Err(StoreError::UnsupportedUrl(url));
     };
     sqlx::any::install_default_drivers();
+    let mut own_connection_url = Some(database_url.to_owned());
     let pool = match backend {
         Backend::Sqlite => {
             let in_memory =
@@ -122,6 +141,7 @@ pub(super) async fn connect(database_url: &str) -> Result<(AnyPool, Backend)> {
                     source: sqlx::Error::Io(source),
                 })?;
             }
+            own_connection_url = (!in_memory).then(|| connect_url.clone());
             // A connection to a SQLite file is a handle inside this process: it does not go
             // stale as a network connection may, so it is not pinged (a round trip to its
             // worker thread) every time the pool hands it out.
@@ -135,17 +155,14 @@ pub(super) async fn connect(database_url: &str) -> Result<(AnyPool, Backend)> {
                     .idle_timeout(None)
                     .max_lifetime(None)
             } else {
-                // WAL lets readers (handshakes looking up cities and users) proceed while an
-                // alert is written; NORMAL is the durability level SQLite recommends with
-                // WAL; the busy timeout lets two instances share the file.
-                AnyPoolOptions::new().max_connections(8).after_connect(|connection, _| {
-                    Box::pin(async move {
-                        connection
-                            .execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON")
-                            .await?;
-                        Ok(())
+                AnyPoolOptions::new()
+                    .max_connections(8)
+                    .after_connect(|connection, _| {
+                        Box::pin(async move {
+                            connection.execute(SQLITE_PRAGMAS).await?;
+                            Ok(())
+                        })
                     })
-                })
             };
             pool_options
                 .test_before_acquire(false)
@@ -155,7 +172,7 @@ pub(super) async fn connect(database_url: &str) -> Result<(AnyPool, Backend)> {
         }
         Backend::Postgres => AnyPoolOptions::new()
             .max_connections(8)
-            .acquire_timeout(std::time::Duration::from_secs(5))
+            .acquire_timeout(CONNECT_TIMEOUT)
             .connect(database_url)
             .await
             .map_err(open_error)?,
@@ -165,7 +182,24 @@ pub(super) async fn connect(database_url: &str) -> Result<(AnyPool, Backend)> {
         .run(&pool)
         .await
         .map_err(|source| StoreError::Migrate { url, source })?;
-    Ok((pool, backend))
+    Ok(Opened {
+        pool,
+        backend,
+        own_connection_url,
+    })
+}
+
+/// A connection outside the pool, on a URL from [`Opened::own_connection_url`], set up as the
+/// pool's are.
+pub(super) async fn connect_one(
+    backend: Backend,
+    url: &str,
+) -> std::result::Result<AnyConnection, sqlx::Error> {
+    let mut connection = AnyConnection::connect(url).await?;
+    if backend == Backend::Sqlite {
+        connection.execute(SQLITE_PRAGMAS).await?;
+    }
+    Ok(connection)
 }
 
 /// Creates the SQLite file of `database_url` with mode 0600 if it does not exist yet: it holds

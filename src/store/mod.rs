@@ -1,7 +1,8 @@
 //! The store: cities, users and alerts in SQLite or PostgreSQL through sqlx, with embedded
 //! migrations. One file per table ([`cities`], [`users`], [`alerts`]); the database glue
-//! (URLs, pools, migrations) in [`database`]; here the [`Store`] handle, its errors and the
-//! conversions every table shares.
+//! (URLs, pools, migrations) in [`database`]; the handshake cache in [`lookups`]; the
+//! connection alerts are written on in `alert_writer`; here the [`Store`] handle, its errors
+//! and the conversions every table shares.
 //!
 //! Choices worth knowing before changing anything here:
 //! - **Portable SQL.** Queries use `$n` placeholders (sqlx's SQLite driver reads them as
@@ -11,6 +12,7 @@
 //! - **Timestamps** are integer milliseconds since the Unix epoch, UTC (`BIGINT`): the same type
 //!   and meaning in SQLite and PostgreSQL, no time-zone or text-format ambiguity.
 
+mod alert_writer;
 pub mod alerts;
 pub mod cities;
 pub mod database;
@@ -95,6 +97,8 @@ pub struct Store {
     backend: Backend,
     /// The rows handshakes read, kept for a few seconds ([`lookups`]).
     lookups: std::sync::Arc<lookups::Lookups>,
+    /// The connection alerts are written on ([`alert_writer`]).
+    alert_writer: std::sync::Arc<alert_writer::AlertWriter>,
 }
 
 impl Store {
@@ -104,11 +108,15 @@ impl Store {
     /// A URL without a `mode=` parameter is opened with `mode=rwc`, so `sqlite://wfs.db` creates
     /// the file; its directory must exist.
     pub async fn open(database_url: &str) -> Result<Store> {
-        let (pool, backend) = database::connect(database_url).await?;
+        let opened = database::connect(database_url).await?;
         let store = Store {
-            pool,
-            backend,
+            pool: opened.pool,
+            backend: opened.backend,
             lookups: std::sync::Arc::new(lookups::Lookups::new(LookupTtl::default())),
+            alert_writer: std::sync::Arc::new(alert_writer::AlertWriter::new(
+                opened.backend,
+                opened.own_connection_url,
+            )),
         };
         store.seed_cities().await?;
         Ok(store)
@@ -123,7 +131,9 @@ impl Store {
 
     /// Closes every connection (and, for a file, checkpoints the WAL). Later calls fail.
     pub async fn close(&self) {
+        // The pool first: the writer opens no connection once it is closed.
         self.pool.close().await;
+        self.alert_writer.close().await;
     }
 }
 
@@ -185,10 +195,10 @@ mod tests {
     }
 
     /// A directory under the system's temp dir, removed when dropped (even if the test fails).
-    struct TempDir(PathBuf);
+    pub(super) struct TempDir(pub(super) PathBuf);
 
     impl TempDir {
-        fn new() -> TempDir {
+        pub(super) fn new() -> TempDir {
             let path = std::env::temp_dir().join(format!("wfs-store-test-{}", Uuid::new_v4()));
             std::fs::create_dir_all(&path).expect("temp dir is created");
             TempDir(path)

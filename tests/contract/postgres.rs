@@ -235,10 +235,25 @@ async fn a_database_outage_gives_clear_errors_and_heals_without_restart() {
         .await
         .unwrap();
     eventually("subscribed", || server.app.hub.stats().subscribers == 1).await;
-
-    cluster.down();
     let admin = format!("Bearer {}", server.token(&server.admin));
     let path = format!("/api/v1/cities/{cairo}/alerts");
+    // One alert before the outage, so the connection alerts are written on is open when the
+    // database goes away.
+    let (status, _, body) = http(
+        &server,
+        "POST",
+        &path,
+        &[("Authorization", &admin)],
+        Some(r#"{"message":"before"}"#),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    match within("alert", subscriber.recv()).await {
+        Ok(AlertOutbound::Alert(alert)) => assert_eq!(alert.message, "before"),
+        other => panic!("expected the alert, got {other:?}"),
+    }
+
+    cluster.down();
     let (status, _, body) = http(
         &server,
         "POST",
