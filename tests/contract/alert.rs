@@ -229,7 +229,9 @@ async fn a_subscriber_that_does_not_read_is_closed_with_1013_and_slows_no_one() 
     let mut fast = server.subscribe_alerts(cairo, None).await;
     eventually("subscribed", || server.app.hub.stats().subscribers == 2).await;
 
-    // Large alerts fill the slow client's socket buffers, then its queue of 8.
+    // Large alerts fill the slow client's socket buffers, then its queue of 8. They are paced
+    // (a millisecond apart, 32 MB/s) so that the client that reads keeps up even on a machine
+    // busy with other tests: the one that does not read is what this test is about.
     let filler = "x".repeat(32 * 1024);
     let publisher = {
         let app = server.app.clone();
@@ -238,6 +240,7 @@ async fn a_subscriber_that_does_not_read_is_closed_with_1013_and_slows_no_one() 
                 app.publish_alert(cairo, &format!("{index} {filler}"))
                     .await
                     .expect("published");
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
             }
         })
     };
