@@ -79,7 +79,7 @@ impl AlertChannel for App {
         match session.since {
             None => self.hub.alert.subscribe(city, outlet),
             Some(since) => {
-                self.subscribe_catching_up(city, outlet).await;
+                self.hub.alert.subscribe_catching_up(city, outlet);
                 // Replayed from a task of its own, paced by the client, so the socket loop
                 // keeps draining the queue meanwhile.
                 tokio::spawn(replay(
@@ -180,6 +180,8 @@ async fn send_missed(
     city: Uuid,
     last: &mut i64,
 ) -> Result<(), ReplayError> {
+    // An alert that went by before this subscriber joined is in the history once this returns.
+    store.wait_for_alert_writers(city).await?;
     let floor = store.history_floor(city).await?;
     if *last < floor {
         let message = error_message(

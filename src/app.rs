@@ -10,7 +10,7 @@ use wfs_runtime::{Frame, Handshake, ParamsError, Reject};
 
 use crate::auth;
 use crate::contract::types::Alert;
-use crate::hub::{Bus, BusError, Hub, LocalBus, Outlet, Publication};
+use crate::hub::{Bus, BusError, Hub, LocalBus, Publication};
 use crate::store::{self, City, Store, StoreError, User};
 
 /// What every channel implementation shares.
@@ -118,17 +118,6 @@ impl App {
     pub fn with_history(mut self, history: HistoryPolicy) -> App {
         self.history = history;
         self
-    }
-
-    /// Subscribes `outlet` to `city`'s alerts, holding live ones back until its history has
-    /// been sent ([`crate::hub::Fanout::go_live`]). Taken in turn with publishing: an alert
-    /// being published here is either fanned out to this subscriber's backlog or committed
-    /// before its history is read, never live but not yet stored in between, which would
-    /// leave a gap in neither. (An alert published by another instance reaches this one over
-    /// the bus before that instance commits it; that window is not closed here.)
-    pub async fn subscribe_catching_up(&self, city: Uuid, outlet: Arc<dyn Outlet<Alert>>) {
-        let _order = self.alert_order.lock().await;
-        self.hub.alert.subscribe_catching_up(city, outlet);
     }
 
     /// Stores an alert for `city` and pushes it to the city's subscribers. `None` when there is

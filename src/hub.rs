@@ -199,7 +199,9 @@ impl<M: 'static> Fanout<M> {
     }
 
     /// Adds an outlet that is about to be sent the history it missed: live alerts are held
-    /// back until [`Fanout::go_live`] says which id the history ended with.
+    /// back until [`Fanout::go_live`] says which id the history ended with. The history is
+    /// read after this, and after [`crate::store::Store::wait_for_alert_writers`], so that an
+    /// alert which went by just before is in it.
     pub fn subscribe_catching_up(&self, city: Uuid, outlet: Arc<dyn Outlet<M>>) {
         self.add(city, outlet, Some(Vec::new()));
     }

@@ -154,7 +154,9 @@ pub async fn alert_stream(
     match resume_after {
         None => app.hub.alert.subscribe(city.uuid, outlet.clone()),
         Some(after) => {
-            app.subscribe_catching_up(city.uuid, outlet.clone()).await;
+            app.hub
+                .alert
+                .subscribe_catching_up(city.uuid, outlet.clone());
             tokio::spawn(catch_up(
                 app.metrics.replayed("sse"),
                 app.store.clone(),
@@ -194,6 +196,12 @@ async fn catch_up(
     after: i64,
 ) {
     let mut last = after;
+    // An alert that went by before this stream joined is in the history once this returns.
+    if let Err(error) = store.wait_for_alert_writers(city).await {
+        tracing::warn!(%error, "missed alerts not replayed on an SSE stream");
+        hub.alert.go_live(city, outlet.id, last);
+        return;
+    }
     loop {
         let page = match store.alerts_after(city, last, REPLAY_PAGE).await {
             Ok(page) => page,

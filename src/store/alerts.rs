@@ -118,9 +118,8 @@ impl Store {
             // One advisory lock per city, held to the end of the transaction.
             Backend::Postgres => {
                 let mut transaction = connection.begin().await.map_err(&start)?;
-                let key = i64::from_be_bytes(city.as_bytes()[..8].try_into().unwrap_or_default());
                 sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                    .bind(key)
+                    .bind(city_lock_key(city))
                     .execute(&mut *transaction)
                     .await
                     .map_err(&start)?;
@@ -161,14 +160,45 @@ impl Store {
             tracing::warn!(%error, "alert history not pruned");
         }
         // `then` comes last, after the prune: what it hands on is committed right after, so the
-        // window in which an alert is live but not yet in the store (a subscriber that starts
-        // catching up there reads it from neither) stays one commit wide.
+        // time in which an alert is live but not yet in the store (when a subscriber that
+        // starts catching up waits in `wait_for_alert_writers`) stays one commit long.
         let outcome = then(stored.clone()).await;
         transaction
             .commit()
             .await
             .map_err(query_error("committing an alert"))?;
         Ok((stored, outcome))
+    }
+
+    /// Returns once every alert of `city` being published now, by this instance or another one
+    /// sharing the database, has been committed or rolled back: it takes, and at once gives
+    /// back, the lock publishers hold from the insert to the commit (SQLite's write lock; on
+    /// PostgreSQL, the city's advisory lock, shared).
+    ///
+    /// A subscriber catching up calls it after joining the fan-out and before reading its
+    /// history. A publisher hands its alert on before it commits (that keeps ids and delivery
+    /// order in step across instances), so an alert can already have gone past a subscriber
+    /// that was not yet listening, and still be missing from the history it reads; waiting
+    /// here closes that window, whichever instance published.
+    pub async fn wait_for_alert_writers(&self, city: Uuid) -> Result<()> {
+        let waiting = query_error("waiting for alerts being published");
+        let transaction = match self.backend {
+            Backend::Sqlite => self
+                .pool
+                .begin_with("BEGIN IMMEDIATE")
+                .await
+                .map_err(&waiting)?,
+            Backend::Postgres => {
+                let mut transaction = self.pool.begin().await.map_err(&waiting)?;
+                sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
+                    .bind(city_lock_key(city))
+                    .execute(&mut *transaction)
+                    .await
+                    .map_err(&waiting)?;
+                transaction
+            }
+        };
+        transaction.commit().await.map_err(&waiting)
     }
 
     /// Up to `limit` of `city`'s alerts, newest first, only those with an id below `before_id`
@@ -307,6 +337,11 @@ async fn prune_in_savepoint(
         .commit()
         .await
         .map_err(query_error("pruning alerts"))
+}
+
+/// The PostgreSQL advisory lock of `city`'s publications: its UUID's first eight bytes.
+fn city_lock_key(city: Uuid) -> i64 {
+    i64::from_be_bytes(city.as_bytes()[..8].try_into().unwrap_or_default())
 }
 
 fn alert_from_row(row: &AnyRow) -> Result<StoredAlert> {

@@ -6,7 +6,7 @@ use uuid::Uuid;
 use wfs::contract::alert::{AlertClient, AlertOutbound};
 use wfs_runtime::client::{ClientError, request};
 
-use crate::server::{TestServer, next_alert, within};
+use crate::server::{InFlightAlert, TestServer, next_alert, within};
 
 async fn next(client: &mut AlertClient) -> AlertOutbound {
     within("a frame", client.recv())
@@ -75,6 +75,22 @@ async fn replay_and_a_concurrent_burst_join_without_gap_or_duplicate() {
     within("publisher", publisher).await.unwrap();
     publish(&server, cairo, "end").await;
     assert_eq!(next_alert(&mut client).await.message, "end");
+}
+
+#[tokio::test]
+async fn an_alert_that_went_by_before_the_client_joined_but_was_not_yet_committed_is_replayed() {
+    // What another instance sharing the database does: its alert reaches this one over the bus,
+    // and is fanned out here, before it is committed there. A client that joins in between
+    // was not listening when it went by, and must still find it in the history.
+    let server = TestServer::start().await;
+    let cairo = server.city("Cairo").await.uuid;
+    let first = publish(&server, cairo, "seen").await;
+    let in_flight = InFlightAlert::start(&server, cairo, "in flight").await;
+    let mut client = server.subscribe_alerts(cairo, Some(first)).await;
+    in_flight.commit_later().await;
+    assert_eq!(next_alert(&mut client).await.message, "in flight");
+    publish(&server, cairo, "live").await;
+    assert_eq!(next_alert(&mut client).await.message, "live", "once");
 }
 
 #[tokio::test]

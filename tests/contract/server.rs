@@ -254,6 +254,55 @@ pub async fn next_alert(client: &mut AlertClient) -> Alert {
     }
 }
 
+/// An alert as another instance sharing the database publishes it: it has reached this
+/// instance over the bus and been fanned out here, but it is not committed yet (its publisher
+/// hands it on before committing, to keep ids and delivery order in step).
+pub struct InFlightAlert {
+    commit: oneshot::Sender<()>,
+    publisher: tokio::task::JoinHandle<()>,
+}
+
+impl InFlightAlert {
+    /// Stores `message` for `city` in a transaction left open, after fanning it out on
+    /// `server` as its bus would.
+    pub async fn start(server: &TestServer, city: uuid::Uuid, message: &str) -> InFlightAlert {
+        let (handed_on, was_handed_on) = oneshot::channel();
+        let (commit, may_commit) = oneshot::channel::<()>();
+        let app = server.app.clone();
+        let message = message.to_owned();
+        let publisher = tokio::spawn(async move {
+            let history = wfs::HistoryPolicy::default();
+            app.store
+                .insert_alert_then(city, &message, history, |stored| async {
+                    let alert = wfs::alert_payload(stored).expect("an alert");
+                    let publication = wfs::hub::Publication {
+                        id: Some(i64::try_from(alert.id.get()).expect("an id")),
+                        frame: wfs_runtime::Frame::new(&alert).expect("a frame"),
+                    };
+                    app.hub.alert.deliver(city, &publication);
+                    handed_on.send(()).expect("the test waits");
+                    let _ = may_commit.await;
+                })
+                .await
+                .expect("stored");
+        });
+        within("the alert handed on", was_handed_on)
+            .await
+            .expect("handed on");
+        InFlightAlert { commit, publisher }
+    }
+
+    /// Commits the alert, a while after a client joined: long enough for its history to have
+    /// been read already, had nothing made it wait for this commit.
+    pub async fn commit_later(self) {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        self.commit.send(()).expect("the publisher waits");
+        within("the publisher", self.publisher)
+            .await
+            .expect("committed");
+    }
+}
+
 /// Awaits `future` for at most [`WAIT`], failing the test with `what` on a timeout.
 pub async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(WAIT, future)

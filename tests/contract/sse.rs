@@ -8,7 +8,7 @@ use tokio::net::TcpStream;
 use uuid::Uuid;
 use wfs::contract::alert::{AlertClient, AlertParams};
 
-use crate::server::{TestServer, eventually, within};
+use crate::server::{InFlightAlert, TestServer, eventually, within};
 
 /// One event: its `id:` and its `data:` lines joined.
 #[derive(Debug, Clone, PartialEq)]
@@ -243,6 +243,29 @@ async fn last_event_id_resumes_after_that_alert_without_gap_or_duplicate() {
         "every alert after the resumed one"
     );
     within("publisher", publisher).await.unwrap();
+}
+
+#[tokio::test]
+async fn an_alert_that_went_by_before_the_stream_joined_but_was_not_yet_committed_is_replayed() {
+    let server = TestServer::start().await;
+    let cairo = server.city("Cairo").await.uuid;
+    let first = server.app.publish_alert(cairo, "seen").await.unwrap();
+    let in_flight = InFlightAlert::start(&server, cairo, "in flight").await;
+    let last_event_id = first.unwrap().id.get().to_string();
+    let mut stream = SseClient::open(
+        &server,
+        &query(&server, cairo),
+        &[("Last-Event-ID", &last_event_id)],
+    )
+    .await
+    .expect("opened");
+    in_flight.commit_later().await;
+    server.app.publish_alert(cairo, "live").await.unwrap();
+    for expected in ["in flight", "live"] {
+        let event = stream.next_event().await;
+        let value: serde_json::Value = serde_json::from_str(&event.data).unwrap();
+        assert_eq!(value["message"], expected, "a gap or a duplicate");
+    }
 }
 
 #[tokio::test]
