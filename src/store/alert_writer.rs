@@ -137,9 +137,8 @@ mod tests {
     #[tokio::test]
     async fn a_file_database_writes_alerts_on_one_kept_connection_until_the_store_closes() {
         let dir = TempDir::new();
-        let url = format!("sqlite://{}", dir.0.join("wfs.db").display());
         bounded(async {
-            let store = Store::open(&url).await.expect("created");
+            let store = Store::open(&dir.database_url()).await.expect("created");
             let cairo = city_uuid("Cairo");
             let history = HistoryPolicy::default();
             let publish = async |city, message| {

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Connection, Row};
+use sqlx::{Any, AnyConnection, Connection, Row, Transaction};
 use uuid::Uuid;
 
 use super::{
@@ -37,33 +37,15 @@ pub struct StoredAlert {
 }
 
 impl Store {
-    /// Stores an alert for `city`, stamped with the current time. Ids only grow.
+    /// Stores an alert for `city`, stamped with the current time. Ids only grow. What
+    /// [`Store::insert_alert_then`] does, with nothing to run before the commit and the
+    /// default [`HistoryPolicy`].
     pub async fn insert_alert(&self, city: Uuid, message: &str) -> Result<StoredAlert> {
-        let created_at_ms = Utc::now().timestamp_millis();
-        let row = sqlx::query(
-            "INSERT INTO alerts (city_uuid, message, created_at) VALUES ($1, $2, $3) RETURNING id",
-        )
-        .bind(city.to_string())
-        .bind(message)
-        .bind(created_at_ms)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(|source| {
-            if is_foreign_key_violation(&source) {
-                StoreError::UnknownCity(city)
-            } else {
-                query_error("storing an alert")(source)
-            }
-        })?;
-        let id = row
-            .try_get("id")
-            .map_err(query_error("reading a new alert's id"))?;
-        Ok(StoredAlert {
-            id,
-            city_uuid: city,
-            message: message.to_owned(),
-            created_at: millis_to_datetime(created_at_ms)?,
-        })
+        let history = HistoryPolicy::default();
+        let (stored, ()) = self
+            .insert_alert_then(city, message, history, |_| async {})
+            .await?;
+        Ok(stored)
     }
 
     /// Stores an alert and runs `then` with it before the write is committed, holding the
@@ -73,9 +55,10 @@ impl Store {
     ///
     /// Before `then`, the city's history is pruned to `history` in the same transaction, so
     /// the alert, the alerts it pushes out and the floor that records them (see
-    /// [`Store::history_floor`]) are committed together. It all runs on the connection kept for
-    /// alerts ([`super::alert_writer`]), not one from the pool. A prune that fails is logged and leaves the alert stored: older alerts are kept a
-    /// little longer, which harms no one.
+    /// [`Store::history_floor`]) are committed together. It all runs on the connection kept
+    /// for alerts ([`super::alert_writer`]), not one from the pool. A prune that fails is
+    /// logged and leaves the alert stored: older alerts are kept a little longer, which harms
+    /// no one.
     pub async fn insert_alert_then<T, F, Fut>(
         &self,
         city: Uuid,
@@ -89,43 +72,36 @@ impl Store {
     {
         self.alert_writer
             .write(&self.pool, async |connection| {
-                self.insert_alert_then_on(connection, city, message, history, then)
+                let (transaction, stored) = self
+                    .insert_and_prune(connection, city, message, history)
+                    .await?;
+                // `then` comes last, after the prune: what it hands on is committed right
+                // after, so the time in which an alert is live but not yet in the store (when
+                // a subscriber that starts catching up waits in `wait_for_alert_writers`)
+                // stays one commit long.
+                let outcome = then(stored.clone()).await;
+                transaction
+                    .commit()
                     .await
+                    .map_err(query_error("committing an alert"))?;
+                Ok((stored, outcome))
             })
             .await
     }
 
-    /// [`Store::insert_alert_then`] on `connection`, in a transaction of its own.
-    async fn insert_alert_then_on<T, F, Fut>(
+    /// The first part of [`Store::insert_alert_then`]: a transaction on `connection` that
+    /// holds the publishers' lock, has stored the alert and pruned the city's history, and is
+    /// left for the caller to commit.
+    async fn insert_and_prune<'c>(
         &self,
-        connection: &mut AnyConnection,
+        connection: &'c mut AnyConnection,
         city: Uuid,
         message: &str,
         history: HistoryPolicy,
-        then: F,
-    ) -> Result<(StoredAlert, T)>
-    where
-        F: FnOnce(StoredAlert) -> Fut,
-        Fut: std::future::Future<Output = T>,
-    {
-        let start = query_error("starting an alert transaction");
-        let mut transaction = match self.backend {
-            // IMMEDIATE takes SQLite's write lock at once, so it is held across `then`.
-            Backend::Sqlite => connection
-                .begin_with("BEGIN IMMEDIATE")
-                .await
-                .map_err(&start)?,
-            // One advisory lock per city, held to the end of the transaction.
-            Backend::Postgres => {
-                let mut transaction = connection.begin().await.map_err(&start)?;
-                sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                    .bind(city_lock_key(city))
-                    .execute(&mut *transaction)
-                    .await
-                    .map_err(&start)?;
-                transaction
-            }
-        };
+    ) -> Result<(Transaction<'c, Any>, StoredAlert)> {
+        let mut transaction = lock_publications(self.backend, connection, city, Lock::Exclusive)
+            .await
+            .map_err(query_error("starting an alert transaction"))?;
         let created_at_ms = Utc::now().timestamp_millis();
         let row = sqlx::query(
             "INSERT INTO alerts (city_uuid, message, created_at) VALUES ($1, $2, $3) RETURNING id",
@@ -159,15 +135,7 @@ impl Store {
         if let Err(error) = pruned {
             tracing::warn!(%error, "alert history not pruned");
         }
-        // `then` comes last, after the prune: what it hands on is committed right after, so the
-        // time in which an alert is live but not yet in the store (when a subscriber that
-        // starts catching up waits in `wait_for_alert_writers`) stays one commit long.
-        let outcome = then(stored.clone()).await;
-        transaction
-            .commit()
-            .await
-            .map_err(query_error("committing an alert"))?;
-        Ok((stored, outcome))
+        Ok((transaction, stored))
     }
 
     /// Returns once every alert of `city` being published now, by this instance or another one
@@ -182,23 +150,13 @@ impl Store {
     /// here closes that window, whichever instance published.
     pub async fn wait_for_alert_writers(&self, city: Uuid) -> Result<()> {
         let waiting = query_error("waiting for alerts being published");
-        let transaction = match self.backend {
-            Backend::Sqlite => self
-                .pool
-                .begin_with("BEGIN IMMEDIATE")
-                .await
-                .map_err(&waiting)?,
-            Backend::Postgres => {
-                let mut transaction = self.pool.begin().await.map_err(&waiting)?;
-                sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
-                    .bind(city_lock_key(city))
-                    .execute(&mut *transaction)
-                    .await
-                    .map_err(&waiting)?;
-                transaction
-            }
-        };
-        transaction.commit().await.map_err(&waiting)
+        let mut connection = self.pool.acquire().await.map_err(&waiting)?;
+        lock_publications(self.backend, &mut connection, city, Lock::Shared)
+            .await
+            .map_err(&waiting)?
+            .commit()
+            .await
+            .map_err(&waiting)
     }
 
     /// Up to `limit` of `city`'s alerts, newest first, only those with an id below `before_id`
@@ -339,9 +297,40 @@ async fn prune_in_savepoint(
         .map_err(query_error("pruning alerts"))
 }
 
-/// The PostgreSQL advisory lock of `city`'s publications: its UUID's first eight bytes.
-fn city_lock_key(city: Uuid) -> i64 {
-    i64::from_be_bytes(city.as_bytes()[..8].try_into().unwrap_or_default())
+/// How [`lock_publications`] takes the lock: to publish, or only to wait for publishers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lock {
+    Exclusive,
+    Shared,
+}
+
+/// Starts a transaction on `connection` holding the lock publishers of `city` hold from the
+/// insert to the commit, waiting for it as long as another publisher has it. On SQLite that
+/// is the database's write lock (`BEGIN IMMEDIATE` takes it at once rather than at the first
+/// write), the same either way; on PostgreSQL, the city's advisory lock, which waiters share.
+async fn lock_publications<'c>(
+    backend: Backend,
+    connection: &'c mut AnyConnection,
+    city: Uuid,
+    lock: Lock,
+) -> std::result::Result<Transaction<'c, Any>, sqlx::Error> {
+    match backend {
+        Backend::Sqlite => connection.begin_with("BEGIN IMMEDIATE").await,
+        Backend::Postgres => {
+            let mut transaction = connection.begin().await?;
+            let statement = match lock {
+                Lock::Exclusive => "SELECT pg_advisory_xact_lock($1)",
+                Lock::Shared => "SELECT pg_advisory_xact_lock_shared($1)",
+            };
+            // The key: the city UUID's first eight bytes.
+            let key = i64::from_be_bytes(city.as_bytes()[..8].try_into().unwrap_or_default());
+            sqlx::query(statement)
+                .bind(key)
+                .execute(&mut *transaction)
+                .await?;
+            Ok(transaction)
+        }
+    }
 }
 
 fn alert_from_row(row: &AnyRow) -> Result<StoredAlert> {

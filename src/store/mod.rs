@@ -198,6 +198,11 @@ mod tests {
     pub(super) struct TempDir(pub(super) PathBuf);
 
     impl TempDir {
+        /// The URL of a SQLite file in this directory.
+        pub(super) fn database_url(&self) -> String {
+            format!("sqlite://{}", self.0.join("wfs.db").display())
+        }
+
         pub(super) fn new() -> TempDir {
             let path = std::env::temp_dir().join(format!("wfs-store-test-{}", Uuid::new_v4()));
             std::fs::create_dir_all(&path).expect("temp dir is created");
@@ -214,7 +219,7 @@ mod tests {
     #[tokio::test]
     async fn a_file_database_survives_reopening() {
         let dir = TempDir::new();
-        let url = format!("sqlite://{}", dir.0.join("wfs.db").display());
+        let url = dir.database_url();
         bounded(async {
             let store = Store::open(&url).await.expect("created");
             let alice = store
@@ -255,7 +260,7 @@ mod tests {
     #[tokio::test]
     async fn a_database_migrated_by_a_newer_build_is_refused() {
         let dir = TempDir::new();
-        let url = format!("sqlite://{}", dir.0.join("wfs.db").display());
+        let url = dir.database_url();
         bounded(async {
             let store = Store::open(&url).await.expect("created");
             sqlx::query(

@@ -237,16 +237,21 @@ async fn a_database_outage_gives_clear_errors_and_heals_without_restart() {
     eventually("subscribed", || server.app.hub.stats().subscribers == 1).await;
     let admin = format!("Bearer {}", server.token(&server.admin));
     let path = format!("/api/v1/cities/{cairo}/alerts");
+    let publish = async |message: &str| {
+        let alert = format!(r#"{{"message":"{message}"}}"#);
+        let (status, _, body) = http(
+            &server,
+            "POST",
+            &path,
+            &[("Authorization", &admin)],
+            Some(&alert),
+        )
+        .await;
+        (status, body)
+    };
     // One alert before the outage, so the connection alerts are written on is open when the
     // database goes away.
-    let (status, _, body) = http(
-        &server,
-        "POST",
-        &path,
-        &[("Authorization", &admin)],
-        Some(r#"{"message":"before"}"#),
-    )
-    .await;
+    let (status, body) = publish("before").await;
     assert_eq!(status, 201, "{body}");
     match within("alert", subscriber.recv()).await {
         Ok(AlertOutbound::Alert(alert)) => assert_eq!(alert.message, "before"),
@@ -254,14 +259,7 @@ async fn a_database_outage_gives_clear_errors_and_heals_without_restart() {
     }
 
     cluster.down();
-    let (status, _, body) = http(
-        &server,
-        "POST",
-        &path,
-        &[("Authorization", &admin)],
-        Some(r#"{"message":"during"}"#),
-    )
-    .await;
+    let (status, body) = publish("during").await;
     assert!(
         status == 503,
         "a publisher is told, never a false success: {status} {body}"
@@ -308,14 +306,7 @@ async fn a_database_outage_gives_clear_errors_and_heals_without_restart() {
     );
 
     cluster.up().await;
-    let (status, _, body) = http(
-        &server,
-        "POST",
-        &path,
-        &[("Authorization", &admin)],
-        Some(r#"{"message":"after"}"#),
-    )
-    .await;
+    let (status, body) = publish("after").await;
     assert_eq!(status, 201, "recovered without a restart: {body}");
     match within("alert", subscriber.recv()).await {
         Ok(AlertOutbound::Alert(alert)) => {

@@ -187,6 +187,18 @@ async fn sse_streams_the_websocket_alerts_byte_for_byte_with_the_alert_id() {
     }
 }
 
+/// A stream of `city`'s alerts resuming after alert `id` (`Last-Event-ID`).
+async fn resume_after(server: &TestServer, city: Uuid, id: impl std::fmt::Display) -> SseClient {
+    let last_event_id = id.to_string();
+    SseClient::open(
+        server,
+        &query(server, city),
+        &[("Last-Event-ID", &last_event_id)],
+    )
+    .await
+    .expect("opened")
+}
+
 #[tokio::test]
 async fn last_event_id_resumes_after_that_alert_without_gap_or_duplicate() {
     const BEFORE: usize = 30;
@@ -217,14 +229,7 @@ async fn last_event_id_resumes_after_that_alert_without_gap_or_duplicate() {
             app.publish_alert(cairo, "end").await.unwrap();
         })
     };
-    let last_event_id = resume.to_string();
-    let mut stream = SseClient::open(
-        &server,
-        &query(&server, cairo),
-        &[("Last-Event-ID", &last_event_id)],
-    )
-    .await
-    .expect("opened");
+    let mut stream = resume_after(&server, cairo, resume).await;
     let mut expected = 10;
     loop {
         let event = stream.next_event().await;
@@ -251,14 +256,7 @@ async fn an_alert_that_went_by_before_the_stream_joined_but_was_not_yet_committe
     let cairo = server.city("Cairo").await.uuid;
     let first = server.app.publish_alert(cairo, "seen").await.unwrap();
     let in_flight = InFlightAlert::start(&server, cairo, "in flight").await;
-    let last_event_id = first.unwrap().id.get().to_string();
-    let mut stream = SseClient::open(
-        &server,
-        &query(&server, cairo),
-        &[("Last-Event-ID", &last_event_id)],
-    )
-    .await
-    .expect("opened");
+    let mut stream = resume_after(&server, cairo, first.unwrap().id.get()).await;
     in_flight.commit_later().await;
     server.app.publish_alert(cairo, "live").await.unwrap();
     for expected in ["in flight", "live"] {
