@@ -186,7 +186,9 @@ fn plain(status: u16, body: String) -> Response {
 }
 
 /// Sends the stored alerts after `after` (waiting for queue room: the client sets the pace),
-/// then lets the live alerts the hub held back meanwhile through.
+/// then lets the live alerts the hub held back meanwhile through. When the history cannot be
+/// read, the stream ends instead: going live would skip what was missed with nothing said,
+/// and the browser's `EventSource` reconnects by itself with the last id it got.
 async fn catch_up(
     replayed: Counter,
     store: Store,
@@ -196,19 +198,18 @@ async fn catch_up(
     after: i64,
 ) {
     let mut last = after;
+    let unreadable = |error: crate::store::StoreError| {
+        tracing::warn!(%error, "missed alerts not replayed; the SSE stream ends");
+        outlet.overflow(); // ends the stream
+    };
     // An alert that went by before this stream joined is in the history once this returns.
     if let Err(error) = store.wait_for_alert_writers(city).await {
-        tracing::warn!(%error, "missed alerts not replayed on an SSE stream");
-        hub.alert.go_live(city, outlet.id, last);
-        return;
+        return unreadable(error);
     }
     loop {
         let page = match store.alerts_after(city, last, REPLAY_PAGE).await {
             Ok(page) => page,
-            Err(error) => {
-                tracing::warn!(%error, "missed alerts not replayed on an SSE stream");
-                break;
-            }
+            Err(error) => return unreadable(error),
         };
         let full = page.len() == REPLAY_PAGE as usize;
         for stored in page {

@@ -12,16 +12,17 @@
 //!   that is the only one writing alerts they stay cached.
 //!
 //! The connection is opened on the first alert. On PostgreSQL it is pinged before each alert
-//! and replaced if it no longer answers, as the pool checks its own; it is also dropped when a
-//! write fails for any reason other than the database refusing a statement. So an outage heals
-//! as it does for the pool, with no restart. An in-memory
+//! and replaced if it no longer answers, as the pool checks its own, so an outage heals with
+//! no restart. A write that fails or is abandoned halfway closes it ([`AlertWriter::write`]):
+//! the pool's ping on release is also what sends the ROLLBACK of an abandoned transaction,
+//! and this connection is never released. An in-memory
 //! SQLite database lives in the pool's one connection, so there alerts go through the pool.
 
 use sqlx::{AnyConnection, AnyPool, Connection};
 use tokio::sync::Mutex;
 
 use super::database::{self, Backend};
-use super::{Result, StoreError, query_error};
+use super::{Result, query_error};
 
 /// Where alerts are written: see the module's doc.
 #[derive(Debug)]
@@ -62,17 +63,18 @@ impl AlertWriter {
                 sqlx::Error::PoolClosed,
             ));
         }
-        let ready = self
+        // Out of the slot while it is written on, and back only once the write has finished
+        // well. A write that fails, or whose future is dropped (the client went away), drops
+        // the connection with it, closing it: the database rolls the transaction back and
+        // lets the publishers' lock go at once. Kept, PostgreSQL's connection would only have
+        // queued its ROLLBACK until the next alert, holding the city's lock meanwhile.
+        let mut connection = self
             .ready(slot.take(), url)
             .await
             .map_err(query_error("opening the alert writer's connection"))?;
-        let connection = slot.insert(ready);
-        let written = write(connection).await;
-        if let Err(error) = &written
-            && !refused_by_the_database(error)
-        {
-            // Closed without waiting: the connection may be what is broken.
-            *slot = None;
+        let written = write(&mut connection).await;
+        if written.is_ok() {
+            *slot = Some(connection);
         }
         written
     }
@@ -116,16 +118,6 @@ impl AlertWriter {
     }
 }
 
-/// Whether the database answered `error` itself (a constraint, a type): the connection that
-/// carried it works, and is kept.
-fn refused_by_the_database(error: &StoreError) -> bool {
-    match error {
-        StoreError::UnknownCity(_) => true,
-        StoreError::Query { source, .. } => source.as_database_error().is_some(),
-        _ => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use uuid::Uuid;
@@ -135,7 +127,8 @@ mod tests {
     use crate::store::{Store, StoreError, city_uuid};
 
     #[tokio::test]
-    async fn a_file_database_writes_alerts_on_one_kept_connection_until_the_store_closes() {
+    async fn a_file_database_writes_alerts_on_one_kept_connection_until_a_write_fails_or_the_store_closes()
+     {
         let dir = TempDir::new();
         bounded(async {
             let store = Store::open(&dir.database_url()).await.expect("created");
@@ -151,18 +144,17 @@ mod tests {
             let kept = || async { store.alert_writer.connection.lock().await.is_some() };
             assert!(kept().await, "opened by the first alert and kept");
 
-            // The database refuses the statement: the connection that carried it still works.
+            // A failed write closes the connection, and its transaction with it; the next
+            // alert opens another.
             let unknown = publish(Uuid::new_v4(), "nowhere").await;
             assert!(
                 matches!(unknown, Err(StoreError::UnknownCity(_))),
                 "{unknown:?}"
             );
-            assert!(
-                kept().await,
-                "a refused statement does not cost the connection"
-            );
+            assert!(!kept().await, "closed after a failed write");
 
             let second = publish(cairo, "two").await.expect("stored");
+            assert!(kept().await, "opened again");
             let read = store.alerts_after(cairo, 0, 10).await.expect("listed");
             let ids: Vec<i64> = read.iter().map(|alert| alert.id).collect();
             assert_eq!(

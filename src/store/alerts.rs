@@ -49,9 +49,10 @@ impl Store {
     }
 
     /// Stores an alert and runs `then` with it before the write is committed, holding the
-    /// database's write lock meanwhile. Publishing from `then` makes alerts of every instance
-    /// that shares this database reach the bus in id order: a second publisher's insert waits
-    /// until the first one's alert has been handed on.
+    /// publishers' lock meanwhile (SQLite's write lock; on PostgreSQL the city's advisory
+    /// lock). Publishing from `then` makes alerts of every instance that shares this database
+    /// reach the bus in id order (on PostgreSQL, within each city): a second publisher's
+    /// insert waits until the first one's alert has been handed on.
     ///
     /// Before `then`, the city's history is pruned to `history` in the same transaction, so
     /// the alert, the alerts it pushes out and the floor that records them (see

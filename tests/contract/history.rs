@@ -94,6 +94,32 @@ async fn an_alert_that_went_by_before_the_client_joined_but_was_not_yet_committe
 }
 
 #[tokio::test]
+async fn an_alert_abandoned_before_its_commit_holds_no_one_up() {
+    let server = TestServer::start().await;
+    let cairo = server.city("Cairo").await.uuid;
+    let first = publish(&server, cairo, "seen").await;
+    InFlightAlert::start(&server, cairo, "abandoned")
+        .await
+        .abandon()
+        .await;
+    // Its transaction ended with it: a client catching up waits for no lock (nothing else
+    // touches the database in between), and the next alert is published.
+    within(
+        "the publishers' lock",
+        server.app.store.wait_for_alert_writers(cairo),
+    )
+    .await
+    .expect("the lock is free");
+    let mut client = server.subscribe_alerts(cairo, Some(first)).await;
+    publish(&server, cairo, "next").await;
+    let alert = next_alert(&mut client).await;
+    assert_eq!(
+        alert.message, "next",
+        "the abandoned alert was never stored"
+    );
+}
+
+#[tokio::test]
 async fn alerts_no_longer_kept_are_reported_as_history_truncated() {
     let history = wfs::HistoryPolicy {
         keep: 3,

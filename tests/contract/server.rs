@@ -292,6 +292,13 @@ impl InFlightAlert {
         InFlightAlert { commit, publisher }
     }
 
+    /// Gives the alert up before its commit, as a publisher does whose client went away: its
+    /// future is dropped in the middle of the transaction.
+    pub async fn abandon(self) {
+        self.publisher.abort();
+        let _ = within("the publisher's end", self.publisher).await;
+    }
+
     /// Commits the alert, a while after a client joined: long enough for its history to have
     /// been read already, had nothing made it wait for this commit.
     pub async fn commit_later(self) {

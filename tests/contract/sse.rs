@@ -267,6 +267,22 @@ async fn an_alert_that_went_by_before_the_stream_joined_but_was_not_yet_committe
 }
 
 #[tokio::test]
+async fn a_stream_whose_history_cannot_be_read_ends_so_that_the_client_resumes() {
+    let server = TestServer::start().await;
+    let cairo = server.city("Cairo").await.uuid;
+    let first = server.app.publish_alert(cairo, "seen").await.unwrap();
+    let first = first.unwrap().id.get();
+    // A first stream has the user and the city cached, as handshakes keep them.
+    let _first_stream = resume_after(&server, cairo, first).await;
+    server.app.store.close().await;
+    let mut stream = resume_after(&server, cairo, first).await;
+    assert!(
+        within("the stream's end", stream.next()).await.is_none(),
+        "no history, and no silent gap either"
+    );
+}
+
+#[tokio::test]
 async fn the_handshake_follows_the_websocket_rules() {
     let server = TestServer::start().await;
     let cairo = server.city("Cairo").await.uuid;
