@@ -46,18 +46,7 @@ impl CpuReading {
         };
         let seconds = cpu_seconds(pid)?;
         let mut threads = std::collections::HashMap::new();
-        for entry in std::fs::read_dir(format!("{base}/task"))
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let Some(tid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<u32>().ok())
-            else {
-                continue;
-            };
+        for (tid, entry) in numbered_entries(&format!("{base}/task")) {
             let on_cpu = std::fs::read_to_string(entry.path().join("schedstat"))
                 .ok()
                 .and_then(|line| line.split_whitespace().next()?.parse::<u64>().ok());
@@ -86,6 +75,19 @@ impl CpuReading {
             precise
         }
     }
+}
+
+/// The entries of `dir` named by a number (processes in `/proc`, threads in `task/`), with
+/// that number; none when it cannot be read.
+fn numbered_entries(dir: &str) -> impl Iterator<Item = (u32, std::fs::DirEntry)> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let number = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            Some((number, entry))
+        })
 }
 
 /// CPU time (user + system) that `pid` has used, in seconds; `None` for this process's own
@@ -128,14 +130,7 @@ pub fn tree_cpu_seconds(root: u32) -> Option<f64> {
     // Every process whose ancestry leads to `root` (PostgreSQL's are its direct children).
     let mut parents = vec![root];
     let mut all: Vec<(u32, u32, f64)> = Vec::new();
-    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
+    for (pid, _) in numbered_entries("/proc") {
         if pid == root {
             continue;
         }

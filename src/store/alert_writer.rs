@@ -15,8 +15,8 @@
 //! and replaced if it no longer answers, as the pool checks its own, so an outage heals with
 //! no restart. A write that fails or is abandoned halfway closes it ([`AlertWriter::write`]):
 //! the pool's ping on release is also what sends the ROLLBACK of an abandoned transaction,
-//! and this connection is never released. An in-memory
-//! SQLite database lives in the pool's one connection, so there alerts go through the pool.
+//! and this connection is never released. An in-memory SQLite database lives in the pool's
+//! one connection, so there alerts go through the pool.
 
 use sqlx::{AnyConnection, AnyPool, Connection};
 use tokio::sync::Mutex;

@@ -131,7 +131,7 @@ impl Store {
             // A failed statement rolls back only itself: the transaction goes on.
             Backend::Sqlite => prune(&mut transaction, city, history).await,
             // A failed statement aborts the whole transaction, and the alert with it.
-            Backend::Postgres => prune_in_savepoint(&mut transaction, city, history).await,
+            Backend::Postgres => prune_in_transaction(&mut transaction, city, history).await,
         };
         if let Err(error) = pruned {
             tracing::warn!(%error, "alert history not pruned");
@@ -185,16 +185,12 @@ impl Store {
     /// publishing prunes inside [`Store::insert_alert_then`].
     #[cfg(test)]
     pub async fn prune_alerts(&self, city: Uuid, history: HistoryPolicy) -> Result<()> {
-        let mut transaction = self
+        let mut connection = self
             .pool
-            .begin()
+            .acquire()
             .await
             .map_err(query_error("pruning alerts"))?;
-        prune(&mut transaction, city, history).await?;
-        transaction
-            .commit()
-            .await
-            .map_err(query_error("pruning alerts"))
+        prune_in_transaction(&mut connection, city, history).await
     }
 
     /// The highest alert id of `city` that was pruned (0 if none): a client that saw an older
@@ -268,8 +264,8 @@ async fn prune(connection: &mut AnyConnection, city: Uuid, history: HistoryPolic
     if let Some(highest) = highest {
         sqlx::query(
             "INSERT INTO alert_history (city_uuid, pruned_through) VALUES ($1, $2) \
-         ON CONFLICT (city_uuid) DO UPDATE SET pruned_through = excluded.pruned_through \
-         WHERE alert_history.pruned_through < excluded.pruned_through",
+             ON CONFLICT (city_uuid) DO UPDATE SET pruned_through = excluded.pruned_through \
+             WHERE alert_history.pruned_through < excluded.pruned_through",
         )
         .bind(city.to_string())
         .bind(highest)
@@ -280,19 +276,21 @@ async fn prune(connection: &mut AnyConnection, city: Uuid, history: HistoryPolic
     Ok(())
 }
 
-/// [`prune`] under a savepoint of `transaction`, for PostgreSQL: a statement that fails there
+/// [`prune`] in a transaction of its own on `connection`: a savepoint when the connection is
+/// in a transaction already. That is how PostgreSQL publishes: a statement that fails there
 /// aborts the whole transaction, so a failed prune rolls back to the savepoint instead (when
 /// the savepoint is dropped) and the alert is still committed.
-async fn prune_in_savepoint(
-    transaction: &mut AnyConnection,
+async fn prune_in_transaction(
+    connection: &mut AnyConnection,
     city: Uuid,
     history: HistoryPolicy,
 ) -> Result<()> {
-    let mut savepoint = sqlx::Connection::begin(transaction)
+    let mut transaction = connection
+        .begin()
         .await
         .map_err(query_error("pruning alerts"))?;
-    prune(&mut savepoint, city, history).await?;
-    savepoint
+    prune(&mut transaction, city, history).await?;
+    transaction
         .commit()
         .await
         .map_err(query_error("pruning alerts"))

@@ -125,8 +125,7 @@ pub(super) async fn connect(database_url: &str) -> Result<Opened> {
         return Err(StoreError::UnsupportedUrl(url));
     };
     sqlx::any::install_default_drivers();
-    let mut own_connection_url = Some(database_url.to_owned());
-    let pool = match backend {
+    let (pool, own_connection_url) = match backend {
         Backend::Sqlite => {
             let in_memory =
                 database_url.contains(":memory:") || database_url.contains("mode=memory");
@@ -141,7 +140,6 @@ pub(super) async fn connect(database_url: &str) -> Result<Opened> {
                     source: sqlx::Error::Io(source),
                 })?;
             }
-            own_connection_url = (!in_memory).then(|| connect_url.clone());
             // A connection to a SQLite file is a handle inside this process: it does not go
             // stale as a network connection may, so it is not pinged (a round trip to its
             // worker thread) every time the pool hands it out.
@@ -164,18 +162,22 @@ pub(super) async fn connect(database_url: &str) -> Result<Opened> {
                         })
                     })
             };
-            pool_options
+            let pool = pool_options
                 .test_before_acquire(false)
                 .connect(&connect_url)
                 .await
-                .map_err(open_error)?
+                .map_err(open_error)?;
+            (pool, (!in_memory).then_some(connect_url))
         }
-        Backend::Postgres => AnyPoolOptions::new()
-            .max_connections(8)
-            .acquire_timeout(CONNECT_TIMEOUT)
-            .connect(database_url)
-            .await
-            .map_err(open_error)?,
+        Backend::Postgres => {
+            let pool = AnyPoolOptions::new()
+                .max_connections(8)
+                .acquire_timeout(CONNECT_TIMEOUT)
+                .connect(database_url)
+                .await
+                .map_err(open_error)?;
+            (pool, Some(database_url.to_owned()))
+        }
     };
 
     migrator(backend)
