@@ -39,7 +39,10 @@ pub struct StoredAlert {
 impl Store {
     /// Stores an alert for `city`, stamped with the current time. Ids only grow. What
     /// [`Store::insert_alert_then`] does, with nothing to run before the commit and the
-    /// default [`HistoryPolicy`].
+    /// default [`HistoryPolicy`]: for the tests only, as it prunes to that policy, and a
+    /// server configured to keep more would lose history through it (publishing goes through
+    /// `App::publish_alert`, with the server's policy).
+    #[cfg(test)]
     pub async fn insert_alert(&self, city: Uuid, message: &str) -> Result<StoredAlert> {
         let history = HistoryPolicy::default();
         let (stored, ()) = self

@@ -67,8 +67,9 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
 ];
 
-/// How long a request waits for a PostgreSQL connection before it fails (503 rather than a
-/// hang when the database is down).
+/// How long a request waits for a database connection before it fails (503 rather than a
+/// hang when the database is down): the PostgreSQL pool's acquire, and the alert writer's
+/// check or opening of its own connection on either database.
 pub(super) const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Which database a store runs on; the SQL is shared, these are the few differences.
