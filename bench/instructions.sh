@@ -23,6 +23,16 @@ case "$scenario" in
   echo | fanout) ;;
   *) echo "usage: bench/instructions.sh echo|fanout" >&2; exit 2 ;;
 esac
+for program in "$bin/wfs" "$bin/wfs-bench" "$bin/wfs-bench-ceiling"; do
+  if [ ! -x "$program" ]; then
+    echo "$program not found: cargo build --release -p wfs -p wfs-bench first" >&2
+    exit 2
+  fi
+done
+if ! command -v callgrind_control >/dev/null; then
+  echo "valgrind not found: apt-get install valgrind" >&2
+  exit 2
+fi
 
 # Starts `$1` (wfs or ceiling) under callgrind in $dir on $port; sets $pid and $login.
 start() {
@@ -56,10 +66,17 @@ stop() {
   awk '/^(summary|totals):/ {print $2; exit}' "$dir"/callgrind.*.1
 }
 
-# The field `$2` of the JSON line `wfs-bench` printed last into file `$1`.
+# The field `$2` of the JSON line `wfs-bench` printed last into file `$1`; for a failed run
+# (no such line), what the load generator and the server said, and a failure.
 field() {
   python3 -c 'import json, sys
-print(json.loads(open(sys.argv[1]).read().split("\n")[-2])[sys.argv[2]])' "$1" "$2"
+print(json.loads(open(sys.argv[1]).read().strip().split("\n")[-1])[sys.argv[2]])' "$1" "$2" \
+    2>/dev/null && return
+  echo "wfs-bench gave no result against $server; it said:" >&2
+  tail -5 "$dir/run.err" >&2
+  echo "and the server:" >&2
+  tail -5 "$dir/log" >&2
+  return 1
 }
 
 for server in wfs ceiling; do
@@ -71,9 +88,10 @@ for server in wfs ceiling; do
     start "$server"
     "${generator[@]}" echo --connections 8 --warmup 0 --duration 3 >/dev/null 2>&1
     callgrind_control --zero "$pid" >/dev/null 2>&1
-    "${generator[@]}" echo --connections 8 --warmup 0 --duration 10 >"$dir/run.json" 2>/dev/null
+    "${generator[@]}" echo --connections 8 --warmup 0 --duration 10 >"$dir/run.json" \
+      2>"$dir/run.err"
     instructions=$(stop)
-    echoes=$(field "$dir/run.json" messages)
+    echoes=$(field "$dir/run.json" messages) || exit 1
     echo "$server: $echoes echoes, $instructions instructions, $((instructions / echoes)) per echo"
     rm -rf "$dir"
   else
@@ -82,10 +100,10 @@ for server in wfs ceiling; do
       dir=$(mktemp -d)
       start "$server"
       "${generator[@]}" "${login[@]}" fanout --subscribers 600 --cities 6 \
-        --alerts "$alerts" --interval-ms 200 --drain 30 >"$dir/run.json" 2>/dev/null
+        --alerts "$alerts" --interval-ms 200 --drain 30 >"$dir/run.json" 2>"$dir/run.err"
       instructions=$(stop)
-      delivered=$(field "$dir/run.json" delivered)
-      lost=$(field "$dir/run.json" lost)
+      delivered=$(field "$dir/run.json" delivered) || exit 1
+      lost=$(field "$dir/run.json" lost) || exit 1
       echo "$server, $alerts alerts: $delivered delivered, $lost lost, $instructions instructions"
       counted+=("$instructions" "$delivered")
       rm -rf "$dir"
