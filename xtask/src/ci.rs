@@ -38,7 +38,8 @@ pub fn run(args: &[String], root: &Path) -> anyhow::Result<ExitCode> {
         "clippy",
     )?;
     println!("==> cargo xtask docs --check");
-    crate::docs::run(&["--check".to_owned()]).context("docs are stale (run `cargo xtask docs`)")?;
+    crate::docs::run(&["--check".to_owned()], root)
+        .context("docs are stale (run `cargo xtask docs`)")?;
     test(root)
 }
 

@@ -16,9 +16,9 @@ const USAGE: &str = "usage: cargo xtask docs [--input FILE] [--out DIR] [--check
   --out DIR     where index.html goes (default: docs/)
   --check       render in memory and fail if DIR/index.html is missing or stale";
 
-/// Runs `docs` with the arguments that follow it on the command line.
-pub fn run(args: &[String]) -> anyhow::Result<()> {
-    let root = workspace_root();
+/// Runs `docs` with the arguments that follow it on the command line; the defaults are under
+/// `root`, the repository (`main.rs` finds it where `cargo run` says, not where xtask was built).
+pub fn run(args: &[String], root: &Path) -> anyhow::Result<()> {
     let mut input = root.join("asyncapi/v1-schema.yaml");
     let mut out = root.join("docs");
     let mut check = false;
@@ -54,12 +54,4 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             )
         }
     }
-}
-
-/// The workspace root, so the defaults work from any directory `cargo xtask` is run in.
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."))
 }

@@ -24,7 +24,7 @@ fn main() -> ExitCode {
     let rest = args.get(1..).unwrap_or_default();
     let result = match args.first().map(String::as_str) {
         Some("codegen") => codegen::run(rest),
-        Some("docs") => docs::run(rest).map(|()| ExitCode::SUCCESS),
+        Some("docs") => docs::run(rest, &workspace_root()).map(|()| ExitCode::SUCCESS),
         Some("ci") => ci::run(rest, &workspace_root()),
         Some("bench") => bench::run(rest, &workspace_root()),
         _ => {
