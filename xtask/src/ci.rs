@@ -19,6 +19,7 @@ pub fn run(args: &[String], root: &Path) -> anyhow::Result<ExitCode> {
     if let Some(other) = args.first() {
         bail!("unknown argument `{other}` (ci takes none)");
     }
+    ensure_built_here(root)?;
     ensure_tools()?;
     cargo(
         root,
@@ -41,6 +42,29 @@ pub fn run(args: &[String], root: &Path) -> anyhow::Result<ExitCode> {
     crate::docs::run(&["--check".to_owned()], root)
         .context("docs are stale (run `cargo xtask docs`)")?;
     test(root)
+}
+
+/// Fails, saying what to do, when this xtask was compiled in another checkout: the build
+/// cache (`CARGO_TARGET_DIR`) is shared with it, and cargo does not rebuild a workspace crate
+/// when only its checkout's path changed, so the test binaries in that cache would read the
+/// other checkout's files (`env!("CARGO_MANIFEST_DIR")`) and fail, or pass, for it.
+fn ensure_built_here(root: &Path) -> anyhow::Result<()> {
+    let compiled_root = Path::new(env!("CARGO_MANIFEST_DIR")).parent();
+    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    };
+    match compiled_root {
+        Some(compiled_root) if !same(compiled_root, root) => bail!(
+            "the build cache holds binaries built in {} (this checkout is {}); cargo does not \
+             rebuild them for a move, and the tests would read that checkout's files. Give \
+             this checkout a cache of its own (unset CARGO_TARGET_DIR: `.ci/run` keeps one per \
+             checkout under ~/.cache/wfs-targets), or run `cargo clean` on this one",
+            compiled_root.display(),
+            root.display()
+        ),
+        _ => Ok(()),
+    }
 }
 
 /// Runs every test, echoing the output, and closes with one total line (`N passed, N failed`):
